@@ -1,0 +1,71 @@
+"""flowcraft_core: declarative DAG blueprints and their in-process asyncio runtime.
+
+Layers point one way: blueprint model -> analysis -> runtime. Nothing here imports Redis or
+BullMQ; the distributed adapter lives in `flowcraft_bullmq`.
+"""
+
+from .blueprint import Blueprint, load_blueprint
+from .cancellation import CancellationToken
+from .errors import (
+    BlueprintError,
+    BlueprintVersionError,
+    ExpressionError,
+    ExpressionSyntaxError,
+    FatalNodeError,
+    FlowcraftError,
+    InvalidNodeResultError,
+    LoopLimitError,
+    NodeCancelledError,
+    NodeTimeoutError,
+    NonRetryableError,
+    Problem,
+    RegistryError,
+    ReservedKeyError,
+    RunNotAwaitingError,
+    RunNotFoundError,
+    SerializationError,
+    SubflowError,
+    WorkerLostError,
+)
+from .events import FlowEvent, InMemoryEventBus
+from .node import BaseNode, NodeContext
+from .registry import NodeRegistry
+from .results import ErrorRecord, NodeResult, RunStatus, WorkflowResult
+from .runtime import FlowRuntime
+from .serializer import JsonSerializer
+
+__all__ = [
+    "BaseNode",
+    "Blueprint",
+    "BlueprintError",
+    "BlueprintVersionError",
+    "CancellationToken",
+    "ErrorRecord",
+    "ExpressionError",
+    "ExpressionSyntaxError",
+    "FatalNodeError",
+    "FlowEvent",
+    "FlowRuntime",
+    "FlowcraftError",
+    "InMemoryEventBus",
+    "InvalidNodeResultError",
+    "JsonSerializer",
+    "LoopLimitError",
+    "NodeCancelledError",
+    "NodeContext",
+    "NodeRegistry",
+    "NodeResult",
+    "NodeTimeoutError",
+    "NonRetryableError",
+    "Problem",
+    "RegistryError",
+    "ReservedKeyError",
+    "RunNotAwaitingError",
+    "RunNotFoundError",
+    "RunStatus",
+    "SerializationError",
+    "SubflowError",
+    "WorkerLostError",
+    "WorkflowResult",
+    "load_blueprint",
+]

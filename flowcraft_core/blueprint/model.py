@@ -21,7 +21,9 @@ from pydantic import (
     model_validator,
 )
 
-NodeId = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+NodeId = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
 Key = Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
 
 
@@ -61,14 +63,18 @@ class NodeConfig(_FrozenModel):
     """Per-node resilience and join settings; durations in milliseconds as in the JSON."""
 
     max_retries: int = Field(1, alias="maxRetries", ge=1, description="Total attempts (>= 1).")
-    retry_delay: float = Field(0, alias="retryDelay", ge=0, description="Delay before each retry, ms.")
+    retry_delay: float = Field(
+        0, alias="retryDelay", ge=0, description="Delay before each retry, ms."
+    )
     backoff: Literal["fixed", "exponential"] = Field("fixed", description="Retry delay growth.")
     timeout: float | None = Field(None, gt=0, description="Per-attempt time limit, ms.")
     fallback: Key | None = Field(
         None, description="A node id of this blueprint, or else an implementation key."
     )
     join_strategy: Literal["all", "any"] = Field(
-        "all", alias="joinStrategy", description="Wait for every incoming edge, or fire on the first."
+        "all",
+        alias="joinStrategy",
+        description="Wait for every incoming edge, or fire on the first.",
     )
 
 
@@ -81,7 +87,7 @@ class NodeDefinition(_FrozenModel):
     inputs: Key | dict[str, Key] | None = Field(
         None, description="How the node's input is computed: a reference or name -> reference."
     )
-    config: NodeConfig = Field(default_factory=NodeConfig)  # type: ignore[arg-type]
+    config: NodeConfig = Field(default_factory=NodeConfig)
 
 
 class EdgeDefinition(_FrozenModel):
@@ -115,7 +121,7 @@ class Blueprint(_FrozenModel):
     id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     nodes: tuple[NodeDefinition, ...] = Field(strict=False)
     edges: tuple[EdgeDefinition, ...] = Field((), strict=False)
-    metadata: BlueprintMetadata = Field(default_factory=BlueprintMetadata)  # type: ignore[arg-type]
+    metadata: BlueprintMetadata = Field(default_factory=BlueprintMetadata)
 
     # Derived, cached state (compiled expressions, execution plan); never part of the data.
     _cache: dict[str, Any] = PrivateAttr(default_factory=dict)

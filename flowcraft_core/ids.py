@@ -1,0 +1,41 @@
+"""Run ids and activation ids (= BullMQ job ids, SPEC 9.3), shared by both modes."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9_.~-]{1,256}$")
+_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.")
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex
+
+
+def validate_run_id(run_id: str) -> str:
+    """Return `run_id` or raise ValueError naming it."""
+    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+        raise ValueError(f"invalid run id {run_id!r}: must be 1-256 characters of [A-Za-z0-9_.~-]")
+    return run_id
+
+
+def node_token(node_id: str) -> str:
+    """The node id with every byte outside [A-Za-z0-9_.] written as ~xx (lowercase hex)."""
+    raw = node_id.encode()
+    if all(b in _SAFE for b in raw):
+        return node_id
+    return "".join(chr(b) if b in _SAFE else f"~{b:02x}" for b in raw)
+
+
+def iteration_token(iteration: Sequence[int]) -> str:
+    return ".".join(str(i) for i in iteration) if iteration else "0"
+
+
+def activation_id(run_id: str, node_id: str, iteration: Sequence[int]) -> str:
+    """`<runId>-<nodeToken>-<iterationToken>`: injective read from the right, never all digits."""
+    return f"{run_id}-{node_token(node_id)}-{iteration_token(iteration)}"
+
+
+__all__ = ["activation_id", "iteration_token", "new_run_id", "node_token", "validate_run_id"]

@@ -1,0 +1,446 @@
+"""Running one activation: attempts, retry delays, timeouts, class-node lifecycle, fallbacks.
+
+The executor turns node code into an `Outcome` and never touches routing or joins; the engine
+does that with the outcome. It is shared by the in-process engine and the distributed worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..cancellation import CancellationToken
+from ..context import AsyncContextView, ContextStore, WriteBuffer
+from ..errors import (
+    ExpressionError,
+    FatalNodeError,
+    InvalidNodeResultError,
+    LoopLimitError,
+    NodeCancelledError,
+    NodeTimeoutError,
+    NonRetryableError,
+    ReservedKeyError,
+    SerializationError,
+)
+from ..events import FlowEvent, NodeFallback, NodeRetry
+from ..node import BaseNode, NodeContext
+from ..results import NodeResult
+from ..serializer import check_json
+
+logger = logging.getLogger("flowcraft_core.executor")
+
+_NOT_RETRYABLE = (
+    NonRetryableError,
+    InvalidNodeResultError,
+    ExpressionError,
+    LoopLimitError,
+    SerializationError,
+    ReservedKeyError,
+)
+
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+WAITING = "waiting"
+
+
+@dataclass(slots=True, eq=False)
+class Waiting:
+    """Returned by built-ins that hold their activation open (wait, webhook, subflow)."""
+
+    details: dict[str, Any]
+
+
+@dataclass(slots=True, eq=False)
+class Outcome:
+    kind: str
+    result: NodeResult | None = None
+    ops: dict[str, Any] = field(default_factory=dict)
+    error: BaseException | None = None
+    attempts: int = 0
+    fallback_error: BaseException | None = None
+    #: The stand-in that produced the result (its output is stored under both ids).
+    stand_in: str | None = None
+    details: dict[str, Any] | None = None
+
+
+class AttemptCancelled(Exception):
+    """Internal: the run was cancelled during this activation."""
+
+
+@dataclass(slots=True, frozen=True)
+class Implementation:
+    """An implementation classified once: class node, async function or blocking function."""
+
+    impl: Any
+    is_class: bool
+    is_async: bool
+
+    @classmethod
+    def of(cls, impl: Any) -> Implementation:
+        if inspect.isclass(impl) and issubclass(impl, BaseNode):
+            return cls(impl, True, True)
+        is_async = inspect.iscoroutinefunction(impl) or inspect.iscoroutinefunction(
+            getattr(impl, "__call__", None)  # noqa: B004 - async callable objects
+        )
+        if isinstance(impl, functools.partial):
+            is_async = inspect.iscoroutinefunction(impl.func)
+        return cls(impl, False, is_async)
+
+
+def normalize_result(value: Any, node_id: str) -> NodeResult:
+    """NodeResult, a mapping with keys among {output, action}, or None."""
+    if type(value) is NodeResult:
+        result = value
+    elif value is None:
+        return NodeResult()
+    elif isinstance(value, NodeResult):
+        result = value
+    elif isinstance(value, Mapping):
+        extra = set(value) - {"output", "action"}
+        if extra:
+            raise InvalidNodeResultError(node_id, f"unexpected keys {sorted(map(str, extra))}")
+        result = NodeResult(output=value.get("output"), action=value.get("action"))
+    else:
+        raise InvalidNodeResultError(
+            node_id, f"expected NodeResult, a mapping or None, got {type(value).__name__}"
+        )
+    if result.action is not None and not isinstance(result.action, str):
+        raise InvalidNodeResultError(node_id, f"action must be a string, got {result.action!r}")
+    output = result.output
+    if type(output) not in (str, int, bool, type(None)):
+        checked = check_json(output, node_id=node_id, key="_outputs." + node_id)
+        if checked is not output:
+            result = NodeResult(output=checked, action=result.action)
+    return result
+
+
+def retryable(exc: BaseException) -> bool:
+    return not isinstance(exc, _NOT_RETRYABLE)
+
+
+def allows_fallback(exc: BaseException) -> bool:
+    return not isinstance(exc, (FatalNodeError, AttemptCancelled, NodeCancelledError))
+
+
+async def call_in_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    loop = asyncio.get_running_loop()
+    run = contextvars.copy_context().run
+    return await loop.run_in_executor(None, functools.partial(run, fn, *args))
+
+
+async def _invoke(is_async: bool, fn: Callable[..., Any], *args: Any) -> Any:
+    if is_async:
+        return await fn(*args)
+    value = await call_in_thread(fn, *args)
+    if inspect.isawaitable(value):
+        value = await value
+    return value
+
+
+async def invoke_method(method: Callable[..., Any], *args: Any) -> Any:
+    """Class-node methods may be async or plain (plain ones run in a thread)."""
+    return await _invoke(inspect.iscoroutinefunction(method), method, *args)
+
+
+@dataclass(slots=True, eq=False)
+class AttemptSpec:
+    """Identity and settings shared by the attempts of one activation (or its stand-in)."""
+
+    node_id: str
+    params: Mapping[str, Any]
+    input: Any
+    iteration: tuple[int, ...]
+    activation_id: str
+    max_attempts: int
+    retry_delay_ms: float
+    exponential: bool
+    timeout_ms: float | None
+
+
+class Executor:
+    """Runs attempts for one run; `emit` is None when nobody listens to events."""
+
+    def __init__(
+        self,
+        *,
+        store: ContextStore,
+        run_id: str,
+        blueprint_id: str,
+        dependencies: Mapping[str, Any],
+        emit: Callable[[FlowEvent], None] | None,
+        is_cancelled: Callable[[], bool],
+        track_signal: Callable[[CancellationToken | None], None],
+    ) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.blueprint_id = blueprint_id
+        self.dependencies = dependencies
+        self.emit = emit
+        self.is_cancelled = is_cancelled
+        self.track_signal = track_signal
+        self.loop = asyncio.get_running_loop()
+
+    def make_context(
+        self, spec: AttemptSpec, attempt: int, buffer: WriteBuffer, signal: CancellationToken
+    ) -> NodeContext:
+        return NodeContext(
+            context=AsyncContextView(self.store, buffer, self.loop),
+            input=spec.input,
+            params=spec.params,
+            dependencies=self.dependencies,
+            run_id=self.run_id,
+            blueprint_id=self.blueprint_id,
+            node_id=spec.node_id,
+            iteration=spec.iteration,
+            attempt=attempt,
+            activation_id=spec.activation_id,
+            signal=signal,
+        )
+
+    def _abandon(self, buffer: WriteBuffer, signal: CancellationToken, reason: str) -> None:
+        buffer.closed = True
+        signal.cancel(reason)
+
+    async def _timed(
+        self,
+        make: Callable[[], Awaitable[Any]],
+        spec: AttemptSpec,
+        buffer: WriteBuffer,
+        signal: CancellationToken,
+    ) -> Any:
+        """Await `make()` under the spec's timeout; cancellation of the run wins."""
+        cm = asyncio.timeout(spec.timeout_ms / 1000.0) if spec.timeout_ms is not None else None
+        try:
+            if cm is None:
+                return await make()
+            async with cm:
+                return await make()
+        except TimeoutError:
+            if cm is not None and cm.expired():
+                self._abandon(buffer, signal, "timeout")
+                assert spec.timeout_ms is not None
+                raise NodeTimeoutError(spec.node_id, spec.timeout_ms) from None
+            raise
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self.is_cancelled() or (task is not None and task.cancelling()):
+                self._abandon(buffer, signal, "cancelled")
+                raise
+            raise RuntimeError("node code raised CancelledError") from None
+
+    async def attempts(
+        self,
+        spec: AttemptSpec,
+        run_attempt: Callable[[NodeContext], Awaitable[Any]],
+        *,
+        fresh_buffer: Callable[[], WriteBuffer] | None = None,
+        first_ctx: NodeContext | None = None,
+    ) -> Outcome:
+        """Up to `max_attempts` calls of `run_attempt`, each with its own buffer and signal."""
+        last: BaseException | None = None
+        attempt = 0
+        for attempt in range(1, spec.max_attempts + 1):
+            if attempt == 1 and first_ctx is not None:
+                ctx = first_ctx
+                buffer = ctx.context.buffer
+                signal = ctx.signal
+            else:
+                buffer = fresh_buffer() if fresh_buffer is not None else WriteBuffer(spec.node_id)
+                signal = CancellationToken()
+                ctx = self.make_context(spec, attempt, buffer, signal)
+            self.track_signal(signal)
+            try:
+                raw = await self._timed(functools.partial(run_attempt, ctx), spec, buffer, signal)
+                if isinstance(raw, Waiting):
+                    return Outcome(WAITING, details=raw.details, attempts=attempt)
+                result = normalize_result(raw, spec.node_id)
+                if buffer.closed:
+                    raise NodeCancelledError(f"node {spec.node_id!r}: attempt was abandoned")
+                buffer.closed = True
+                return Outcome(SUCCEEDED, result=result, ops=buffer.ops, attempts=attempt)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                buffer.closed = True
+                if self.is_cancelled():
+                    raise asyncio.CancelledError from exc
+                last = exc
+                if not retryable(exc) or attempt >= spec.max_attempts:
+                    break
+                delay = spec.retry_delay_ms
+                if spec.exponential:
+                    delay = delay * (2 ** (attempt - 1))
+                logger.warning(
+                    "node %r attempt %d failed (%s: %s); retrying in %g ms",
+                    spec.node_id,
+                    attempt,
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                    extra={"run_id": self.run_id, "node_id": spec.node_id},
+                )
+                if self.emit is not None:
+                    self.emit(
+                        NodeRetry(
+                            run_id=self.run_id,
+                            blueprint_id=self.blueprint_id,
+                            node_id=spec.node_id,
+                            iteration=spec.iteration,
+                            attempt=attempt,
+                            delay_ms=delay,
+                            error=exc,
+                        )
+                    )
+                if delay > 0:
+                    await asyncio.sleep(delay / 1000.0)
+            finally:
+                self.track_signal(None)
+        assert last is not None
+        return Outcome(FAILED, error=last, attempts=attempt)
+
+    async def run_function(
+        self, impl: Implementation, spec: AttemptSpec, first_ctx: NodeContext | None = None
+    ) -> Outcome:
+        fn = impl.impl
+        is_async = impl.is_async
+
+        def attempt(ctx: NodeContext) -> Awaitable[Any]:
+            return _invoke(is_async, fn, ctx)
+
+        return await self.attempts(spec, attempt, first_ctx=first_ctx)
+
+    async def run_class(
+        self, impl: Implementation, spec: AttemptSpec, first_ctx: NodeContext | None = None
+    ) -> Outcome:
+        """prep (once) -> exec (retried, timed) -> [fallback()] -> post (once)."""
+        instance: BaseNode = impl.impl(spec.params, spec.node_id)
+        base = WriteBuffer(spec.node_id)
+        signal = CancellationToken()
+        if first_ctx is not None:
+            base = first_ctx.context.buffer
+            signal = first_ctx.signal
+        ctx = first_ctx or self.make_context(spec, 1, base, signal)
+        try:
+            prep_result = await invoke_method(instance.prep, ctx)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if self.is_cancelled():
+                raise asyncio.CancelledError from exc
+            await self._recover(instance, exc, ctx)
+            return Outcome(FAILED, error=exc, attempts=0)
+        base_ops = dict(base.ops)
+
+        def fresh() -> WriteBuffer:
+            buffer = WriteBuffer(spec.node_id)
+            buffer.ops.update(base_ops)
+            return buffer
+
+        def attempt(actx: NodeContext) -> Awaitable[Any]:
+            return invoke_method(instance.exec, prep_result, actx)
+
+        first = self.make_context(spec, 1, fresh(), CancellationToken())
+        outcome = await self.attempts(spec, attempt, fresh_buffer=fresh, first_ctx=first)
+        final_ctx = first
+        if outcome.kind == FAILED:
+            assert outcome.error is not None
+            if not allows_fallback(outcome.error):
+                await self._recover(instance, outcome.error, ctx)
+                return outcome
+            final_ctx = self.make_context(spec, outcome.attempts, fresh(), CancellationToken())
+            try:
+                raw = await invoke_method(instance.fallback, outcome.error, final_ctx)
+                result = normalize_result(raw, spec.node_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self.is_cancelled():
+                    raise asyncio.CancelledError from exc
+                error = exc
+                await self._recover(instance, error, final_ctx)
+                return Outcome(FAILED, error=error, attempts=outcome.attempts)
+            outcome = Outcome(
+                SUCCEEDED,
+                result=result,
+                ops=final_ctx.context.buffer.ops,
+                attempts=outcome.attempts,
+            )
+        elif outcome.kind == WAITING:
+            return outcome
+        else:
+            final_ctx = self.make_context(spec, outcome.attempts, WriteBuffer(spec.node_id), signal)
+            final_ctx.context.buffer.ops.update(outcome.ops)
+        try:
+            raw = await invoke_method(instance.post, outcome.result, final_ctx)
+            result = normalize_result(raw, spec.node_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if self.is_cancelled():
+                raise asyncio.CancelledError from exc
+            return Outcome(FAILED, error=exc, attempts=outcome.attempts)
+        return Outcome(
+            SUCCEEDED,
+            result=result,
+            ops=final_ctx.context.buffer.ops,
+            attempts=outcome.attempts,
+        )
+
+    async def _recover(self, instance: BaseNode, error: BaseException, ctx: NodeContext) -> None:
+        try:
+            await invoke_method(instance.recover, error, ctx)
+        except Exception:
+            logger.exception(
+                "recover() of node %r raised; ignored",
+                instance.node_id,
+                extra={"run_id": self.run_id, "node_id": instance.node_id},
+            )
+
+    def emit_fallback(
+        self, node_id: str, iteration: tuple[int, ...], fallback: str, error: BaseException
+    ) -> None:
+        logger.warning(
+            "node %r failed (%s: %s); falling back to %r",
+            node_id,
+            type(error).__name__,
+            error,
+            fallback,
+            extra={"run_id": self.run_id, "node_id": node_id},
+        )
+        if self.emit is not None:
+            self.emit(
+                NodeFallback(
+                    run_id=self.run_id,
+                    blueprint_id=self.blueprint_id,
+                    node_id=node_id,
+                    iteration=iteration,
+                    fallback=fallback,
+                    error=error,
+                )
+            )
+
+
+def monotonic_ms() -> float:
+    return time.perf_counter() * 1000.0
+
+
+__all__ = [
+    "FAILED",
+    "SUCCEEDED",
+    "WAITING",
+    "AttemptSpec",
+    "Executor",
+    "Implementation",
+    "Outcome",
+    "Waiting",
+    "allows_fallback",
+    "normalize_result",
+    "retryable",
+]

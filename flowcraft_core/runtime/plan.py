@@ -1,0 +1,225 @@
+"""The execution plan: a blueprint compiled once into integer-indexed nodes and edges.
+
+Everything the engine needs per activation (out-edges with compiled expressions, join sizes,
+loop nesting, how an edge maps the source's iteration to the target's) is computed here, so
+the hot path does work proportional to a node's edges only. Plans are cached on the blueprint
+per evaluator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from ..analysis.graph import GraphStructure, compute_structure
+from ..blueprint.model import Blueprint, NodeConfig, NodeDefinition
+from ..errors import BlueprintError, Problem
+from ..expressions import Compiled, Evaluator
+from ..reserved import BATCH_GATHER, BATCH_SCATTER, LOOP_CONTROLLER
+
+# Edge kinds.
+FORWARD = 0
+BACK = 1
+
+
+@dataclass(slots=True, eq=False)
+class EdgePlan:
+    index: int
+    source: int
+    target: int
+    source_id: str
+    target_id: str
+    action: str | None
+    condition_text: str | None
+    condition: Compiled | None
+    transform_text: str | None
+    transform: Compiled | None
+    kind: int
+    #: Length of the common loop prefix of source and target.
+    common: int
+    #: How many loop levels the target adds (0, or 1 when entering a loop at its header).
+    enter: int
+    #: For an edge leaving loops: the outermost exited header (its end resolves it dead).
+    exit_header: int | None
+
+
+@dataclass(slots=True, eq=False)
+class NodePlan:
+    index: int
+    id: str
+    definition: NodeDefinition
+    uses: str
+    params: Mapping[str, Any]
+    config: NodeConfig
+    out_edges: tuple[EdgePlan, ...] = ()
+    #: Distinct predecessors over forward edges, in order of first edge declaration.
+    preds: tuple[int, ...] = ()
+    join_any: bool = False
+    #: Enclosing loop headers, outermost first (a header is inside its own loop).
+    loops: tuple[int, ...] = ()
+    is_header: bool = False
+    #: Resolutions must be tracked per activation (several preds, or fed by a loop exit).
+    tracked: bool = False
+    is_loop_controller: bool = False
+    loop_condition: Compiled | None = None
+    #: Forward edges whose target is this node, for "first declared edge supplies the value".
+    fallback_node: int | None = None
+    fallback_key: str | None = None
+    is_fallback: bool = False
+    is_scatter: bool = False
+    is_gather: bool = False
+    scatter_of_gather: int | None = None
+    reachable: bool = True
+    #: Some out-edge has a condition or transform (routing needs a context reader).
+    has_expressions: bool = False
+    exit_edges: tuple[EdgePlan, ...] = ()
+
+
+@dataclass(slots=True, eq=False)
+class ExecutionPlan:
+    blueprint: Blueprint
+    nodes: tuple[NodePlan, ...]
+    edges: tuple[EdgePlan, ...]
+    by_id: dict[str, int]
+    entries: tuple[int, ...]
+    structure: GraphStructure
+    has_loops: bool
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _compile(
+    evaluator: Evaluator | None, text: str, path: str, problems: list[Problem]
+) -> Compiled | None:
+    from ..errors import ExpressionSyntaxError
+    from ..expressions import compile_expression
+
+    try:
+        return evaluator.compile(text) if evaluator is not None else compile_expression(text)
+    except ExpressionSyntaxError as exc:
+        problems.append(Problem(path, "INVALID_EXPRESSION", str(exc.reason)))
+        return None
+
+
+def get_plan(bp: Blueprint, evaluator: Evaluator | None = None) -> ExecutionPlan:
+    """The cached plan for `bp` under `evaluator` (None = the default safe evaluator)."""
+    cache: dict[Any, ExecutionPlan] = bp._cache.setdefault("plans", {})
+    key = id(evaluator) if evaluator is not None else None
+    plan = cache.get(key)
+    if plan is None or (evaluator is not None and plan.extra.get("evaluator") is not evaluator):
+        plan = build_plan(bp, evaluator)
+        plan.extra["evaluator"] = evaluator
+        cache[key] = plan
+    return plan
+
+
+def build_plan(bp: Blueprint, evaluator: Evaluator | None = None) -> ExecutionPlan:
+    structure = compute_structure(bp)
+    by_id = {n.id: i for i, n in enumerate(bp.nodes)}
+    problems: list[Problem] = []
+
+    nodes: list[NodePlan] = []
+    for i, n in enumerate(bp.nodes):
+        nodes.append(
+            NodePlan(
+                index=i,
+                id=n.id,
+                definition=n,
+                uses=n.uses,
+                params=MappingProxyType(n.params),
+                config=n.config,
+                join_any=n.config.join_strategy == "any",
+                loops=tuple(by_id[h] for h in structure.node_loops.get(n.id, ())),
+                is_header=n.id in structure.loop_body,
+                is_loop_controller=n.uses == LOOP_CONTROLLER,
+                is_fallback=n.id in structure.fallback_ids,
+                is_scatter=n.uses == BATCH_SCATTER,
+                is_gather=n.uses == BATCH_GATHER,
+                reachable=n.id in structure.reachable,
+            )
+        )
+        fb = n.config.fallback
+        if fb is not None:
+            if fb in by_id:
+                nodes[i].fallback_node = by_id[fb]
+            else:
+                nodes[i].fallback_key = fb
+        if n.uses == LOOP_CONTROLLER:
+            cond = n.params.get("condition")
+            if isinstance(cond, str):
+                nodes[i].loop_condition = _compile(
+                    evaluator, cond, f"nodes[{i}].params.condition", problems
+                )
+
+    edges: list[EdgePlan] = []
+    out: list[list[EdgePlan]] = [[] for _ in nodes]
+    exits: dict[int, list[EdgePlan]] = {}
+    for j, e in enumerate(bp.edges):
+        s, t = by_id.get(e.source), by_id.get(e.target)
+        if s is None or t is None:
+            problems.append(Problem(f"edges[{j}]", "UNKNOWN_EDGE_TARGET", "unknown node"))
+            continue
+        s_loops, t_loops = nodes[s].loops, nodes[t].loops
+        common = 0
+        while (
+            common < len(s_loops) and common < len(t_loops) and s_loops[common] == t_loops[common]
+        ):
+            common += 1
+        kind = BACK if j in structure.back_edges else FORWARD
+        exit_header = s_loops[common] if kind == FORWARD and common < len(s_loops) else None
+        ep = EdgePlan(
+            index=j,
+            source=s,
+            target=t,
+            source_id=e.source,
+            target_id=e.target,
+            action=e.action,
+            condition_text=e.condition,
+            condition=_compile(evaluator, e.condition, f"edges[{j}].condition", problems)
+            if e.condition is not None
+            else None,
+            transform_text=e.transform,
+            transform=_compile(evaluator, e.transform, f"edges[{j}].transform", problems)
+            if e.transform is not None
+            else None,
+            kind=kind,
+            common=common,
+            enter=len(t_loops) - common if kind == FORWARD else 0,
+            exit_header=exit_header,
+        )
+        edges.append(ep)
+        out[s].append(ep)
+        if exit_header is not None:
+            exits.setdefault(exit_header, []).append(ep)
+    if problems:
+        raise BlueprintError(bp.id, problems)
+
+    for node in nodes:
+        node.out_edges = tuple(out[node.index])
+        node.exit_edges = tuple(exits.get(node.index, ()))
+        node.preds = tuple(by_id[p] for p in structure.predecessors.get(node.id, ()))
+        node.has_expressions = node.is_loop_controller or any(
+            e.condition is not None or e.transform is not None for e in node.out_edges
+        )
+    fed_by_exit = {ep.target for ep in edges if ep.exit_header is not None}
+    for node in nodes:
+        node.tracked = len(node.preds) > 1 or node.index in fed_by_exit or node.is_gather
+    for node in nodes:
+        if node.is_scatter:
+            gather = node.params.get("gatherNodeId")
+            if isinstance(gather, str) and gather in by_id:
+                nodes[by_id[gather]].scatter_of_gather = node.index
+
+    return ExecutionPlan(
+        blueprint=bp,
+        nodes=tuple(nodes),
+        edges=tuple(edges),
+        by_id=by_id,
+        entries=tuple(by_id[n] for n in structure.entry_ids),
+        structure=structure,
+        has_loops=bool(structure.loop_headers),
+    )
+
+
+__all__ = ["BACK", "FORWARD", "EdgePlan", "ExecutionPlan", "NodePlan", "build_plan", "get_plan"]
