@@ -33,6 +33,7 @@ from ..ids import activation_id
 from ..node import NodeContext
 from ..reserved import CATCH_ERROR, INPUTS_PREFIX, OUTPUTS_PREFIX
 from ..results import ErrorRecord, NodeResult
+from .batches import Batches
 from .executor import (
     FAILED,
     SUCCEEDED,
@@ -73,13 +74,22 @@ FAILED_RES = 2
 class Act:
     """A ready activation waiting for a worker."""
 
-    __slots__ = ("entry", "iteration", "node", "value")
+    __slots__ = ("entry", "item", "iteration", "node", "value")
 
-    def __init__(self, node: NodePlan, iteration: tuple[int, ...], value: Any, entry: bool) -> None:
+    def __init__(
+        self,
+        node: NodePlan,
+        iteration: tuple[int, ...],
+        value: Any,
+        entry: bool,
+        item: int = -1,
+    ) -> None:
         self.node = node
         self.iteration = iteration
         self.value = value
         self.entry = entry
+        #: Batch item index (the node is then the scatter), or -1.
+        self.item = item
 
 
 class JoinState:
@@ -126,8 +136,11 @@ class Engine:
         self.token = token
         self.errors: list[ErrorRecord] = []
         self.waiting: dict[tuple[int, tuple[int, ...]], dict[str, Any]] = {}
+        #: Private state of waiting activations (a subflow's child context).
+        self.waiting_state: dict[tuple[int, tuple[int, ...]], Any] = {}
+        self.batches = Batches(self)
         self.cancelled = False
-        self._ready: deque[Act] = deque()
+        self.ready: deque[Act] = deque()
         self._work: deque[tuple[NodePlan, tuple[int, ...], int]] = deque()
         self._joins: dict[tuple[int, tuple[int, ...]], JoinState] = {}
         self._ended: set[tuple[int, tuple[int, ...]]] = set()
@@ -179,7 +192,7 @@ class Engine:
             node = self.nodes[index]
             iteration = (0,) * len(node.loops)
             self._open(node, iteration)
-            self._ready.append(Act(node, iteration, None, True))
+            self.ready.append(Act(node, iteration, None, True))
 
     async def drive(self) -> None:
         """Run until nothing is ready and nothing is running (or the run is cancelled)."""
@@ -199,7 +212,7 @@ class Engine:
             self.token.remove_callback(self._cancel_threadsafe)
 
     def _spawn(self, *, picking: bool) -> None:
-        want = len(self._ready) - (1 if picking else 0)
+        want = len(self.ready) - (1 if picking else 0)
         while want > 0 and (self.limit is None or self._workers < self.limit):
             self._workers += 1
             want -= 1
@@ -209,7 +222,7 @@ class Engine:
 
     async def _worker(self) -> None:
         try:
-            ready = self._ready
+            ready = self.ready
             while ready and not self.cancelled:
                 act = ready.popleft()
                 try:
@@ -223,7 +236,7 @@ class Engine:
         finally:
             self._workers -= 1
             if self._workers == 0 and self._done is not None and not self._done.done():
-                if not self._ready or self.cancelled:
+                if not self.ready or self.cancelled:
                     self._done.set_result(None)
                 else:  # pragma: no cover - defensive: work left with no worker
                     self._spawn(picking=False)
@@ -270,6 +283,12 @@ class Engine:
 
     async def _execute(self, act: Act) -> None:
         node = act.node
+        if act.item >= 0:
+            await self.batches.run_item(act)
+            self._drain()
+            if self.events:
+                await self.flush()
+            return
         if not act.entry:
             self.data[INPUTS_PREFIX + node.id] = act.value
         value = self._input(act)
@@ -463,6 +482,8 @@ class Engine:
             details = dict(outcome.details or {})
             details.setdefault("iteration", list(iteration))
             self.waiting[(node.index, iteration)] = details
+            if outcome.state is not None:
+                self.waiting_state[(node.index, iteration)] = outcome.state
             if self.events is not None:
                 self.events.append(
                     NodeAwaiting(
@@ -526,6 +547,8 @@ class Engine:
         data[OUTPUTS_PREFIX + node.id] = result.output
         if outcome.stand_in is not None:
             data[OUTPUTS_PREFIX + outcome.stand_in] = result.output
+        if node.is_scatter:
+            self.batches.launch(node, iteration)
         if events is not None:
             self._commit_events(node.id, ops, result.output, outcome.stand_in)
             for edge, status, _ in decisions:
@@ -660,7 +683,7 @@ class Engine:
         if not node.tracked:
             if status == TAKEN:
                 self._open(node, iteration)
-                self._ready.append(Act(node, iteration, value, False))
+                self.ready.append(Act(node, iteration, value, False))
             else:
                 self._open(node, iteration)
                 self._work.append((node, iteration, status))
@@ -718,7 +741,13 @@ class Engine:
         value: Any,
     ) -> None:
         self._end_join(key)
-        self._ready.append(Act(node, iteration, value, False))
+        if node.is_gather and not self.batches.gather_ready(node, iteration, value):
+            return
+        self.ready.append(Act(node, iteration, value, False))
+
+    def block(self, node: NodePlan, iteration: tuple[int, ...]) -> None:
+        """Mark an activation blocked (upstream failure); propagated by the next drain."""
+        self._work.append((node, iteration, FAILED_RES))
 
     def _drain(self) -> None:
         """Propagate skips and blocks iteratively (a million-node dead chain is fine)."""
@@ -782,7 +811,7 @@ class Engine:
                 0,
             )
             return
-        self._ready.append(Act(header, nxt, value, False))
+        self.ready.append(Act(header, nxt, value, False))
 
     def _loop_end(self, header_index: int, prefix: tuple[int, ...]) -> None:
         header = self.nodes[header_index]
@@ -805,7 +834,18 @@ class Engine:
             if node_id not in details:
                 ids.append(node_id)
                 details[node_id] = self.waiting[(index, _iteration)]
-        return {AWAITING_NODE_IDS: ids, AWAITING_DETAILS: details}
+        from ..reserved import RUN_STATE
+        from .snapshot import dump
+
+        return {AWAITING_NODE_IDS: ids, AWAITING_DETAILS: details, RUN_STATE: dump(self)}
+
+    def complete_waiting(self, key: tuple[int, tuple[int, ...]], outcome: Outcome) -> None:
+        """Finish a waiting activation (resume) and route it like any other completion."""
+        self.waiting.pop(key, None)
+        self.waiting_state.pop(key, None)
+        node = self.nodes[key[0]]
+        self._complete(Act(node, key[1], None, False), outcome, time.perf_counter())
+        self._drain()
 
     def pending(self) -> list[str]:
         """Activations with partial join state (only non-empty for a stalled run)."""

@@ -68,6 +68,8 @@ class Outcome:
     #: The stand-in that produced the result (its output is stored under both ids).
     stand_in: str | None = None
     details: dict[str, Any] | None = None
+    #: Private state of a waiting activation (a subflow's child context), kept in _runState.
+    state: Any = None
 
 
 class AttemptCancelled(Exception):

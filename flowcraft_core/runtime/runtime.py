@@ -10,18 +10,42 @@ from typing import Any
 from ..blueprint.model import Blueprint
 from ..cancellation import CancellationToken
 from ..context import InMemoryContextStore
-from ..errors import BlueprintError, Problem, SerializationError
-from ..events import EventBus, WorkflowFinish, WorkflowStall, WorkflowStart, make_emitter
+from ..errors import (
+    BlueprintError,
+    BlueprintVersionError,
+    Problem,
+    RunNotAwaitingError,
+    SerializationError,
+)
+from ..events import (
+    EventBus,
+    WorkflowFinish,
+    WorkflowResume,
+    WorkflowStall,
+    WorkflowStart,
+    make_emitter,
+)
 from ..expressions import Evaluator
 from ..ids import new_run_id, validate_run_id
 from ..middleware import compose
+from ..nodes.subflow import subflow_outcome
 from ..registry import as_registry
-from ..reserved import BUILTIN_KEYS, ENGINE_STATE_KEYS, EXECUTION_ID
-from ..results import ErrorRecord, RunStatus, WorkflowResult
+from ..reserved import (
+    AWAITING_DETAILS,
+    AWAITING_NODE_IDS,
+    BUILTIN_KEYS,
+    ENGINE_STATE_KEYS,
+    EXECUTION_ID,
+    RUN_STATE,
+    SUBFLOW,
+)
+from ..results import ErrorRecord, NodeResult, RunStatus, WorkflowResult
 from ..serializer import JsonSerializer, Serializer, check_json
+from ..versioning import blueprint_pin
 from .engine import Engine, middleware_core
-from .executor import Implementation
+from .executor import SUCCEEDED, WAITING, Implementation, Outcome
 from .plan import ExecutionPlan, get_plan
+from .snapshot import restore
 
 logger = logging.getLogger("flowcraft_core.runtime")
 
@@ -163,6 +187,16 @@ class FlowRuntime:
                 info = lookup(node.fallback_key, f"nodes[{node.index}].config.fallback")
                 if info is not None:
                     fallbacks[node.fallback_key] = info
+            if node.uses == SUBFLOW:
+                child = node.params.get("blueprintId")
+                if child not in self.blueprints:
+                    problems.append(
+                        Problem(
+                            f"nodes[{node.index}].params.blueprintId",
+                            "UNKNOWN_SUBFLOW_BLUEPRINT",
+                            f"no blueprint {child!r} in the runtime's blueprints",
+                        )
+                    )
             if node.is_scatter:
                 worker = node.params.get("workerUsesKey")
                 if isinstance(worker, str):
@@ -295,6 +329,81 @@ class FlowRuntime:
             context=context,
             serialized_context=self.serializer.serialize(context),
             errors=errors,
+        )
+
+    async def resume(
+        self,
+        blueprint: Blueprint | Mapping[str, Any] | str,
+        serialized_context: Mapping[str, Any] | str | bytes,
+        *,
+        node_id: str | Sequence[str] | None = None,
+        output: Any = None,
+        action: str | None = None,
+        signal: CancellationToken | None = None,
+    ) -> WorkflowResult:
+        """Complete a waiting activation and continue the same run (SPEC 3.11)."""
+        bp = self.resolve_blueprint(blueprint)
+        if isinstance(serialized_context, (str, bytes)):
+            data = self.serializer.deserialize(serialized_context)
+        else:
+            data = dict(serialized_context)
+        if not isinstance(data, dict) or RUN_STATE not in data:
+            raise RunNotAwaitingError("run is not awaiting: its context has no _runState")
+        state = data.pop(RUN_STATE)
+        data.pop(AWAITING_NODE_IDS, None)
+        data.pop(AWAITING_DETAILS, None)
+        pin = blueprint_pin(bp)
+        if not isinstance(state, dict) or state.get("blueprintId") != bp.id:
+            got = state.get("blueprintId") if isinstance(state, dict) else None
+            raise BlueprintVersionError(bp.id, f"blueprint {got!r}", pin)
+        if state.get("pin") != pin:
+            raise BlueprintVersionError(bp.id, str(state.get("pin")), pin)
+        output = check_json(output, key="output")
+        if action is not None and not isinstance(action, str):
+            raise ValueError(f"action must be a string, got {action!r}")
+        run_id = str(data.get(EXECUTION_ID) or new_run_id())
+        plan = get_plan(bp, self.evaluator)
+        impls, fallbacks = self.implementations(plan)
+        engine = self._engine(plan, impls, fallbacks, run_id, data, self.concurrency, signal)
+        restore(engine, state)
+        path = [node_id] if isinstance(node_id, str) else list(node_id or [])
+        key = self._choose_waiting(engine, path[0] if path else None)
+        node = plan.nodes[key[0]]
+        if self._emitter is not None:
+            await self._emitter(WorkflowResume(run_id=run_id, blueprint_id=bp.id, node_id=node.id))
+        if node.uses == SUBFLOW:
+            child = self.blueprints[node.params["blueprintId"]]
+            child_result = await self.resume(
+                child,
+                engine.waiting_state[key],
+                node_id=path[1:] or None,
+                output=output,
+                action=action,
+                signal=signal,
+            )
+            outcome = subflow_outcome(engine, node, child, child_result)
+        else:
+            outcome = Outcome(SUCCEEDED, result=NodeResult(output=output, action=action))
+        if outcome.kind == WAITING:
+            engine.waiting[key] = {**(outcome.details or {}), "iteration": list(key[1])}
+            engine.waiting_state[key] = outcome.state
+        else:
+            engine.complete_waiting(key, outcome)
+        return await self._drive(engine)
+
+    @staticmethod
+    def _choose_waiting(engine: Engine, node_id: str | None) -> tuple[int, tuple[int, ...]]:
+        keys = sorted(engine.waiting)
+        if not keys:
+            raise RunNotAwaitingError("run has no waiting node")
+        if node_id is None:
+            return keys[0]
+        for key in keys:
+            if engine.nodes[key[0]].id == node_id:
+                return key
+        waiting = list(dict.fromkeys(engine.nodes[k[0]].id for k in keys))
+        raise RunNotAwaitingError(
+            f"node {node_id!r} is not waiting; waiting nodes: {waiting}", waiting=waiting
         )
 
     def run_sync(
