@@ -18,8 +18,9 @@ from ..results import ErrorRecord
 from .executor import SUCCEEDED, AttemptSpec, Implementation
 
 if TYPE_CHECKING:
-    from .engine import Act, Engine
+    from .engine import Engine
     from .plan import NodePlan
+    from .state import Act
 
 
 @dataclass(slots=True, eq=False)
@@ -69,7 +70,7 @@ class Batches:
 
     def launch(self, scatter: NodePlan, iteration: tuple[int, ...]) -> None:
         """Queue items up to the in-flight cap."""
-        from .engine import Act
+        from .state import Act
 
         batch = self.open.get((scatter.index, iteration))
         if batch is None:
@@ -191,7 +192,7 @@ class Batches:
             if batch.failed:
                 engine.block(gather, act.iteration)
             else:
-                from .engine import Act
+                from .state import Act
 
                 engine.ready.append(Act(gather, act.iteration, batch.parked_value, False))
 

@@ -11,13 +11,12 @@ import asyncio
 import contextvars
 import logging
 import time
-from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
 from ..cancellation import CancellationToken
 from ..context import InMemoryContextStore, WriteBuffer
-from ..errors import ExpressionError, LoopLimitError
+from ..errors import ExpressionError
 from ..events import (
     ContextChange,
     EdgeEvaluate,
@@ -45,8 +44,9 @@ from .executor import (
     allows_fallback,
     normalize_result,
 )
-from .plan import BACK, EdgePlan, ExecutionPlan, NodePlan
+from .plan import EdgePlan, ExecutionPlan, NodePlan
 from .routing import ContextReader, edge_value, resolve_inputs, select_edges
+from .state import DEAD, FAILED_RES, TAKEN, Act, RunState
 
 logger = logging.getLogger("flowcraft_core.engine")
 
@@ -64,40 +64,6 @@ async def middleware_core(ctx: NodeContext) -> NodeResult:
         assert outcome.error is not None
         raise outcome.error
     return outcome.result if outcome.result is not None else NodeResult()
-
-
-TAKEN = 0
-DEAD = 1
-FAILED_RES = 2
-
-
-class Act:
-    """A ready activation waiting for a worker."""
-
-    __slots__ = ("entry", "item", "iteration", "node", "value")
-
-    def __init__(
-        self,
-        node: NodePlan,
-        iteration: tuple[int, ...],
-        value: Any,
-        entry: bool,
-        item: int = -1,
-    ) -> None:
-        self.node = node
-        self.iteration = iteration
-        self.value = value
-        self.entry = entry
-        #: Batch item index (the node is then the scatter), or -1.
-        self.item = item
-
-
-class JoinState:
-    __slots__ = ("res", "values")
-
-    def __init__(self) -> None:
-        self.res: dict[int, int] = {}
-        self.values: dict[int, Any] = {}
 
 
 class Engine:
@@ -138,23 +104,22 @@ class Engine:
         self.waiting: dict[tuple[int, tuple[int, ...]], dict[str, Any]] = {}
         #: Private state of waiting activations (a subflow's child context).
         self.waiting_state: dict[tuple[int, tuple[int, ...]], Any] = {}
-        self.batches = Batches(self)
         self.cancelled = False
-        self.ready: deque[Act] = deque()
-        self._work: deque[tuple[NodePlan, tuple[int, ...], int]] = deque()
-        self._joins: dict[tuple[int, tuple[int, ...]], JoinState] = {}
-        self._ended: set[tuple[int, tuple[int, ...]]] = set()
+        self.batches = Batches(self)
+        self.state = RunState(
+            plan.nodes,
+            has_loops=plan.has_loops,
+            max_loop_iterations=max_loop_iterations,
+            on_skip=self._on_skip if emitter is not None else None,
+            on_loop_limit=lambda node, iteration, error: self.fail(node, iteration, error, 0),
+            gate=self.batches.gather_ready,
+        )
+        self.ready = self.state.ready
         self._workers = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._signals: dict[asyncio.Task[Any], CancellationToken] = {}
         self._done: asyncio.Future[None] | None = None
         self._flushing = False
-        # Loop bookkeeping: live activations per (header, iteration prefix incl. own index).
-        self._live: dict[tuple[int, tuple[int, ...]], int] = {}
-        self._back_taken: set[tuple[int, tuple[int, ...]]] = set()
-        self._exits_delivered: dict[tuple[int, tuple[int, ...]], set[int]] = {}
-        self._has_loops = plan.has_loops
-        self._unreachable_preds: dict[int, tuple[int, ...]] = {}
         self.executor = Executor(
             store=store,
             run_id=run_id,
@@ -188,11 +153,23 @@ class Engine:
 
     # ----------------------------------------------------------------- driving
     def seed(self, entries: tuple[int, ...]) -> None:
-        for index in entries:
-            node = self.nodes[index]
-            iteration = (0,) * len(node.loops)
-            self._open(node, iteration)
-            self.ready.append(Act(node, iteration, None, True))
+        self.state.seed(entries)
+
+    def _on_skip(self, node: NodePlan, iteration: tuple[int, ...], status: int) -> None:
+        if self.events is not None:
+            self.events.append(
+                NodeSkipped(
+                    run_id=self.run_id,
+                    blueprint_id=self.blueprint_id,
+                    node_id=node.id,
+                    iteration=iteration,
+                    reason="dead_path" if status == DEAD else "upstream_failed",
+                )
+            )
+
+    def block(self, node: NodePlan, iteration: tuple[int, ...]) -> None:
+        """Mark an activation blocked (upstream failure); propagated by the next drain."""
+        self.state.work.append((node, iteration, FAILED_RES))
 
     async def drive(self) -> None:
         """Run until nothing is ready and nothing is running (or the run is cancelled)."""
@@ -285,7 +262,7 @@ class Engine:
         node = act.node
         if act.item >= 0:
             await self.batches.run_item(act)
-            self._drain()
+            self.state.drain()
             if self.events:
                 await self.flush()
             return
@@ -325,7 +302,7 @@ class Engine:
         else:
             outcome = await self._through_middleware(node, spec)
         self._complete(act, outcome, started)
-        self._drain()
+        self.state.drain()
         if self.events:
             await self.flush()
 
@@ -567,12 +544,9 @@ class Engine:
             logger.debug(
                 "node %r finished", node.id, extra={"run_id": self.run_id, "node_id": node.id}
             )
-        if len(decisions) == 1:
-            edge, status, value = decisions[0]
-            self._resolve_edge(edge, status, value, iteration)
-        elif decisions:
-            self._resolve_many(decisions, iteration)
-        self._close(node, iteration)
+        if decisions:
+            self.state.resolve_decisions(decisions, iteration)
+        self.state.close(node, iteration)
 
     def _commit_events(
         self, node_id: str, ops: Mapping[str, Any], output: Any, stand_in: str | None
@@ -606,19 +580,6 @@ class Engine:
                         value=output,
                     )
                 )
-
-    def _resolve_many(
-        self, decisions: list[tuple[EdgePlan, int, Any]], iteration: tuple[int, ...]
-    ) -> None:
-        """Merge parallel edges to one target: taken if any is taken, first taken supplies."""
-        merged: dict[tuple[int, int], tuple[EdgePlan, int, Any]] = {}
-        for edge, status, value in decisions:
-            key = (edge.target, edge.kind)
-            seen = merged.get(key)
-            if seen is None or (seen[1] != TAKEN and status == TAKEN):
-                merged[key] = (edge, status, value)
-        for edge, status, value in merged.values():
-            self._resolve_edge(edge, status, value, iteration)
 
     def fail(
         self,
@@ -654,172 +615,7 @@ class Engine:
                     error=record,
                 )
             )
-        for edge in node.out_edges:
-            self._resolve_edge(edge, FAILED_RES, None, iteration)
-        self._close(node, iteration)
-
-    # ----------------------------------------------------------------- joins
-    def _resolve_edge(
-        self, edge: EdgePlan, status: int, value: Any, iteration: tuple[int, ...]
-    ) -> None:
-        if edge.kind == BACK:
-            if status == TAKEN:
-                self._next_iteration(edge, value, iteration)
-            return
-        target_iteration = iteration
-        if iteration or edge.enter:
-            target_iteration = iteration[: edge.common] + (0,) * edge.enter
-        if edge.exit_header is not None:
-            if status == DEAD:
-                return  # deferred to the end of the loop
-            depth = len(self.nodes[edge.exit_header].loops)
-            instance = (edge.exit_header, iteration[: depth - 1])
-            self._exits_delivered.setdefault(instance, set()).add(edge.index)
-        self._deliver(self.nodes[edge.target], target_iteration, edge.source, status, value)
-
-    def _deliver(
-        self, node: NodePlan, iteration: tuple[int, ...], pred: int, status: int, value: Any
-    ) -> None:
-        if not node.tracked:
-            if status == TAKEN:
-                self._open(node, iteration)
-                self.ready.append(Act(node, iteration, value, False))
-            else:
-                self._open(node, iteration)
-                self._work.append((node, iteration, status))
-            return
-        key = (node.index, iteration)
-        js = self._joins.get(key)
-        if js is None:
-            if key in self._ended:
-                return
-            js = self._joins[key] = JoinState()
-            self._open(node, iteration)
-            for dead in self._dead_preds(node):
-                js.res[dead] = DEAD
-        if pred in js.res:
-            return
-        js.res[pred] = status
-        if status == TAKEN:
-            js.values[pred] = value
-            if node.join_any:
-                self._fire(node, iteration, key, value)
-                return
-        elif status == FAILED_RES:
-            self._end_join(key)
-            self._work.append((node, iteration, FAILED_RES))
-            return
-        if len(js.res) == len(node.preds):
-            if js.values:
-                if len(js.values) == 1:
-                    delivered = next(iter(js.values.values()))
-                else:
-                    delivered = {
-                        self.nodes[p].id: js.values[p] for p in node.preds if p in js.values
-                    }
-                self._fire(node, iteration, key, delivered)
-            else:
-                self._end_join(key)
-                self._work.append((node, iteration, DEAD))
-
-    def _dead_preds(self, node: NodePlan) -> tuple[int, ...]:
-        dead = self._unreachable_preds.get(node.index)
-        if dead is None:
-            dead = tuple(p for p in node.preds if not self.nodes[p].reachable)
-            self._unreachable_preds[node.index] = dead
-        return dead
-
-    def _end_join(self, key: tuple[int, tuple[int, ...]]) -> None:
-        del self._joins[key]
-        self._ended.add(key)
-
-    def _fire(
-        self,
-        node: NodePlan,
-        iteration: tuple[int, ...],
-        key: tuple[int, tuple[int, ...]],
-        value: Any,
-    ) -> None:
-        self._end_join(key)
-        if node.is_gather and not self.batches.gather_ready(node, iteration, value):
-            return
-        self.ready.append(Act(node, iteration, value, False))
-
-    def block(self, node: NodePlan, iteration: tuple[int, ...]) -> None:
-        """Mark an activation blocked (upstream failure); propagated by the next drain."""
-        self._work.append((node, iteration, FAILED_RES))
-
-    def _drain(self) -> None:
-        """Propagate skips and blocks iteratively (a million-node dead chain is fine)."""
-        work = self._work
-        while work:
-            node, iteration, status = work.popleft()
-            if self.events is not None:
-                self.events.append(
-                    NodeSkipped(
-                        run_id=self.run_id,
-                        blueprint_id=self.blueprint_id,
-                        node_id=node.id,
-                        iteration=iteration,
-                        reason="dead_path" if status == DEAD else "upstream_failed",
-                    )
-                )
-            for edge in node.out_edges:
-                self._resolve_edge(edge, status, None, iteration)
-            self._close(node, iteration)
-
-    # ----------------------------------------------------------------- loops
-    def _open(self, node: NodePlan, iteration: tuple[int, ...]) -> None:
-        if not self._has_loops or not node.loops:
-            return
-        live = self._live
-        for depth, header in enumerate(node.loops):
-            key = (header, iteration[: depth + 1])
-            live[key] = live.get(key, 0) + 1
-
-    def _close(self, node: NodePlan, iteration: tuple[int, ...]) -> None:
-        if not self._has_loops or not node.loops:
-            return
-        live = self._live
-        for depth in range(len(node.loops) - 1, -1, -1):
-            header = node.loops[depth]
-            key = (header, iteration[: depth + 1])
-            left = live[key] - 1
-            if left:
-                live[key] = left
-                continue
-            del live[key]
-            if key in self._back_taken:
-                self._back_taken.discard(key)
-            else:
-                self._loop_end(header, iteration[:depth])
-
-    def _next_iteration(self, edge: EdgePlan, value: Any, iteration: tuple[int, ...]) -> None:
-        header = self.nodes[edge.target]
-        depth = len(header.loops)
-        key = (header.index, iteration[:depth])
-        if key in self._back_taken:
-            return
-        self._back_taken.add(key)
-        nxt = iteration[: depth - 1] + (iteration[depth - 1] + 1,)
-        self._open(header, nxt)
-        if nxt[-1] > self.max_loop_iterations:
-            self.fail(
-                header,
-                nxt,
-                LoopLimitError(header.id, self.max_loop_iterations, kind="max_loop_iterations"),
-                0,
-            )
-            return
-        self.ready.append(Act(header, nxt, value, False))
-
-    def _loop_end(self, header_index: int, prefix: tuple[int, ...]) -> None:
-        header = self.nodes[header_index]
-        delivered = self._exits_delivered.pop((header_index, prefix), set())
-        for edge in header.exit_edges:
-            if edge.index not in delivered:
-                target_iteration = prefix[: edge.common] + (0,) * edge.enter
-                self._deliver(self.nodes[edge.target], target_iteration, edge.source, DEAD, None)
+        self.state.resolve_all(node, iteration, FAILED_RES)
 
     # ----------------------------------------------------------------- end state
     def awaiting_state(self) -> dict[str, Any]:
@@ -845,13 +641,10 @@ class Engine:
         self.waiting_state.pop(key, None)
         node = self.nodes[key[0]]
         self._complete(Act(node, key[1], None, False), outcome, time.perf_counter())
-        self._drain()
+        self.state.drain()
 
     def pending(self) -> list[str]:
-        """Activations with partial join state (only non-empty for a stalled run)."""
-        return [
-            self.nodes[index].id + (f"@{list(it)}" if it else "") for (index, it) in self._joins
-        ]
+        return self.state.pending()
 
 
 __all__ = ["Act", "Engine"]

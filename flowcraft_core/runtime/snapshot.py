@@ -37,18 +37,20 @@ def dump(engine: Engine) -> dict[str, Any]:
                 "res": {nodes[p].id: s for p, s in js.res.items()},
                 "values": {nodes[p].id: v for p, v in js.values.items()},
             }
-            for key, js in engine._joins.items()
+            for key, js in engine.state.joins.items()
         ],
-        "ended": [ref(key) for key in engine._ended],
-        "live": [ref(key) + [count] for key, count in engine._live.items()],
-        "backTaken": [ref(key) for key in engine._back_taken],
-        "exits": [ref(key) + [sorted(edges)] for key, edges in engine._exits_delivered.items()],
+        "ended": [ref(key) for key in engine.state.ended],
+        "live": [ref(key) + [count] for key, count in engine.state.live.items()],
+        "backTaken": [ref(key) for key in engine.state.back_taken],
+        "exits": [
+            ref(key) + [sorted(edges)] for key, edges in engine.state.exits_delivered.items()
+        ],
     }
 
 
 def restore(engine: Engine, state: Any) -> None:
     """Load a snapshot into a fresh engine for the same blueprint."""
-    from .engine import JoinState
+    from .state import JoinState
 
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise RunNotAwaitingError("the context's _runState is missing or not readable")
@@ -66,13 +68,13 @@ def restore(engine: Engine, state: Any) -> None:
         js = JoinState()
         js.res = {by_id[p]: int(s) for p, s in item["res"].items()}
         js.values = {by_id[p]: v for p, v in item["values"].items()}
-        engine._joins[key(item["at"])] = js
-    engine._ended.update(key(raw) for raw in state.get("ended", []))
+        engine.state.joins[key(item["at"])] = js
+    engine.state.ended.update(key(raw) for raw in state.get("ended", []))
     for raw in state.get("live", []):
-        engine._live[key(raw[:2])] = int(raw[2])
-    engine._back_taken.update(key(raw) for raw in state.get("backTaken", []))
+        engine.state.live[key(raw[:2])] = int(raw[2])
+    engine.state.back_taken.update(key(raw) for raw in state.get("backTaken", []))
     for raw in state.get("exits", []):
-        engine._exits_delivered[key(raw[:2])] = {int(i) for i in raw[2]}
+        engine.state.exits_delivered[key(raw[:2])] = {int(i) for i in raw[2]}
 
 
 __all__ = ["dump", "restore"]
