@@ -4,6 +4,8 @@ Layers point one way: blueprint model -> analysis -> runtime. Nothing here impor
 BullMQ; the distributed adapter lives in `flowcraft_bullmq`.
 """
 
+import logging
+
 from .blueprint import Blueprint, load_blueprint
 from .cancellation import CancellationToken
 from .errors import (
@@ -33,6 +35,9 @@ from .registry import NodeRegistry
 from .results import ErrorRecord, NodeResult, RunStatus, WorkflowResult
 from .runtime import FlowRuntime
 from .serializer import JsonSerializer
+
+# Libraries add no handlers (SPEC 7.4); this keeps Python's last-resort handler quiet.
+logging.getLogger("flowcraft_core").addHandler(logging.NullHandler())
 
 __all__ = [
     "BaseNode",

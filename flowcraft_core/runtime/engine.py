@@ -116,6 +116,8 @@ class Engine:
         )
         self.ready = self.state.ready
         self._workers = 0
+        #: Workers spawned but not yet started (each will claim one ready activation).
+        self._unclaimed = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._signals: dict[asyncio.Task[Any], CancellationToken] = {}
         self._done: asyncio.Future[None] | None = None
@@ -189,15 +191,18 @@ class Engine:
             self.token.remove_callback(self._cancel_threadsafe)
 
     def _spawn(self, *, picking: bool) -> None:
-        want = len(self.ready) - (1 if picking else 0)
+        """Start workers for ready activations nobody will claim (spawned ones will)."""
+        want = len(self.ready) - self._unclaimed - (1 if picking else 0)
         while want > 0 and (self.limit is None or self._workers < self.limit):
             self._workers += 1
+            self._unclaimed += 1
             want -= 1
             task = asyncio.ensure_future(self._worker())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
     async def _worker(self) -> None:
+        self._unclaimed -= 1
         try:
             ready = self.ready
             while ready and not self.cancelled:

@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m benchmarks` prints throughput figures and ratios."""

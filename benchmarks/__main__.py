@@ -1,0 +1,3 @@
+from .inprocess import main
+
+main()

@@ -1,0 +1,156 @@
+"""In-process figures: chainN scaling, fanout1000, chain10 throughput.
+
+Node functions are trivial (return input + 1) so the figures measure the engine itself.
+Each workload runs in a fresh subprocess-free loop; peak memory is tracemalloc's peak for the
+run (Python allocations), which is what grows with N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import time
+import tracemalloc
+from typing import Any
+
+from flowcraft_core import Blueprint, FlowRuntime, NodeContext, NodeRegistry, load_blueprint
+
+
+async def inc(ctx: NodeContext) -> dict[str, Any]:
+    return {"output": (ctx.input or 0) + 1}
+
+
+def registry() -> NodeRegistry:
+    reg = NodeRegistry()
+    reg.register("inc", inc)
+    return reg
+
+
+def chain(n: int) -> Blueprint:
+    nodes = [{"id": f"n{i}", "uses": "inc"} for i in range(n)]
+    edges = [{"source": f"n{i}", "target": f"n{i + 1}"} for i in range(n - 1)]
+    return load_blueprint({"id": f"chain{n}", "nodes": nodes, "edges": edges})
+
+
+def fanout(width: int) -> Blueprint:
+    nodes = [{"id": "start", "uses": "inc"}]
+    nodes += [{"id": f"p{i}", "uses": "inc"} for i in range(width)]
+    nodes.append({"id": "join", "uses": "inc_join"})
+    edges = [{"source": "start", "target": f"p{i}"} for i in range(width)]
+    edges += [{"source": f"p{i}", "target": "join"} for i in range(width)]
+    return load_blueprint({"id": f"fanout{width}", "nodes": nodes, "edges": edges})
+
+
+async def inc_join(ctx: NodeContext) -> dict[str, Any]:
+    return {"output": sum(ctx.input.values()) if isinstance(ctx.input, dict) else 0}
+
+
+def _timed_run(rt: FlowRuntime, bp: Blueprint, *, memory: bool) -> tuple[float, float, str]:
+    gc.collect()
+    if memory:
+        tracemalloc.start()
+    started = time.perf_counter()
+    result = rt.run_sync(bp)
+    elapsed = time.perf_counter() - started
+    peak = 0.0
+    if memory:
+        peak = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+    return elapsed, peak, str(result.status)
+
+
+def scaling(sizes: list[int], *, memory: bool = True) -> list[dict[str, Any]]:
+    reg = registry()
+    rows = []
+    for n in sizes:
+        bp = chain(n)
+        rt = FlowRuntime(registry=reg)
+        first, _, _ = _timed_run(rt, bp, memory=False)  # compiles and caches the plan
+        elapsed, _, status = _timed_run(rt, bp, memory=False)
+        peak = _timed_run(rt, bp, memory=True)[1] if memory else 0.0
+        rows.append(
+            {
+                "workload": f"chain{n}",
+                "nodes": n,
+                "first_s": first,
+                "seconds": elapsed,
+                "us_per_node": elapsed / n * 1e6,
+                "peak_mib": peak,
+                "status": status,
+            }
+        )
+    return rows
+
+
+def fanout_row(width: int = 1000) -> dict[str, Any]:
+    reg = registry()
+    reg.register("inc_join", inc_join)
+    bp = fanout(width)
+    rt = FlowRuntime(registry=reg)
+    first, _, _ = _timed_run(rt, bp, memory=False)
+    elapsed, peak, status = _timed_run(rt, bp, memory=False)
+    return {
+        "workload": f"fanout{width}",
+        "nodes": width + 2,
+        "first_s": first,
+        "seconds": elapsed,
+        "us_per_node": elapsed / (width + 2) * 1e6,
+        "peak_mib": peak,
+        "status": status,
+    }
+
+
+def chain10_rate(runs: int = 2000) -> dict[str, Any]:
+    bp = chain(10)
+    rt = FlowRuntime(registry=registry())
+
+    async def go() -> float:
+        await rt.run(bp)
+        started = time.perf_counter()
+        for _ in range(runs):
+            await rt.run(bp)
+        return time.perf_counter() - started
+
+    elapsed = asyncio.run(go())
+    return {
+        "workload": f"chain10 x{runs}",
+        "nodes": 10 * runs,
+        "first_s": 0.0,
+        "seconds": elapsed,
+        "us_per_node": elapsed / (10 * runs) * 1e6,
+        "peak_mib": 0.0,
+        "status": f"{10 * runs / elapsed:,.0f} node/s",
+    }
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    print(
+        f"{'workload':<16}{'nodes':>10}{'1st run s':>11}{'run s':>10}{'us/node':>9}"
+        f"{'peak MiB':>10}  status"
+    )
+    for r in rows:
+        print(
+            f"{r['workload']:<16}{r['nodes']:>10,}{r['first_s']:>11.3f}{r['seconds']:>10.3f}"
+            f"{r['us_per_node']:>9.2f}{r['peak_mib']:>10.1f}  {r['status']}"
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="flowcraft in-process benchmark")
+    parser.add_argument("--quick", action="store_true", help="small sizes (CI smoke)")
+    parser.add_argument("--max-n", type=int, default=100_000)
+    args = parser.parse_args(argv)
+    sizes = (
+        [1_000, 10_000]
+        if args.quick
+        else [n for n in (1_000, 10_000, 100_000, 1_000_000) if n <= args.max_n]
+    )
+    rows = scaling(sizes)
+    rows.append(fanout_row(100 if args.quick else 1000))
+    rows.append(chain10_rate(100 if args.quick else 2000))
+    print_table(rows)
+
+
+if __name__ == "__main__":
+    main()
