@@ -1,0 +1,10 @@
+"""Fixtures for tests/builtins: the helper module lives next to this file."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
