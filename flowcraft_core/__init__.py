@@ -6,7 +6,7 @@ BullMQ; the distributed adapter lives in `flowcraft_bullmq`.
 
 import logging
 
-from .blueprint import Blueprint, load_blueprint
+from .blueprint import Blueprint, Flow, load_blueprint
 from .cancellation import CancellationToken
 from .errors import (
     BlueprintError,
@@ -49,6 +49,7 @@ __all__ = [
     "ExpressionError",
     "ExpressionSyntaxError",
     "FatalNodeError",
+    "Flow",
     "FlowEvent",
     "FlowRuntime",
     "FlowcraftError",

@@ -4,6 +4,7 @@ A blueprint is loaded once (`load_blueprint`), which validates it completely and
 expressions; the frozen `Blueprint` it returns is what the runtime executes.
 """
 
+from .builder import Flow
 from .builtin_params import parse_duration_ms, parse_until
 from .loader import load_blueprint
 from .model import Blueprint, BlueprintMetadata, EdgeDefinition, NodeConfig, NodeDefinition
@@ -14,6 +15,7 @@ __all__ = [
     "Blueprint",
     "BlueprintMetadata",
     "EdgeDefinition",
+    "Flow",
     "NodeConfig",
     "NodeDefinition",
     "blueprint_json_schema",
