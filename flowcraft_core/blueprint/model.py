@@ -42,6 +42,10 @@ class _FrozenModel(BaseModel):
         if not isinstance(data, dict):
             return data
         allow_unknown = bool(info.context and info.context.get("allow_unknown"))
+        if not allow_unknown and not any(
+            isinstance(key, str) and key.startswith("_") for key in data
+        ):
+            return data
         known: set[str] | None = None
         if allow_unknown and cls.model_config.get("extra") == "forbid":
             known = set()
@@ -137,6 +141,19 @@ class Blueprint(_FrozenModel):
             index = {n.id: n for n in self.nodes}
             self._cache["node_index"] = index
         return index[node_id]
+
+    def __eq__(self, other: object) -> bool:
+        # Compare the data only: `_cache` holds derived state (plans, compiled expressions).
+        if not isinstance(other, Blueprint):
+            return NotImplemented
+        return (self.id, self.nodes, self.edges, self.metadata) == (
+            other.id,
+            other.nodes,
+            other.edges,
+            other.metadata,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
 
     @property
     def version(self) -> str | None:

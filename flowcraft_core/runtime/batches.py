@@ -7,6 +7,7 @@ item (without `collectErrors`) stops new items and blocks the gather.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -143,10 +144,11 @@ class Batches:
             )
         started = time.perf_counter()
         impl: Implementation = engine.fallback_impls[scatter.params["workerUsesKey"]]
-        if impl.is_class:
-            outcome = await engine.executor.run_class(impl, spec)
+        run = engine.executor.run_class if impl.is_class else engine.executor.run_function
+        if engine.chain is None:
+            outcome = await run(impl, spec)
         else:
-            outcome = await engine.executor.run_function(impl, spec)
+            outcome = await engine.through_middleware(spec, functools.partial(run, impl, spec))
         batch.in_flight -= 1
         batch.ended += 1
         if outcome.kind == SUCCEEDED:

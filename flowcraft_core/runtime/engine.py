@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from ..cancellation import CancellationToken
@@ -50,15 +51,17 @@ from .state import DEAD, FAILED_RES, TAKEN, Act, RunState
 
 logger = logging.getLogger("flowcraft_core.engine")
 
-_ACTIVE: contextvars.ContextVar[tuple[Engine, NodePlan, AttemptSpec, list[Outcome]]] = (
-    contextvars.ContextVar("flowcraft_active_activation")
+Runner = Callable[[NodeContext | None], Awaitable[Outcome]]
+
+_ACTIVE: contextvars.ContextVar[tuple[Runner, list[Outcome]]] = contextvars.ContextVar(
+    "flowcraft_active_activation"
 )
 
 
 async def middleware_core(ctx: NodeContext) -> NodeResult:
     """The innermost step of every middleware chain: run the current activation."""
-    engine, node, spec, box = _ACTIVE.get()
-    outcome = await engine.run_node(node, spec, ctx)
+    runner, box = _ACTIVE.get()
+    outcome = await runner(ctx)
     box.append(outcome)
     if outcome.kind == FAILED:
         assert outcome.error is not None
@@ -305,17 +308,22 @@ class Engine:
         if self.chain is None:
             outcome = await self.run_node(node, spec, None)
         else:
-            outcome = await self._through_middleware(node, spec)
+            outcome = await self.through_middleware(
+                spec, functools.partial(self.run_node, node, spec)
+            )
         self._complete(act, outcome, started)
         self.state.drain()
         if self.events:
             await self.flush()
 
-    async def _through_middleware(self, node: NodePlan, spec: AttemptSpec) -> Outcome:
-        """Run the node inside the composed middleware chain; hooks may change the result."""
+    async def through_middleware(self, spec: AttemptSpec, runner: Runner) -> Outcome:
+        """Run an activation inside the composed middleware chain; hooks may change the result.
+
+        `runner(first_ctx)` runs the activation itself (a node, or a batch item).
+        """
         ctx = self.executor.make_context(spec, 1, WriteBuffer(spec.node_id), CancellationToken())
         box: list[Outcome] = []
-        reset = _ACTIVE.set((self, node, spec, box))
+        reset = _ACTIVE.set((runner, box))
         try:
             result = await self.chain(ctx)
         except asyncio.CancelledError:
@@ -327,7 +335,7 @@ class Engine:
         finally:
             _ACTIVE.reset(reset)
         try:
-            result = normalize_result(result, node.id)
+            result = normalize_result(result, spec.node_id)
         except Exception as exc:
             return Outcome(FAILED, error=exc, attempts=box[0].attempts if box else 0)
         if box and box[0].kind in (WAITING, SUCCEEDED):

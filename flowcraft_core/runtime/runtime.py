@@ -369,6 +369,10 @@ class FlowRuntime:
         path = [node_id] if isinstance(node_id, str) else list(node_id or [])
         key = self._choose_waiting(engine, path[0] if path else None)
         node = plan.nodes[key[0]]
+        if node.uses == SUBFLOW:
+            self._check_child_path(
+                self.blueprints[node.params["blueprintId"]], engine.waiting_state[key], path[1:]
+            )
         if self._emitter is not None:
             await self._emitter(WorkflowResume(run_id=run_id, blueprint_id=bp.id, node_id=node.id))
         if node.uses == SUBFLOW:
@@ -390,6 +394,31 @@ class FlowRuntime:
         else:
             engine.complete_waiting(key, outcome)
         return await self._drive(engine)
+
+    def _check_child_path(self, child: Blueprint, child_context: Any, path: Sequence[str]) -> None:
+        """Refuse a resume through subflows (pin, path) before anything is emitted or changed."""
+        data = self.serializer.deserialize(child_context) if isinstance(child_context, str) else {}
+        state = data.get(RUN_STATE) if isinstance(data, dict) else None
+        if not isinstance(state, dict):
+            raise RunNotAwaitingError(f"subflow child of blueprint {child.id!r} is not awaiting")
+        pin = blueprint_pin(child)
+        if state.get("blueprintId") != child.id or state.get("pin") != pin:
+            raise BlueprintVersionError(child.id, str(state.get("pin")), pin)
+        entries = [item for item in state.get("waiting", []) if isinstance(item, dict)]
+        waiting = list(dict.fromkeys(str(item["at"][0]) for item in entries))
+        if not path:
+            return
+        if path[0] not in waiting:
+            raise RunNotAwaitingError(
+                f"node {path[0]!r} is not waiting; waiting nodes: {waiting}", waiting=waiting
+            )
+        node = child.node(path[0])
+        if node.uses == SUBFLOW:
+            grandchild = self.blueprints[node.params["blueprintId"]]
+            for item in entries:
+                if item["at"][0] == path[0]:
+                    self._check_child_path(grandchild, item.get("state"), path[1:])
+                    return
 
     @staticmethod
     def _choose_waiting(engine: Engine, node_id: str | None) -> tuple[int, tuple[int, ...]]:
