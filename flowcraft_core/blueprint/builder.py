@@ -255,7 +255,7 @@ class Flow:
         self._claim(id)
         node: dict[str, Any] = {"id": id, "uses": uses}
         if params is not None:
-            node["params"] = dict(params)
+            node["params"] = copy.deepcopy(dict(params))
         if inputs is not None:
             node["inputs"] = inputs if isinstance(inputs, str) else dict(inputs)
         if config is not None:
