@@ -174,8 +174,8 @@ def tarjan(g: Graph, nodes: list[int], skip: set[int] | None = None) -> list[lis
 
 
 def dominator_intervals(g: Graph, entries: list[int]) -> tuple[list[int], list[int], list[int]]:
-    """Reachable nodes, and pre/post numbers of the dominator tree (virtual root linked to
-    `entries`), so that `h` dominates `u` iff `pre[h] <= pre[u] and post[u] <= post[h]`.
+    """Nodes reachable from `entries`, and pre/post numbers of the dominator tree (virtual
+    root linked to `entries`): `h` dominates `u` iff `pre[h] <= pre[u] and post[u] <= post[h]`.
 
     Dominators by Cooper–Harvey–Kennedy over an iteratively computed reverse postorder.
     """
@@ -295,10 +295,11 @@ def find_loops(
 ) -> Loops:
     """Back edges, natural loops and irreducible cycles (SPEC 3.7), one cyclic SCC at a time.
 
-    A back edge `u -> h` needs `h` to reach `u`, so it lies inside one SCC. A path from the
-    root never leaves an SCC once inside it, so `h` dominates `u` exactly when it does in the
-    SCC alone with a virtual root linked to the SCC's entry nodes (global entries and targets
-    of reachable outside edges). Loop bodies stay inside the SCC too. Only cyclic parts pay.
+    A back edge `u -> h` needs `h` to reach `u`, so it lies inside one SCC. A path that leaves
+    an SCC never comes back to it, so a root path to `u` enters `u`'s SCC once and then stays
+    inside: `h` dominates `u` exactly when it does in the SCC alone, with a virtual root linked
+    to the SCC's entry nodes (global entries and targets of reachable outside edges). Loop
+    bodies stay inside the SCC too. Only the cyclic parts of a graph pay for dominators.
     """
     out_off, out_adj, out_eid = g.out()
     in_off, in_adj, _ = g.inc()

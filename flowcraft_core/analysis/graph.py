@@ -5,8 +5,9 @@ disagree. Pure Python over integer arrays, iterative and near-linear:
 
 * if blueprint order is already topological (checked in C), or Kahn's algorithm empties the
   graph, there are no cycles, hence no back edges, and dominators are skipped altogether;
-* otherwise Tarjan runs on Kahn's leftovers only, and Cooper–Harvey–Kennedy dominators find the
-  back edges.
+* otherwise Tarjan runs only on what Kahn's algorithm leaves from both ends, and dominators
+  (Cooper–Harvey–Kennedy) are computed inside each reachable cyclic SCC, where every back
+  edge lies (see `_algorithms.find_loops`).
 
 `predecessors` and `node_loops` are read-only views computed per lookup, so building the
 structure of a 1,000,000-node chain does not build two more million-entry dicts.
@@ -38,7 +39,8 @@ class GraphStructure:
     fallback_ids: frozenset[str]
     #: No incoming edge and not a fallback node, in blueprint order.
     start_ids: tuple[str, ...]
-    #: Start nodes, then one entry per entered closed cycle (SPEC 3.1).
+    #: Start nodes, then one entry per entered closed cycle (SPEC 3.1): its first node listed
+    #: in `cycleEntryPoints` (list order); cycles ordered by their first node.
     entry_ids: tuple[str, ...]
     #: Closed cycles none of whose nodes is in `metadata.cycleEntryPoints`, in blueprint order.
     closed_cycles_without_entry: tuple[tuple[str, ...], ...]
@@ -61,9 +63,27 @@ class GraphStructure:
 
 def compute_structure(bp: Blueprint) -> GraphStructure:
     """Analyse `bp`'s graph; see SPEC 3.1 (entries) and 3.7 (loops)."""
+    return build_structure(bp).structure
+
+
+@dataclass(frozen=True, slots=True)
+class Built:
+    """A structure with the arrays it came from, for analysis modules that need degrees or
+    node positions without rebuilding million-entry maps."""
+
+    structure: GraphStructure
+    position: Mapping[str, int]  # node id -> first position in bp.nodes
+    has_in: bytes  # per entry of structure.node_ids: 1 when some known edge enters it
+    has_out: bytes
+    in_degree: Sequence[int] | None  # likewise; only when some node has two or more
+
+
+def build_structure(bp: Blueprint) -> Built:
+    """`compute_structure` plus the intermediate arrays (package-internal)."""
     ids = [node.id for node in bp.nodes]
-    index = dict(zip(ids, range(len(ids)), strict=True))
+    index = position = dict(zip(ids, range(len(ids)), strict=True))
     if len(index) != len(ids):  # duplicate ids are a load error; keep the first
+        position = dict(zip(reversed(ids), range(len(ids) - 1, -1, -1), strict=True))
         ids = list(dict.fromkeys(ids))
         index = dict(zip(ids, range(len(ids)), strict=True))
     n = len(ids)
@@ -121,7 +141,7 @@ def compute_structure(bp: Blueprint) -> GraphStructure:
     reachable = frozenset(ids) if reach is None else frozenset(ids[v] for v in reach)
     headers = loops.headers
     nested = loops.node_loops
-    return GraphStructure(
+    structure = GraphStructure(
         node_ids=tuple(ids),
         fallback_ids=frozenset(ids[v] for v in fallback),
         start_ids=tuple(ids[v] for v in starts),
@@ -142,6 +162,12 @@ def compute_structure(bp: Blueprint) -> GraphStructure:
         predecessors=_Predecessors(g, ids, index, loops.back),
         cyclic_components=tuple(tuple(ids[v] for v in members) for members in cyclic),
     )
+    in_degree = None
+    if len(tgt) > sum(has_in):
+        in_degree = [0] * n
+        for t in tgt:
+            in_degree[t] += 1
+    return Built(structure, position, bytes(has_in), bytes(has_out), in_degree)
 
 
 def _cyclic_components(g: Graph) -> tuple[list[int], list[list[int]]]:

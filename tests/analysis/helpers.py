@@ -7,6 +7,8 @@ from typing import Any
 
 from flowcraft_core.blueprint.model import Blueprint
 
+EdgeSpec = tuple[str, str] | dict[str, Any]
+
 
 def edge(source: str, target: str, **extra: Any) -> dict[str, Any]:
     return {"source": source, "target": target, **extra}
@@ -14,7 +16,7 @@ def edge(source: str, target: str, **extra: Any) -> dict[str, Any]:
 
 def make_bp(
     nodes: list[str | dict[str, Any]],
-    edges: Sequence[tuple[str, str] | dict[str, Any]] = (),
+    edges: Sequence[EdgeSpec] = (),
     *,
     entries: list[str] | None = None,
     bp_id: str = "t",

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import networkx as nx  # type: ignore[import-untyped]
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flowcraft_core.analysis import compute_structure
-from flowcraft_core.blueprint.model import Blueprint
+from flowcraft_core.analysis import analyze_blueprint, compute_structure, lint_blueprint
+from flowcraft_core.blueprint.model import Blueprint, EdgeDefinition, NodeConfig, NodeDefinition
+
+T = TypeVar("T")
 
 ROOT = "\x00root"
 
@@ -137,23 +141,46 @@ def test_random_graphs_agree_with_networkx(bp: Blueprint) -> None:
         assert s.predecessors[node.id] == tuple(dict.fromkeys(preds))
 
 
-def test_million_node_chain() -> None:
-    from flowcraft_core.blueprint.model import EdgeDefinition, NodeDefinition
-
+@pytest.fixture(scope="module")
+def million_chain() -> Blueprint:
+    """A 1,000,000-node chain of real models (about 10 s to build, hence `slow`)."""
     n = 1_000_000
-    # model_construct: validating a million nodes would dominate the test, not the analysis
-    nodes = tuple(NodeDefinition.model_construct(id=f"n{i}", uses="task") for i in range(n))
+    config = NodeConfig()  # shared: model_construct would build a default one per node
+    nodes = tuple(
+        NodeDefinition.model_construct(id=f"n{i}", uses="task", params={}, config=config)
+        for i in range(n)
+    )
     edges = tuple(
         EdgeDefinition.model_construct(source=f"n{i}", target=f"n{i + 1}") for i in range(n - 1)
     )
-    bp = Blueprint.model_construct(id="chain", nodes=nodes, edges=edges)
+    return Blueprint.model_construct(id="chain", nodes=nodes, edges=edges)
+
+
+def timed(label: str, fn: Callable[[], T]) -> tuple[T, float]:
     started = time.perf_counter()
-    s = compute_structure(bp)
+    result = fn()
     elapsed = time.perf_counter() - started
-    print(f"compute_structure on a {n:,}-node chain: {elapsed:.2f} s")
+    print(f"{label} on a 1,000,000-node chain: {elapsed:.2f} s")
+    return result, elapsed
+
+
+@pytest.mark.slow
+def test_million_node_chain_structure(million_chain: Blueprint) -> None:
+    s, elapsed = timed("compute_structure", lambda: compute_structure(million_chain))
     assert s.start_ids == ("n0",)
-    assert len(s.reachable) == n
+    assert len(s.reachable) == 1_000_000
     assert s.back_edges == frozenset()
     assert s.predecessors["n999999"] == ("n999998",)
     assert s.node_loops["n500000"] == ()
-    assert elapsed < 30  # generous for loaded CI machines; typically ~2 s
+    assert elapsed < 30  # generous for loaded machines; about 2 s on an idle one
+
+
+@pytest.mark.slow
+def test_million_node_chain_analysis_and_lint(million_chain: Blueprint) -> None:
+    a, elapsed = timed("analyze_blueprint", lambda: analyze_blueprint(million_chain))
+    assert a.terminal_node_ids == ("n999999",)
+    assert a.is_dag and a.cycles == () and a.join_node_ids == ()
+    assert elapsed < 60
+    report, elapsed = timed("lint_blueprint", lambda: lint_blueprint(million_chain, {"task": 1}))
+    assert report.issues == ()
+    assert elapsed < 60
