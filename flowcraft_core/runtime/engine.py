@@ -356,6 +356,7 @@ class Engine:
             outcome = await self.executor.run_class(impl, spec, first_ctx)
         else:
             outcome = await self.executor.run_function(impl, spec, first_ctx)
+        recover = outcome.recover
         if (
             outcome.kind == FAILED
             and (node.fallback_node is not None or node.fallback_key is not None)
@@ -363,6 +364,8 @@ class Engine:
             and allows_fallback(outcome.error)
         ):
             outcome = await self._stand_in(node, spec, outcome)
+        if outcome.kind == FAILED and recover is not None and outcome.error is not None:
+            await recover(outcome.error)
         return outcome
 
     async def _stand_in(self, node: NodePlan, spec: AttemptSpec, failed: Outcome) -> Outcome:

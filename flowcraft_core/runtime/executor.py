@@ -70,6 +70,8 @@ class Outcome:
     details: dict[str, Any] | None = None
     #: Private state of a waiting activation (a subflow's child context), kept in _runState.
     state: Any = None
+    #: A class node's `recover(error)`, called by the engine if the activation finally fails.
+    recover: Callable[[BaseException], Awaitable[None]] | None = None
 
 
 class AttemptCancelled(Exception):
@@ -336,8 +338,7 @@ class Executor:
         except Exception as exc:
             if self.is_cancelled():
                 raise asyncio.CancelledError from exc
-            await self._recover(instance, exc, ctx)
-            return Outcome(FAILED, error=exc, attempts=0)
+            return Outcome(FAILED, error=exc, attempts=0, recover=self._recoverer(instance, ctx))
         base_ops = dict(base.ops)
 
         def fresh() -> WriteBuffer:
@@ -354,7 +355,7 @@ class Executor:
         if outcome.kind == FAILED:
             assert outcome.error is not None
             if not allows_fallback(outcome.error):
-                await self._recover(instance, outcome.error, ctx)
+                outcome.recover = self._recoverer(instance, ctx)
                 return outcome
             final_ctx = self.make_context(spec, outcome.attempts, fresh(), CancellationToken())
             try:
@@ -366,8 +367,12 @@ class Executor:
                 if self.is_cancelled():
                     raise asyncio.CancelledError from exc
                 error = exc
-                await self._recover(instance, error, final_ctx)
-                return Outcome(FAILED, error=error, attempts=outcome.attempts)
+                return Outcome(
+                    FAILED,
+                    error=error,
+                    attempts=outcome.attempts,
+                    recover=self._recoverer(instance, final_ctx),
+                )
             outcome = Outcome(
                 SUCCEEDED,
                 result=result,
@@ -387,13 +392,24 @@ class Executor:
         except Exception as exc:
             if self.is_cancelled():
                 raise asyncio.CancelledError from exc
-            return Outcome(FAILED, error=exc, attempts=outcome.attempts)
+            return Outcome(
+                FAILED,
+                error=exc,
+                attempts=outcome.attempts,
+                recover=self._recoverer(instance, final_ctx),
+            )
         return Outcome(
             SUCCEEDED,
             result=result,
             ops=final_ctx.context.buffer.ops,
             attempts=outcome.attempts,
         )
+
+    def _recoverer(
+        self, instance: BaseNode, ctx: NodeContext
+    ) -> Callable[[BaseException], Awaitable[None]]:
+        """`recover()` runs only once the whole activation has failed (after config.fallback)."""
+        return functools.partial(self._recover, instance, ctx=ctx)
 
     async def _recover(self, instance: BaseNode, error: BaseException, ctx: NodeContext) -> None:
         try:
