@@ -1,0 +1,31 @@
+"""`flowcraft schema`: print the blueprint JSON Schema (for editors and CI checks)."""
+
+from __future__ import annotations
+
+import argparse
+
+from flowcraft_core.blueprint import blueprint_json_schema
+
+from ._common import ExitCode, dumps, write_output
+
+
+def register(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    parser = subparsers.add_parser(
+        "schema",
+        parents=[common],
+        help="print the blueprint JSON Schema",
+        description="Print the JSON Schema of the blueprint format.",
+    )
+    parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    parser.set_defaults(handler=schema_command)
+
+
+def schema_command(args: argparse.Namespace) -> int:
+    write_output(dumps(blueprint_json_schema(), indent=2) + "\n", args.output)
+    return ExitCode.OK
+
+
+__all__ = ["register", "schema_command"]
