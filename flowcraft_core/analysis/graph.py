@@ -79,7 +79,20 @@ class Built:
 
 
 def build_structure(bp: Blueprint) -> Built:
-    """`compute_structure` plus the intermediate arrays (package-internal)."""
+    """`compute_structure` plus the intermediate arrays (package-internal).
+
+    Cached on the blueprint (it is immutable): the loader, the runtime's plan and the linter
+    all need it, and it is the costliest part of compiling a large blueprint.
+    """
+    cached = bp._cache.get("structure")
+    if isinstance(cached, Built):
+        return cached
+    built = _build_structure(bp)
+    bp._cache["structure"] = built
+    return built
+
+
+def _build_structure(bp: Blueprint) -> Built:
     ids = [node.id for node in bp.nodes]
     index = position = dict(zip(ids, range(len(ids)), strict=True))
     if len(index) != len(ids):  # duplicate ids are a load error; keep the first

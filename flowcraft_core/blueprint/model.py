@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 NodeId = Annotated[
-    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
+    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")
 ]
 Key = Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
 

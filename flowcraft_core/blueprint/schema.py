@@ -24,7 +24,7 @@ from .builtin_params import params_json_schema
 from .model import Blueprint, BlueprintMetadata, NodeConfig
 from .validate import Issue, Loc
 
-_NODE_ID_PATTERN: Final = r"^[^\x00-\x1f\x7f]+$"
+_NODE_ID_PATTERN: Final = r"^[^\x00-\x1f\x7f-\x9f]+$"
 
 
 def _aliases(model: type[BaseModel]) -> dict[str, str]:

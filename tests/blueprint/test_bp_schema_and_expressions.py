@@ -25,6 +25,7 @@ def test_public_names() -> None:
         "Blueprint",
         "BlueprintMetadata",
         "EdgeDefinition",
+        "Flow",
         "NodeConfig",
         "NodeDefinition",
         "blueprint_json_schema",
