@@ -17,6 +17,7 @@ from typing import Any, Final
 from flowcraft_core.blueprint import Blueprint
 from flowcraft_core.cancellation import CancellationToken
 from flowcraft_core.errors import BlueprintError
+from flowcraft_core.events import FlowEvent, NodeSkipped
 from flowcraft_core.reserved import AWAITING_DETAILS, OUTPUTS_PREFIX
 from flowcraft_core.results import RunStatus, WorkflowResult
 from flowcraft_core.runtime import FlowRuntime
@@ -88,10 +89,11 @@ def run_command(args: argparse.Namespace) -> int:
     label, bp = resolve_blueprint(args.blueprint, blueprints)
     context = read_context(args.context)
     printer = ProgressPrinter() if args.watch else None
+    events = RunEvents(printer)
     runtime = FlowRuntime(
         registry=registry,
         blueprints=blueprints,
-        event_bus=printer,
+        event_bus=events,
         concurrency=args.concurrency,
     )
     try:
@@ -106,7 +108,7 @@ def run_command(args: argparse.Namespace) -> int:
     if args.json:
         print(dumps(_json_result(result), indent=2))
     else:
-        print_result(result, bp)
+        print_result(result, bp, skipped=events.skipped)
     return EXIT_BY_STATUS.get(result.status, ExitCode.FAILED)
 
 
@@ -161,8 +163,28 @@ def _short(value: Any) -> str:
     return text if len(text) <= _VALUE_WIDTH else text[: _VALUE_WIDTH - 3] + "..."
 
 
-def print_result(result: WorkflowResult, bp: Blueprint) -> None:
-    """The human-readable report: status, then outputs, waiting nodes and errors by node."""
+class RunEvents:
+    """The run's event bus: notes the top-level run's skipped nodes, forwards to `--watch`."""
+
+    def __init__(self, printer: ProgressPrinter | None) -> None:
+        self.printer = printer
+        self.root_run: str | None = None
+        self.skipped: dict[str, str] = {}
+
+    def emit(self, event: FlowEvent) -> None:
+        if self.root_run is None:
+            self.root_run = event.run_id
+        if isinstance(event, NodeSkipped) and event.run_id == self.root_run:
+            if not event.iteration:  # a loop's last pass always skips its body: not news
+                self.skipped.setdefault(event.node_id, event.reason)
+        if self.printer is not None:
+            self.printer.emit(event)
+
+
+def print_result(
+    result: WorkflowResult, bp: Blueprint, *, skipped: Mapping[str, str] | None = None
+) -> None:
+    """The human-readable report: status, then outputs, skipped and waiting nodes, errors."""
     print(f"blueprint: {bp.id}")
     print(f"run:       {result.run_id}")
     print(f"status:    {result.status}")
@@ -171,6 +193,8 @@ def print_result(result: WorkflowResult, bp: Blueprint) -> None:
     order += [node_id for node_id in outputs if node_id not in set(order)]
     rows: list[tuple[str, str]] = [(node_id, _short(outputs[node_id])) for node_id in order]
     _section("outputs", rows)
+    if skipped:
+        _section("skipped", [(node_id, reason) for node_id, reason in skipped.items()])
     details = result.context.get(AWAITING_DETAILS)
     if result.status == RunStatus.AWAITING and isinstance(details, dict):
         _section("waiting", [(node_id, _waiting(info)) for node_id, info in details.items()])
@@ -203,4 +227,4 @@ def _section(title: str, rows: list[tuple[str, str]]) -> None:
         print(f"  {name:<{width}}  {text}")
 
 
-__all__ = ["EXIT_BY_STATUS", "print_result", "register", "run_command"]
+__all__ = ["EXIT_BY_STATUS", "RunEvents", "print_result", "register", "run_command"]

@@ -49,7 +49,8 @@ class ProgressPrinter:
             self.root_run = event.run_id
             self._line("start", event.blueprint_id, f"run {event.run_id}")
         else:
-            self._line("subflow", self._name(event, event.parent_node_id or "?"), event.run_id)
+            node = event.parent_node_id or "?"
+            self._line("subflow", node, f"child {event.blueprint_id} run {event.run_id}")
 
     def _on_workflow_resume(self, event: Any) -> None:
         if self.root_run is None:

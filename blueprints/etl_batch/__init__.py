@@ -1,0 +1,1 @@
+"""Example: etl_batch (see the blueprint file and nodes.py here)."""

@@ -1,0 +1,1 @@
+"""Example: loop (see the blueprint file and nodes.py here)."""

@@ -1,0 +1,1 @@
+"""Example: order_processing (see the blueprint file and nodes.py here)."""

@@ -1,0 +1,1 @@
+"""Example: retry_fallback (see the blueprint file and nodes.py here)."""

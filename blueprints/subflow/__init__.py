@@ -1,0 +1,1 @@
+"""Example: subflow (see the blueprint file and nodes.py here)."""
