@@ -1,6 +1,6 @@
 """Node code of the pagination loop example.
 
-The loop state lives in the context: `pending` (items still to fetch), `collected` and
+The loop state lives in the context: `pending` (items still to fetch), `collected`, `pages` and
 `hasMore`, which the loop-controller's condition reads as a bare name. Each pass of
 `fetch_page` is a new activation with iteration `(i,)`; context values are replaced, never
 mutated in place.
@@ -25,6 +25,7 @@ async def start(ctx: NodeContext) -> dict[str, Any]:
             {"op": "set", "key": "pending", "value": list(catalog)},
             {"op": "set", "key": "collected", "value": []},
             {"op": "set", "key": "hasMore", "value": bool(catalog)},
+            {"op": "set", "key": "pages", "value": 0},
         ]
     )
     return {"output": {"total": len(catalog)}}
@@ -39,11 +40,12 @@ async def fetch_page(ctx: NodeContext) -> dict[str, Any]:
     await ctx.context.set("pending", rest)
     await ctx.context.set("collected", [*collected, *page])
     await ctx.context.set("hasMore", bool(rest))
+    await ctx.context.set("pages", await ctx.context.get("pages", 0) + 1)
     return {"output": {"page": ctx.iteration[-1], "items": page}}
 
 
 @registry.node("pages.summarize")
 async def summarize(ctx: NodeContext) -> dict[str, Any]:
     collected = await ctx.context.get("collected", [])
-    pages = ctx.input["page"] + 1 if isinstance(ctx.input, dict) else 0
+    pages = await ctx.context.get("pages", 0)
     return {"output": {"pages": pages, "count": len(collected), "items": collected}}
