@@ -1,0 +1,39 @@
+"""Node code for the CLI tests (`--registry cli_nodes:registry`)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from typing import Any
+
+from flowcraft_core import NodeContext, NodeRegistry
+
+registry = NodeRegistry()
+
+
+@registry.node("echo")
+async def echo(ctx: NodeContext) -> dict[str, Any]:
+    return {"output": ctx.input}
+
+
+@registry.node("boom")
+async def boom(ctx: NodeContext) -> dict[str, Any]:
+    raise ValueError("boom went the node")
+
+
+@registry.node("interrupt")
+async def interrupt(ctx: NodeContext) -> dict[str, Any]:
+    """Press Ctrl-C (send ourselves SIGINT), then wait to be cancelled."""
+    os.kill(os.getpid(), signal.SIGINT)
+    await asyncio.sleep(30)
+    return {"output": "not cancelled"}
+
+
+#: A mapping (not a NodeRegistry) is accepted too.
+extra = {"shout": lambda ctx: {"output": str(ctx.input).upper()}}
+
+#: A plain mapping may not claim a built-in name.
+claims_builtin = {"wait": echo}
+
+not_a_mapping = 42
