@@ -49,7 +49,7 @@ class NodeRegistry(Mapping[str, Any]):
     def register(self, name: str, impl: Any, *, replace: bool = False) -> None:
         check_name(name)
         check_implementation(name, impl)
-        if name in self._items and not replace and self._items[name] is not impl:
+        if name in self._items and not replace:
             raise RegistryError(
                 f"implementation {name!r} is already registered (pass replace=True)", name=name
             )

@@ -234,7 +234,8 @@ class Flow:
         if isinstance(impl_or_key, str):
             return impl_or_key
         key = default_key(impl_or_key)
-        self._registry.register(key, impl_or_key)
+        if self._registry.get(key) is not impl_or_key:
+            self._registry.register(key, impl_or_key)
         return key
 
     def _claim(self, id: str) -> None:

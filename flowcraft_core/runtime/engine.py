@@ -146,14 +146,16 @@ class Engine:
         if self.emitter is None or self._flushing or not self.events:
             return
         self._flushing = True
+        events = self.events
+        sent = 0
         try:
-            events = self.events
-            while events:
-                batch = events[:]
-                del events[:]
-                for event in batch:
-                    await self.emitter(event)
+            while sent < len(events):
+                # Counted once delivered: an emit interrupted by cancellation is sent again
+                # by the final flush (at-least-once rather than lost).
+                await self.emitter(events[sent])
+                sent += 1
         finally:
+            del events[:sent]
             self._flushing = False
 
     # ----------------------------------------------------------------- driving

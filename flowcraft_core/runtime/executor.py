@@ -225,7 +225,11 @@ class Executor:
             if cm is None:
                 return await make()
             async with cm:
-                return await make()
+                value = await make()
+            if cm.expired():
+                # The node swallowed the cancellation; the deadline still failed the attempt.
+                raise TimeoutError
+            return value
         except TimeoutError:
             if cm is not None and cm.expired():
                 self._abandon(buffer, signal, "timeout")

@@ -54,6 +54,9 @@ class NodePlan:
     params: Mapping[str, Any]
     config: NodeConfig
     out_edges: tuple[EdgePlan, ...] = ()
+    #: Out-edges with parallel duplicates removed (one per target and kind): what a failed or
+    #: skipped node resolves, so a target hears from it once.
+    distinct_out: tuple[EdgePlan, ...] = ()
     #: Distinct predecessors over forward edges, in order of first edge declaration.
     preds: tuple[int, ...] = ()
     join_any: bool = False
@@ -197,6 +200,13 @@ def build_plan(bp: Blueprint, evaluator: Evaluator | None = None) -> ExecutionPl
 
     for node in nodes:
         node.out_edges = tuple(out[node.index])
+        seen: set[tuple[int, int]] = set()
+        distinct = []
+        for ep in out[node.index]:
+            if (ep.target, ep.kind) not in seen:
+                seen.add((ep.target, ep.kind))
+                distinct.append(ep)
+        node.distinct_out = tuple(distinct)
         node.exit_edges = tuple(exits.get(node.index, ()))
         node.preds = tuple(by_id[p] for p in structure.predecessors.get(node.id, ()))
         node.has_expressions = node.is_loop_controller or any(

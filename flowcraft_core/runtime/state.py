@@ -88,7 +88,7 @@ class RunState:
 
     def resolve_all(self, node: NodePlan, iteration: tuple[int, ...], status: int) -> None:
         """Resolve every out-edge with one status (failure, skip) and end the activation."""
-        for edge in node.out_edges:
+        for edge in node.distinct_out:
             self.resolve_edge(edge, status, None, iteration)
         self.close(node, iteration)
 
@@ -206,7 +206,7 @@ class RunState:
             node, iteration, status = work.popleft()
             if self.on_skip is not None:
                 self.on_skip(node, iteration, status)
-            for edge in node.out_edges:
+            for edge in node.distinct_out:
                 self.resolve_edge(edge, status, None, iteration)
             self.close(node, iteration)
 
