@@ -166,10 +166,18 @@ def load_registry(specs: Iterable[str]) -> NodeRegistry:
             raise CliError(
                 f"--registry {spec}: expected a NodeRegistry or a mapping, got {type(obj).__name__}"
             )
-        try:
-            merged.update(obj)
-        except FlowcraftError as exc:
-            raise CliError(f"--registry {spec}: {exc}") from exc
+        for name, impl in obj.items():
+            if name in merged:
+                if merged[name] is impl:
+                    continue  # the same registry given twice, or shared entries
+                raise CliError(
+                    f"--registry {spec}: {name!r} is already bound to another implementation "
+                    "by an earlier --registry"
+                )
+            try:
+                merged.register(name, impl)
+            except FlowcraftError as exc:
+                raise CliError(f"--registry {spec}: {exc}") from exc
     return merged
 
 

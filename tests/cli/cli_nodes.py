@@ -33,6 +33,9 @@ async def interrupt(ctx: NodeContext) -> dict[str, Any]:
 #: A mapping (not a NodeRegistry) is accepted too.
 extra = {"shout": lambda ctx: {"output": str(ctx.input).upper()}}
 
+#: Binds `echo` to other code than `registry` does.
+conflicting = {"echo": lambda ctx: None}
+
 #: A plain mapping may not claim a built-in name.
 claims_builtin = {"wait": echo}
 

@@ -171,6 +171,8 @@ def test_several_registries_are_merged(capsys: CaptureFixture, tmp_path: Path) -
         "cli_nodes",  # ATTR defaults to `registry`
         "--registry",
         "cli_nodes:extra",  # a plain mapping
+        "--registry",
+        "cli_nodes:registry",  # again: the same entries merge
         "--context",
         '{"name": "ada"}',
     )
@@ -314,6 +316,17 @@ def test_invalid_blueprint_prints_every_problem(capsys: CaptureFixture, tmp_path
             ["'wait' is a reserved built-in node name"],
         ),
         (["run", DEMO_BLUEPRINT, "--blueprints", "README.md"], ["not a directory"]),
+        (
+            [
+                "run",
+                DEMO_BLUEPRINT,
+                "--registry",
+                "cli_nodes",
+                "--registry",
+                "cli_nodes:conflicting",
+            ],
+            ["--registry cli_nodes:conflicting: 'echo' is already bound to another implementation"],
+        ),
         (
             [
                 "run",
