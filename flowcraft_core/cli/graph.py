@@ -35,8 +35,13 @@ def register(
 
 def graph_command(args: argparse.Namespace) -> int:
     fmt: str = args.format
-    dot = shutil.which("dot") if fmt in ("svg", "png") else None
-    if fmt in ("svg", "png") and dot is None:
+    if fmt in ("mermaid", "dot"):
+        bp = read_blueprint(args.blueprint)
+        text = to_mermaid(bp) if fmt == "mermaid" else to_dot(bp)
+        write_output(text + "\n", args.output)
+        return ExitCode.OK
+    dot = shutil.which("dot")
+    if dot is None:
         raise CliError(
             f"--format {fmt} needs Graphviz's `dot` on PATH; install Graphviz, "
             "or use --format mermaid or --format dot"
@@ -44,13 +49,7 @@ def graph_command(args: argparse.Namespace) -> int:
     if fmt == "png" and args.output in (None, "-") and sys.stdout.isatty():
         raise CliError("refusing to write PNG to a terminal; use -o FILE")
     bp = read_blueprint(args.blueprint)
-    if fmt == "mermaid":
-        write_output(to_mermaid(bp) + "\n", args.output)
-    elif fmt == "dot":
-        write_output(to_dot(bp) + "\n", args.output)
-    else:
-        assert dot is not None
-        write_output(render(dot, to_dot(bp), fmt), args.output)
+    write_output(render(dot, to_dot(bp), fmt), args.output)
     return ExitCode.OK
 
 
