@@ -18,7 +18,14 @@ fi
 VENV="$ROOT/.venv"
 STAMP="$VENV/.flowcraft-installed"
 if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ]; then
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[${EXTRAS:-dev}]"
+    LOG="$VENV/pip-install.log"
+    echo "installing flowcraft[${EXTRAS:-dev}] into .venv (log: .venv/pip-install.log)" >&2
+    if ! { "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip &&
+           "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+               -e "$ROOT[${EXTRAS:-dev}]"; } >"$LOG" 2>&1; then
+        cat "$LOG" >&2
+        echo "error: installing flowcraft's Python dependencies failed (see above)" >&2
+        exit 1
+    fi
     touch "$STAMP"
 fi
