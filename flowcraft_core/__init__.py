@@ -6,6 +6,15 @@ BullMQ; the distributed adapter lives in `flowcraft_bullmq`.
 
 import logging
 
+from .analysis import (
+    BlueprintAnalysis,
+    LintIssue,
+    LintReport,
+    analyze_blueprint,
+    lint_blueprint,
+    to_dot,
+    to_mermaid,
+)
 from .blueprint import Blueprint, Flow, load_blueprint
 from .cancellation import CancellationToken
 from .errors import (
@@ -42,6 +51,7 @@ logging.getLogger("flowcraft_core").addHandler(logging.NullHandler())
 __all__ = [
     "BaseNode",
     "Blueprint",
+    "BlueprintAnalysis",
     "BlueprintError",
     "BlueprintVersionError",
     "CancellationToken",
@@ -56,6 +66,8 @@ __all__ = [
     "InMemoryEventBus",
     "InvalidNodeResultError",
     "JsonSerializer",
+    "LintIssue",
+    "LintReport",
     "LoopLimitError",
     "NodeCancelledError",
     "NodeContext",
@@ -73,5 +85,9 @@ __all__ = [
     "SubflowError",
     "WorkerLostError",
     "WorkflowResult",
+    "analyze_blueprint",
+    "lint_blueprint",
     "load_blueprint",
+    "to_dot",
+    "to_mermaid",
 ]

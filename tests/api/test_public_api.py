@@ -18,6 +18,11 @@ PACKAGES = [
 
 SPEC_NAMES = {
     "load_blueprint",
+    "Flow",
+    "analyze_blueprint",
+    "lint_blueprint",
+    "to_mermaid",
+    "to_dot",
     "Blueprint",
     "NodeRegistry",
     "NodeContext",
