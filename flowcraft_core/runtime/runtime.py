@@ -42,7 +42,8 @@ from ..reserved import (
 from ..results import ErrorRecord, NodeResult, RunStatus, WorkflowResult
 from ..serializer import JsonSerializer, Serializer, check_json
 from ..versioning import blueprint_pin
-from .engine import Engine, middleware_core
+from .activation import middleware_core
+from .engine import Engine
 from .executor import SUCCEEDED, WAITING, Implementation, Outcome
 from .plan import ExecutionPlan, get_plan
 from .snapshot import restore

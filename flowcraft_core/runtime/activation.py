@@ -1,0 +1,211 @@
+"""Running one activation with everything around it: middleware, fallbacks, built-ins.
+
+`ActivationRunner` is shared by the in-process engine and the distributed worker; a host
+provides the plan's implementations, an `Executor`, the context store and an event list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from ..cancellation import CancellationToken
+from ..context import ContextStore, WriteBuffer
+from ..events import FlowEvent, NodeFinish, NodeStart
+from ..node import NodeContext
+from ..reserved import CATCH_ERROR
+from ..results import NodeResult
+from .executor import (
+    FAILED,
+    SUCCEEDED,
+    WAITING,
+    AttemptSpec,
+    Executor,
+    Implementation,
+    Outcome,
+    allows_fallback,
+    normalize_result,
+)
+from .plan import NodePlan
+from .routing import ContextReader, resolve_inputs
+
+Runner = Callable[[NodeContext | None], Awaitable[Outcome]]
+
+_ACTIVE: contextvars.ContextVar[tuple[Runner, list[Outcome]]] = contextvars.ContextVar(
+    "flowcraft_active_activation"
+)
+
+
+async def middleware_core(ctx: NodeContext) -> NodeResult:
+    """The innermost step of every middleware chain: run the current activation."""
+    runner, box = _ACTIVE.get()
+    outcome = await runner(ctx)
+    box.append(outcome)
+    if outcome.kind == FAILED:
+        assert outcome.error is not None
+        raise outcome.error
+    return outcome.result if outcome.result is not None else NodeResult()
+
+
+class ActivationRunner:
+    """Mixin: needs `impls`, `fallback_impls`, `nodes`, `executor`, `events`, `run_id`,
+    `blueprint_id`, `chain`, `store` and `data` (committed context readable synchronously)."""
+
+    impls: list[Any]
+    fallback_impls: Mapping[str, Implementation]
+    nodes: tuple[NodePlan, ...]
+    executor: Executor
+    events: list[FlowEvent] | None
+    run_id: str
+    blueprint_id: str
+    chain: Any
+    store: ContextStore
+    data: Mapping[str, Any]
+
+    async def through_middleware(self, spec: AttemptSpec, runner: Runner) -> Outcome:
+        """Run an activation inside the composed middleware chain; hooks may change the result.
+
+        `runner(first_ctx)` runs the activation itself (a node, or a batch item).
+        """
+        ctx = self.executor.make_context(spec, 1, WriteBuffer(spec.node_id), CancellationToken())
+        box: list[Outcome] = []
+        reset = _ACTIVE.set((runner, box))
+        try:
+            result = await self.chain(ctx)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if box and box[0].kind == FAILED and box[0].error is exc:
+                return box[0]
+            return Outcome(FAILED, error=exc, attempts=box[0].attempts if box else 0)
+        finally:
+            _ACTIVE.reset(reset)
+        try:
+            result = normalize_result(result, spec.node_id)
+        except Exception as exc:
+            return Outcome(FAILED, error=exc, attempts=box[0].attempts if box else 0)
+        if box and box[0].kind in (WAITING, SUCCEEDED):
+            outcome = box[0]
+            if outcome.kind == SUCCEEDED:
+                outcome.result = result
+            return outcome
+        # Short-circuited or recovered: the result stands, the node's writes do not.
+        return Outcome(SUCCEEDED, result=result, attempts=box[0].attempts if box else 0)
+
+    async def run_node(
+        self, node: NodePlan, spec: AttemptSpec, first_ctx: NodeContext | None
+    ) -> Outcome:
+        impl = self.impls[node.index]
+        if not isinstance(impl, Implementation):
+            outcome: Outcome = await impl(self, node, spec)
+        elif impl.is_class:
+            outcome = await self.executor.run_class(impl, spec, first_ctx)
+        else:
+            outcome = await self.executor.run_function(impl, spec, first_ctx)
+        recover = outcome.recover
+        if (
+            outcome.kind == FAILED
+            and (node.fallback_node is not None or node.fallback_key is not None)
+            and outcome.error is not None
+            and allows_fallback(outcome.error)
+        ):
+            outcome = await self._stand_in(node, spec, outcome)
+        if outcome.kind == FAILED and recover is not None and outcome.error is not None:
+            await recover(outcome.error)
+        return outcome
+
+    async def _stand_in(self, node: NodePlan, spec: AttemptSpec, failed: Outcome) -> Outcome:
+        """Run `config.fallback` inside the failed node's activation (SPEC 4.4)."""
+        error = failed.error
+        assert error is not None
+        catch = {
+            "message": str(error),
+            "type": type(error).__name__,
+            "nodeId": node.id,
+            "blueprintId": self.blueprint_id,
+        }
+        await self.store.commit([(CATCH_ERROR, catch)])
+        if node.fallback_node is not None:
+            stand_in = self.nodes[node.fallback_node]
+            self.executor.emit_fallback(node.id, spec.iteration, stand_in.id, error)
+            inputs = stand_in.definition.inputs
+            value = (
+                resolve_inputs(inputs, ContextReader(self.data))
+                if inputs is not None
+                else spec.input
+            )
+            config = stand_in.config
+            fspec = AttemptSpec(
+                node_id=stand_in.id,
+                params=stand_in.params,
+                input=value,
+                iteration=spec.iteration,
+                activation_id=spec.activation_id,
+                max_attempts=config.max_retries,
+                retry_delay_ms=config.retry_delay,
+                exponential=config.backoff == "exponential",
+                timeout_ms=config.timeout,
+            )
+            if self.events is not None:
+                self.events.append(
+                    NodeStart(
+                        run_id=self.run_id,
+                        blueprint_id=self.blueprint_id,
+                        node_id=stand_in.id,
+                        iteration=spec.iteration,
+                        input=value,
+                    )
+                )
+            started = time.perf_counter()
+            impl = self.impls[stand_in.index]
+            if not isinstance(impl, Implementation):
+                outcome: Outcome = await impl(self, stand_in, fspec)
+            elif impl.is_class:
+                outcome = await self.executor.run_class(impl, fspec)
+            else:
+                outcome = await self.executor.run_function(impl, fspec)
+            name = stand_in.id
+            if outcome.kind == SUCCEEDED and self.events is not None:
+                assert outcome.result is not None
+                self.events.append(
+                    NodeFinish(
+                        run_id=self.run_id,
+                        blueprint_id=self.blueprint_id,
+                        node_id=stand_in.id,
+                        iteration=spec.iteration,
+                        result=outcome.result,
+                        duration_ms=(time.perf_counter() - started) * 1000.0,
+                    )
+                )
+        else:
+            key = node.fallback_key
+            assert key is not None
+            self.executor.emit_fallback(node.id, spec.iteration, key, error)
+            fspec = AttemptSpec(
+                node_id=node.id,
+                params=spec.params,
+                input=spec.input,
+                iteration=spec.iteration,
+                activation_id=spec.activation_id,
+                max_attempts=1,
+                retry_delay_ms=0,
+                exponential=False,
+                timeout_ms=None,
+            )
+            impl = self.fallback_impls[key]
+            if impl.is_class:
+                outcome = await self.executor.run_class(impl, fspec)
+            else:
+                outcome = await self.executor.run_function(impl, fspec)
+            name = None
+        if outcome.kind == SUCCEEDED:
+            outcome.attempts = failed.attempts
+            outcome.stand_in = name
+            return outcome
+        return Outcome(FAILED, error=error, attempts=failed.attempts, fallback_error=outcome.error)
+
+
+__all__ = ["ActivationRunner", "Runner", "middleware_core"]
