@@ -43,7 +43,7 @@ from .executor import (
     Outcome,
 )
 from .plan import EdgePlan, ExecutionPlan, NodePlan
-from .routing import ContextReader, edge_value, resolve_inputs, select_edges
+from .routing import ContextReader, resolve_inputs, route
 from .state import DEAD, FAILED_RES, TAKEN, Act, RunState
 
 logger = logging.getLogger("flowcraft_core.engine")
@@ -340,23 +340,7 @@ class Engine(ActivationRunner):
     def _route(
         self, node: NodePlan, result: NodeResult, outcome: Outcome
     ) -> list[tuple[EdgePlan, int, Any]]:
-        edges = node.out_edges
-        if not edges:
-            return []
-        output = result.output
-        if not node.has_expressions and result.action is None:
-            # Fast path: every default edge is taken with the output itself.
-            return [(e, TAKEN if e.action is None else DEAD, output) for e in edges]
-        overlay = dict(outcome.ops)
-        overlay[OUTPUTS_PREFIX + node.id] = output
-        if outcome.stand_in is not None:
-            overlay[OUTPUTS_PREFIX + outcome.stand_in] = output
-        reader = ContextReader(self.data, overlay)
-        taken = select_edges(node, result, reader)
-        return [
-            (e, TAKEN, edge_value(e, output, reader)) if t else (e, DEAD, None)
-            for e, t in zip(edges, taken, strict=True)
-        ]
+        return route(node, result, self.data, outcome.ops, outcome.stand_in)
 
     def _succeed(
         self,

@@ -17,6 +17,10 @@ from ..reserved import OUTPUTS_PREFIX
 from ..results import NodeResult
 from .plan import EdgePlan, NodePlan
 
+# Edge resolutions (shared with runtime.state, which re-exports them).
+TAKEN = 0
+DEAD = 1
+
 
 class ContextReader:
     """Read-only lookups over committed context plus pending (overlay) writes."""
@@ -183,6 +187,37 @@ def edge_value(edge: EdgePlan, output: Any, reader: ContextReader) -> Any:
         raise _edge_error(exc, edge, "transform") from exc
 
 
+def route(
+    node: NodePlan,
+    result: NodeResult,
+    base: Mapping[str, Any],
+    ops: Mapping[str, Any],
+    stand_in: str | None,
+) -> list[tuple[EdgePlan, int, Any]]:
+    """Every out-edge with its resolution (taken/dead) and delivered value, or ExpressionError.
+
+    Expressions see the context as it will be after the commit: `base` plus the node's writes
+    and outputs.
+    """
+    edges = node.out_edges
+    if not edges:
+        return []
+    output = result.output
+    if not node.has_expressions and result.action is None:
+        # Fast path: every default edge is taken with the output itself.
+        return [(e, TAKEN if e.action is None else DEAD, output) for e in edges]
+    overlay = dict(ops)
+    overlay[OUTPUTS_PREFIX + node.id] = output
+    if stand_in is not None:
+        overlay[OUTPUTS_PREFIX + stand_in] = output
+    reader = ContextReader(base, overlay)
+    taken = select_edges(node, result, reader)
+    return [
+        (e, TAKEN, edge_value(e, output, reader)) if t else (e, DEAD, None)
+        for e, t in zip(edges, taken, strict=True)
+    ]
+
+
 def resolve_reference(ref: str, reader: ContextReader) -> Any:
     """SPEC 2.7 reference resolution."""
     if ref.startswith("_"):
@@ -233,6 +268,7 @@ __all__ = [
     "evaluate",
     "resolve_inputs",
     "resolve_reference",
+    "route",
     "select_edges",
     "walk_path",
 ]

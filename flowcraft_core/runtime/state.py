@@ -13,12 +13,24 @@ from typing import Any
 
 from ..errors import LoopLimitError
 from .plan import BACK, EdgePlan, NodePlan
+from .routing import DEAD, TAKEN
 
-TAKEN = 0
-DEAD = 1
 FAILED_RES = 2
 
 Key = tuple[int, tuple[int, ...]]
+
+
+def forward_iteration(edge: EdgePlan, iteration: tuple[int, ...]) -> tuple[int, ...]:
+    """The target's iteration for a forward edge: keep the shared loops, enter at index 0."""
+    if not iteration and not edge.enter:
+        return iteration
+    return iteration[: edge.common] + (0,) * edge.enter
+
+
+def next_iteration(header: NodePlan, iteration: tuple[int, ...]) -> tuple[int, ...]:
+    """The header's next iteration after a back edge taken in `iteration`."""
+    depth = len(header.loops)
+    return iteration[: depth - 1] + (iteration[depth - 1] + 1,)
 
 
 class Act:
@@ -116,9 +128,7 @@ class RunState:
             if status == TAKEN:
                 self._next_iteration(edge, value, iteration)
             return
-        target_iteration = iteration
-        if iteration or edge.enter:
-            target_iteration = iteration[: edge.common] + (0,) * edge.enter
+        target_iteration = forward_iteration(edge, iteration)
         if edge.exit_header is not None:
             if status == DEAD:
                 return  # deferred to the end of the loop
@@ -243,7 +253,7 @@ class RunState:
         if key in self.back_taken:
             return
         self.back_taken.add(key)
-        nxt = iteration[: depth - 1] + (iteration[depth - 1] + 1,)
+        nxt = next_iteration(header, iteration)
         self.open(header, nxt)
         if nxt[-1] > self.max_loop_iterations:
             error = LoopLimitError(header.id, self.max_loop_iterations, kind="max_loop_iterations")
@@ -259,7 +269,7 @@ class RunState:
         delivered = self.exits_delivered.pop((header_index, prefix), set())
         for edge in header.exit_edges:
             if edge.index not in delivered:
-                target_iteration = prefix[: edge.common] + (0,) * edge.enter
+                target_iteration = forward_iteration(edge, prefix)
                 self.deliver(self.nodes[edge.target], target_iteration, edge.source, DEAD, None)
 
     def pending(self) -> list[str]:
@@ -267,4 +277,13 @@ class RunState:
         return [self.nodes[index].id + (f"@{list(it)}" if it else "") for (index, it) in self.joins]
 
 
-__all__ = ["DEAD", "FAILED_RES", "TAKEN", "Act", "JoinState", "RunState"]
+__all__ = [
+    "DEAD",
+    "FAILED_RES",
+    "TAKEN",
+    "Act",
+    "JoinState",
+    "RunState",
+    "forward_iteration",
+    "next_iteration",
+]
