@@ -1,0 +1,158 @@
+"""`LocalCluster`: the distributed protocol on the in-memory store and queue, in one process.
+
+It exercises exactly the code a BullMQ worker runs (load → execute → complete → follow-ups),
+with several concurrent consumers, so the protocol is tested without Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from ..blueprint.model import Blueprint
+from ..events import WorkflowStart
+from ..expressions import Evaluator
+from ..ids import new_run_id, validate_run_id
+from ..reserved import AWAITING_DETAILS, AWAITING_NODE_IDS, EXECUTION_ID
+from ..results import ErrorRecord, RunStatus, WorkflowResult
+from ..runtime.plan import get_plan
+from ..versioning import blueprint_pin
+from .memory import InMemoryCoordinationStore, InMemoryJobQueue
+from .protocol import Followup, Job, akey
+from .worker import DistributedWorker
+
+
+class LocalCluster:
+    """Start runs, drain the queue with `workers` consumers, read results."""
+
+    def __init__(
+        self,
+        *,
+        registry: Mapping[str, Any] | None = None,
+        blueprints: Mapping[str, Blueprint | Mapping[str, Any]] | Iterable[Blueprint],
+        workers: int = 4,
+        dependencies: Mapping[str, Any] | None = None,
+        event_bus: Any = None,
+        middleware: Sequence[Any] = (),
+        evaluator: Evaluator | None = None,
+        max_loop_iterations: int = 10_000,
+    ) -> None:
+        self.store = InMemoryCoordinationStore()
+        self.queue = InMemoryJobQueue()
+        self.workers = workers
+        self.worker = DistributedWorker(
+            store=self.store,
+            queue=self.queue,
+            registry=registry,
+            blueprints=blueprints,
+            dependencies=dependencies,
+            event_bus=event_bus,
+            middleware=middleware,
+            evaluator=evaluator,
+            max_loop_iterations=max_loop_iterations,
+        )
+        self.runtime = self.worker.runtime
+        self._busy = 0
+
+    async def start_run(
+        self,
+        blueprint_id: str | Blueprint,
+        initial_context: Mapping[str, Any] | str | None = None,
+        *,
+        run_id: str | None = None,
+    ) -> str:
+        bp = self.runtime.resolve_blueprint(blueprint_id)
+        data = self.runtime.initial_data(initial_context)
+        run_id = validate_run_id(run_id) if run_id is not None else new_run_id()
+        plan = get_plan(bp, self.runtime.evaluator)
+        self.runtime.implementations(plan)
+        data[EXECUTION_ID] = run_id
+        entries = []
+        for index in plan.entries:
+            node = plan.nodes[index]
+            iteration = (0,) * len(node.loops)
+            entries.append(Followup(akey(node.id, iteration), node.id, iteration))
+        await self.store.create_run(
+            run_id, blueprint_id=bp.id, pin=blueprint_pin(bp), context=data, entries=entries
+        )
+        emitter = self.runtime._emitter
+        if emitter is not None:
+            await emitter(WorkflowStart(run_id=run_id, blueprint_id=bp.id))
+        await self.queue.add_bulk([Job(run_id, e.node_id, e.iteration) for e in entries])
+        return run_id
+
+    async def drain(self) -> None:
+        """Process jobs until the queue is empty and every consumer is idle."""
+        queue = self.queue.queue
+
+        async def consume() -> None:
+            while True:
+                try:
+                    job = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    if self._busy == 0:
+                        return
+                    await asyncio.sleep(0.0005)
+                    continue
+                self._busy += 1
+                try:
+                    await self.worker.handle(job)
+                finally:
+                    self._busy -= 1
+
+        await asyncio.gather(*(consume() for _ in range(self.workers)))
+
+    async def result(self, run_id: str) -> WorkflowResult:
+        status, context, errors, waiting = await self.store.result(run_id)
+        if status == "awaiting":
+            bp = self.runtime.blueprints[(await self.store.load(run_id, "", ())).blueprint_id]
+            plan = get_plan(bp, self.runtime.evaluator)
+            ordered = sorted(
+                waiting.items(), key=lambda kv: (plan.by_id[kv[0].split("@")[0]], kv[0])
+            )
+            ids: list[str] = []
+            details: dict[str, Any] = {}
+            for key, value in ordered:
+                node_id = key.split("@", 1)[0]
+                if node_id not in details:
+                    ids.append(node_id)
+                    details[node_id] = value
+            context[AWAITING_NODE_IDS] = ids
+            context[AWAITING_DETAILS] = details
+        return WorkflowResult(
+            run_id=run_id,
+            status=RunStatus(status) if status != "running" else RunStatus.RUNNING,
+            context=context,
+            serialized_context=self.runtime.serializer.serialize(context),
+            errors=[ErrorRecord.from_json(e) for e in errors],
+        )
+
+    async def run(
+        self,
+        blueprint_id: str | Blueprint,
+        initial_context: Mapping[str, Any] | str | None = None,
+        *,
+        run_id: str | None = None,
+    ) -> WorkflowResult:
+        run_id = await self.start_run(blueprint_id, initial_context, run_id=run_id)
+        await self.drain()
+        return await self.result(run_id)
+
+    async def resume_with_action(
+        self,
+        run_id: str,
+        action: str | None = None,
+        output: Any = None,
+        *,
+        node_id: str | None = None,
+    ) -> WorkflowResult:
+        await self.worker.resume(run_id, node_id=node_id, output=output, action=action)
+        await self.drain()
+        return await self.result(run_id)
+
+    async def cancel_run(self, run_id: str) -> bool:
+        return await self.store.cancel(run_id)
+
+
+__all__ = ["LocalCluster"]

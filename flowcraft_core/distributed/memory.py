@@ -1,0 +1,278 @@
+"""In-memory coordination store and job queue: the reference semantics of the protocol.
+
+`InMemoryCoordinationStore.complete` is what the Redis Lua script must do, step for step;
+the protocol tests run against this twin first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..context import MISSING
+from ..errors import RunNotFoundError
+from ..runtime.state import DEAD, FAILED_RES, TAKEN
+from .protocol import (
+    FINISHED_STATUSES,
+    RUNNING,
+    Applied,
+    Followup,
+    Job,
+    Loaded,
+    LoopEnd,
+    Transition,
+    loop_instance_key,
+)
+
+
+@dataclass(slots=True)
+class _Run:
+    blueprint_id: str
+    pin: str
+    context: dict[str, Any]
+    status: str = RUNNING
+    in_flight: int = 0
+    progress_at: float = 0.0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    acts: dict[str, Applied] = field(default_factory=dict)
+    joins: dict[str, dict[str, tuple[int, Any]]] = field(default_factory=dict)
+    fired: dict[str, str] = field(default_factory=dict)
+    decided: set[str] = field(default_factory=set)
+    live: dict[str, int] = field(default_factory=dict)
+    back_taken: set[str] = field(default_factory=set)
+    exits: dict[str, set[int]] = field(default_factory=dict)
+    waiting: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def decide(
+    record: Mapping[str, tuple[int, Any]], expected: int, join_any: bool, new_status: int
+) -> int | None:
+    """The join rule of SPEC 3.4 after `new_status` was added: TAKEN (ready), DEAD (skipped),
+    FAILED_RES (blocked) or None (still pending)."""
+    if join_any and new_status == TAKEN:
+        return TAKEN
+    if new_status == FAILED_RES:
+        return FAILED_RES
+    if len(record) < expected:
+        return None
+    if any(status == TAKEN for status, _ in record.values()):
+        return TAKEN
+    return DEAD
+
+
+class InMemoryCoordinationStore:
+    def __init__(self) -> None:
+        self.runs: dict[str, _Run] = {}
+
+    def _run(self, run_id: str) -> _Run:
+        try:
+            return self.runs[run_id]
+        except KeyError:
+            raise RunNotFoundError(run_id) from None
+
+    async def create_run(
+        self,
+        run_id: str,
+        *,
+        blueprint_id: str,
+        pin: str,
+        context: Mapping[str, Any],
+        entries: Sequence[Followup],
+    ) -> None:
+        if run_id in self.runs:
+            raise ValueError(f"run {run_id!r} already exists")
+        run = _Run(blueprint_id=blueprint_id, pin=pin, context=dict(context))
+        run.in_flight = len(entries)
+        run.progress_at = time.time()
+        self.runs[run_id] = run
+        if not entries:
+            run.status = "completed"
+
+    async def load(self, run_id: str, akey: str, keys: Sequence[str] | None) -> Loaded:
+        run = self._run(run_id)
+        ctx = run.context
+        values = dict(ctx) if keys is None else {k: ctx[k] for k in keys if k in ctx}
+        return Loaded(
+            status=run.status,
+            blueprint_id=run.blueprint_id,
+            pin=run.pin,
+            done=run.acts.get(akey),
+            join=dict(run.joins.get(akey, {})),
+            fired=run.fired.get(akey),
+            values=values,
+            waiting=akey in run.waiting,
+        )
+
+    async def complete(self, run_id: str, t: Transition) -> Applied:
+        run = self._run(run_id)
+        if run.status in FINISHED_STATUSES:
+            return Applied(ignored=True, finished=run.status)
+        recorded = run.acts.get(t.akey)
+        if recorded is not None:
+            return Applied(
+                ready=recorded.ready,
+                skipped=recorded.skipped,
+                loop_ends=recorded.loop_ends,
+                finished=recorded.finished,
+                replay=True,
+            )
+        ctx = run.context
+        for key, value, deleted in t.ops:
+            if deleted:
+                ctx.pop(key, None)
+            else:
+                ctx[key] = value
+        for key in t.output_keys:
+            ctx[key] = t.output
+        if t.error is not None:
+            run.errors.append(t.error)
+        base = t.akey.removesuffix("~wait")
+        if t.waiting is not None:
+            run.waiting[base] = t.waiting
+        else:
+            run.waiting.pop(base, None)
+        applied = Applied()
+        for r in t.resolutions:
+            record = run.joins.get(r.target)
+            if r.expected == 0:
+                # One predecessor: this resolution decides the activation.
+                if r.target in run.decided:
+                    continue
+                run.decided.add(r.target)
+                self._open(run, r.open)
+                run.joins[r.target] = {r.pred: (r.status, r.value)}
+                outcome: int = r.status
+            else:
+                if r.target in run.decided:
+                    continue
+                if record is None:
+                    record = run.joins[r.target] = dict.fromkeys(r.dead, (DEAD, None))
+                    self._open(run, r.open)
+                if r.pred in record:
+                    continue
+                record[r.pred] = (r.status, r.value)
+                decision = decide(record, r.expected, r.join_any, r.status)
+                if decision is None:
+                    continue
+                outcome = decision
+                run.decided.add(r.target)
+                if outcome == TAKEN and r.join_any:
+                    run.fired[r.target] = r.pred
+            entry = Followup(r.target, r.node_id, r.iteration, outcome)
+            (applied.ready if outcome == TAKEN else applied.skipped).append(entry)
+        for n in t.next:
+            if n.back_key in run.back_taken:
+                continue
+            run.back_taken.add(n.back_key)
+            self._open(run, n.open)
+            run.joins[n.target] = {n.pred: (TAKEN, n.value)}
+            run.decided.add(n.target)
+            applied.ready.append(Followup(n.target, n.node_id, n.iteration, TAKEN))
+        for instance, edge_index in t.exits:
+            run.exits.setdefault(instance, set()).add(edge_index)
+        for position, c in enumerate(t.close):
+            left = run.live[c.counter] - 1
+            if left:
+                run.live[c.counter] = left
+                continue
+            del run.live[c.counter]
+            if c.counter in run.back_taken:
+                run.back_taken.discard(c.counter)
+                continue
+            instance = loop_instance_key(c.header_id, c.prefix)
+            delivered = tuple(sorted(run.exits.pop(instance, set())))
+            rest = tuple(t.close[position + 1 :])
+            applied.loop_ends.append(LoopEnd(c.header_id, c.prefix, delivered, rest))
+            break
+        run.in_flight += len(applied.ready) + len(applied.skipped) + len(applied.loop_ends) - 1
+        run.progress_at = time.time()
+        if run.in_flight == 0:
+            run.status = self._final_status(run)
+            applied.finished = run.status
+        run.acts[t.akey] = applied
+        return applied
+
+    @staticmethod
+    def _open(run: _Run, counters: Sequence[str]) -> None:
+        for counter in counters:
+            run.live[counter] = run.live.get(counter, 0) + 1
+
+    @staticmethod
+    def _final_status(run: _Run) -> str:
+        if run.errors:
+            return "failed"
+        if run.waiting:
+            return "awaiting"
+        if any(key not in run.decided for key in run.joins):
+            return "stalled"
+        return "completed"
+
+    async def get(self, run_id: str, key: str) -> Any:
+        return self._run(run_id).context.get(key, MISSING)
+
+    async def snapshot(self, run_id: str) -> dict[str, Any]:
+        return dict(self._run(run_id).context)
+
+    async def commit(self, run_id: str, ops: Sequence[tuple[str, Any, bool]]) -> None:
+        ctx = self._run(run_id).context
+        for key, value, deleted in ops:
+            if deleted:
+                ctx.pop(key, None)
+            else:
+                ctx[key] = value
+
+    async def status(self, run_id: str) -> str:
+        return self._run(run_id).status
+
+    async def result(
+        self, run_id: str
+    ) -> tuple[str, dict[str, Any], list[dict[str, Any]], dict[str, dict[str, Any]]]:
+        """(status, context, errors, waiting activations by akey)."""
+        run = self._run(run_id)
+        return run.status, dict(run.context), list(run.errors), dict(run.waiting)
+
+    async def cancel(self, run_id: str) -> bool:
+        run = self._run(run_id)
+        if run.status in FINISHED_STATUSES:
+            return False
+        run.status = "cancelled"
+        return True
+
+    async def fail_run(self, run_id: str, error: dict[str, Any]) -> None:
+        run = self._run(run_id)
+        if run.status in FINISHED_STATUSES:
+            return
+        run.errors.append(error)
+        run.status = "failed"
+
+    async def resume_waiting(self, run_id: str, akey: str) -> bool:
+        """Claim a waiting activation for a resume job (once)."""
+        run = self._run(run_id)
+        if akey not in run.waiting or run.status in FINISHED_STATUSES:
+            return False
+        run.in_flight += 1
+        run.status = RUNNING
+        return True
+
+
+class InMemoryJobQueue:
+    """An asyncio queue that deduplicates by job id, like BullMQ with custom job ids."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[Job] = asyncio.Queue()
+        self.seen: set[str] = set()
+        self.added = 0
+
+    async def add_bulk(self, jobs: Sequence[Job]) -> None:
+        for job in jobs:
+            if job.job_id in self.seen:
+                continue
+            self.seen.add(job.job_id)
+            self.added += 1
+            self.queue.put_nowait(job)
+
+
+__all__ = ["InMemoryCoordinationStore", "InMemoryJobQueue", "decide"]

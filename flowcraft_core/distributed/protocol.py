@@ -1,0 +1,249 @@
+"""The technology-neutral protocol between workers and a coordination store.
+
+Python computes every transition (routing, iteration arithmetic) with the code the in-process
+engine uses; a store applies it atomically and idempotently (see docs/distributed-design.md).
+Everything here is JSON data so a Lua script can apply it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..ids import activation_id
+
+# Job kinds.
+NODE = "node"
+RESUME = "resume"
+
+# Activation outcomes a transition reports.
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+WAITING = "waiting"
+SKIPPED = "skipped"
+BLOCKED = "blocked"
+LOOP_END = "loopend"
+
+# Run statuses in the store.
+RUNNING = "running"
+FINISHED_STATUSES = frozenset({"completed", "failed", "cancelled", "stalled"})
+
+
+def iteration_text(iteration: Sequence[int]) -> str:
+    return ".".join(str(i) for i in iteration)
+
+
+def akey(node_id: str, iteration: Sequence[int]) -> str:
+    """Activation key `<nodeId>@<i.j>`; unique per (node, iteration), readable from the right."""
+    return f"{node_id}@{iteration_text(iteration)}"
+
+
+def loop_instance_key(header_id: str, prefix: Sequence[int]) -> str:
+    """One entry of a loop (its exits are resolved when it ends)."""
+    return f"{header_id}#{iteration_text(prefix)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One queue job: an activation to run (or a resume to apply)."""
+
+    run_id: str
+    node_id: str
+    iteration: tuple[int, ...]
+    kind: str = NODE
+    seq: int = 0
+
+    @property
+    def job_id(self) -> str:
+        base = activation_id(self.run_id, self.node_id, self.iteration)
+        return base if self.kind == NODE else f"{base}-~{self.kind}{self.seq}"
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "runId": self.run_id,
+            "nodeId": self.node_id,
+            "iteration": list(self.iteration),
+            "kind": self.kind,
+            "seq": self.seq,
+        }
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> Job:
+        return cls(
+            run_id=str(data["runId"]),
+            node_id=str(data["nodeId"]),
+            iteration=tuple(int(i) for i in data.get("iteration") or ()),
+            kind=str(data.get("kind", NODE)),
+            seq=int(data.get("seq", 0)),
+        )
+
+
+@dataclass(slots=True)
+class Resolution:
+    """One predecessor's resolution recorded in a target activation's join."""
+
+    target: str  # akey of the target activation
+    node_id: str
+    iteration: tuple[int, ...]
+    pred: str
+    status: int  # TAKEN / DEAD / FAILED_RES
+    value: Any
+    #: Number of distinct forward predecessors; 0 = untracked (decided by this resolution).
+    expected: int
+    join_any: bool
+    #: Unreachable predecessors that count as dead from the start.
+    dead: tuple[str, ...] = ()
+    #: Loop counters the target opens when first seen.
+    open: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class NextIteration:
+    back_key: str  # the iteration whose back edge was taken (once per iteration)
+    target: str
+    pred: str
+    node_id: str
+    iteration: tuple[int, ...]
+    value: Any
+    open: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class Close:
+    counter: str
+    header_id: str
+    prefix: tuple[int, ...]
+
+
+@dataclass(slots=True)
+class Transition:
+    """What one activation's end changes; applied atomically, at most once per `akey`."""
+
+    akey: str
+    node_id: str
+    iteration: tuple[int, ...]
+    outcome: str
+    output: Any = None
+    output_keys: tuple[str, ...] = ()
+    ops: list[tuple[str, Any, bool]] = field(default_factory=list)  # (key, value, deleted)
+    error: dict[str, Any] | None = None
+    waiting: dict[str, Any] | None = None
+    resolutions: list[Resolution] = field(default_factory=list)
+    next: list[NextIteration] = field(default_factory=list)
+    exits: list[tuple[str, int]] = field(default_factory=list)
+    close: list[Close] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Followup:
+    akey: str
+    node_id: str
+    iteration: tuple[int, ...]
+    status: int = 0  # for skipped entries: DEAD (skipped) or FAILED_RES (blocked)
+
+
+@dataclass(slots=True)
+class LoopEnd:
+    header_id: str
+    prefix: tuple[int, ...]
+    delivered: tuple[int, ...]  # exit edge indices taken or failed in this loop entry
+    #: Outer counters the ending activation had not released yet: the loop-end transition
+    #: releases them after its dead exits are recorded (RunState.close's order).
+    rest: tuple[Close, ...] = ()
+
+
+@dataclass(slots=True)
+class Applied:
+    """The store's answer to a transition; recorded so redelivery replays it."""
+
+    ready: list[Followup] = field(default_factory=list)
+    skipped: list[Followup] = field(default_factory=list)
+    loop_ends: list[LoopEnd] = field(default_factory=list)
+    finished: str | None = None
+    replay: bool = False
+    ignored: bool = False  # the run had already finished (e.g. cancelled)
+
+
+@dataclass(slots=True)
+class Loaded:
+    """What a worker needs before running an activation (one round trip)."""
+
+    status: str
+    blueprint_id: str
+    pin: str
+    done: Applied | None
+    #: pred node id -> (status, value) for this activation's join; "~fired" names an any-join's
+    #: firing predecessor.
+    join: dict[str, tuple[int, Any]]
+    fired: str | None
+    values: dict[str, Any]
+    waiting: bool = False
+
+
+class CoordinationStore(Protocol):
+    """Per-run state shared by workers: context, joins, counters, status."""
+
+    async def create_run(
+        self,
+        run_id: str,
+        *,
+        blueprint_id: str,
+        pin: str,
+        context: Mapping[str, Any],
+        entries: Sequence[Followup],
+    ) -> None: ...
+
+    async def load(self, run_id: str, akey: str, keys: Sequence[str] | None) -> Loaded: ...
+
+    async def complete(self, run_id: str, transition: Transition) -> Applied: ...
+
+    async def get(self, run_id: str, key: str) -> Any: ...
+
+    async def snapshot(self, run_id: str) -> dict[str, Any]: ...
+
+    async def commit(self, run_id: str, ops: Sequence[tuple[str, Any, bool]]) -> None: ...
+
+    async def status(self, run_id: str) -> str: ...
+
+    async def result(
+        self, run_id: str
+    ) -> tuple[str, dict[str, Any], list[dict[str, Any]], dict[str, dict[str, Any]]]: ...
+
+    async def resume_waiting(self, run_id: str, akey: str) -> bool: ...
+
+    async def cancel(self, run_id: str) -> bool: ...
+
+    async def fail_run(self, run_id: str, error: dict[str, Any]) -> None: ...
+
+
+class JobQueue(Protocol):
+    """Where ready activations go; deduplicates by job id."""
+
+    async def add_bulk(self, jobs: Sequence[Job]) -> None: ...
+
+
+__all__ = [
+    "BLOCKED",
+    "FAILED",
+    "LOOP_END",
+    "NODE",
+    "RESUME",
+    "RUNNING",
+    "SKIPPED",
+    "SUCCEEDED",
+    "WAITING",
+    "Applied",
+    "Close",
+    "CoordinationStore",
+    "Followup",
+    "Job",
+    "JobQueue",
+    "Loaded",
+    "LoopEnd",
+    "NextIteration",
+    "Resolution",
+    "Transition",
+    "akey",
+    "loop_instance_key",
+]

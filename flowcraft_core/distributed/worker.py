@@ -1,0 +1,477 @@
+"""Handling one job: load, execute with the shared ActivationRunner, complete, follow up.
+
+Technology-neutral: the store and the queue are ports. `flowcraft_bullmq` wires them to Redis
+and BullMQ; `LocalCluster` wires them to the in-memory twins.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from ..blueprint.model import Blueprint
+from ..context import DELETED
+from ..errors import (
+    BlueprintError,
+    BlueprintVersionError,
+    ExpressionError,
+    LoopLimitError,
+    Problem,
+)
+from ..events import FlowEvent, NodeAwaiting, NodeError, NodeFinish, NodeSkipped, NodeStart
+from ..expressions import Evaluator
+from ..ids import activation_id
+from ..reserved import BATCH_GATHER, BATCH_SCATTER, INPUTS_PREFIX, SUBFLOW
+from ..results import ErrorRecord, NodeResult
+from ..runtime.activation import ActivationRunner
+from ..runtime.executor import FAILED as OUT_FAILED
+from ..runtime.executor import SUCCEEDED as OUT_SUCCEEDED
+from ..runtime.executor import AttemptSpec, Executor, Implementation, Outcome
+from ..runtime.plan import ExecutionPlan, NodePlan, get_plan
+from ..runtime.routing import ContextReader, resolve_inputs, route
+from ..runtime.runtime import FlowRuntime
+from ..runtime.state import DEAD, FAILED_RES
+from ..versioning import blueprint_pin
+from . import transitions
+from .protocol import (
+    FAILED,
+    FINISHED_STATUSES,
+    Applied,
+    CoordinationStore,
+    Job,
+    JobQueue,
+    Transition,
+    akey,
+)
+
+logger = logging.getLogger("flowcraft_core.distributed")
+
+#: Built-ins whose distributed form (child runs, item jobs) is not implemented yet.
+_NOT_DISTRIBUTED = frozenset({SUBFLOW, BATCH_SCATTER, BATCH_GATHER})
+
+
+class StoreContext:
+    """The `ContextStore` port over a coordination store, for one run (node code's reads)."""
+
+    def __init__(self, store: CoordinationStore, run_id: str) -> None:
+        self.store = store
+        self.run_id = run_id
+
+    async def get(self, key: str) -> Any:
+        return await self.store.get(self.run_id, key)
+
+    async def snapshot(self) -> dict[str, Any]:
+        return await self.store.snapshot(self.run_id)
+
+    async def commit(self, ops: Iterable[tuple[str, Any]]) -> None:
+        await self.store.commit(
+            self.run_id, [(k, None, True) if v is DELETED else (k, v, False) for k, v in ops]
+        )
+
+
+class _JobHost(ActivationRunner):
+    """What `ActivationRunner` needs, for one job."""
+
+    def __init__(
+        self,
+        runtime: FlowRuntime,
+        plan: ExecutionPlan,
+        impls: list[Any],
+        fallbacks: Mapping[str, Implementation],
+        run_id: str,
+        data: dict[str, Any],
+        store: StoreContext,
+    ) -> None:
+        self.runtime = runtime
+        self.plan = plan
+        self.impls = impls
+        self.fallback_impls = fallbacks
+        self.nodes = plan.nodes
+        self.run_id = run_id
+        self.blueprint_id = plan.blueprint.id
+        self.chain = runtime._chain
+        self.store = store
+        self.data = data
+        self.values = data
+        self.events: list[FlowEvent] | None = [] if runtime._emitter is not None else None
+        self.executor = Executor(
+            store=store,
+            run_id=run_id,
+            blueprint_id=self.blueprint_id,
+            dependencies=runtime.dependencies,
+            emit=self.events.append if self.events is not None else None,
+            is_cancelled=lambda: False,
+            track_signal=lambda _signal: None,
+        )
+
+    def emit(self, event: FlowEvent) -> None:
+        if self.events is not None:
+            self.events.append(event)
+
+    async def flush(self) -> None:
+        emitter = self.runtime._emitter
+        if emitter is None or not self.events:
+            return
+        events, self.events = self.events, []
+        for event in events:
+            await emitter(event)
+
+
+def error_json(error: BaseException, *, node_id: str | None, attempts: int = 0) -> dict[str, Any]:
+    return ErrorRecord.from_exception(error, node_id=node_id, attempts=attempts).to_json()
+
+
+class DistributedWorker:
+    """Runs jobs of any run whose blueprint it knows (the same code on every worker)."""
+
+    def __init__(
+        self,
+        *,
+        store: CoordinationStore,
+        queue: JobQueue,
+        registry: Mapping[str, Any] | None = None,
+        blueprints: Mapping[str, Blueprint | Mapping[str, Any]] | Iterable[Blueprint],
+        dependencies: Mapping[str, Any] | None = None,
+        event_bus: Any = None,
+        middleware: Sequence[Any] = (),
+        evaluator: Evaluator | None = None,
+        webhook_registrar: Any = None,
+        max_loop_iterations: int = 10_000,
+    ) -> None:
+        self.store = store
+        self.queue = queue
+        self.runtime = FlowRuntime(
+            registry=registry,
+            blueprints=blueprints,
+            dependencies=dependencies,
+            event_bus=event_bus,
+            middleware=middleware,
+            evaluator=evaluator,
+            webhook_registrar=webhook_registrar,
+            max_loop_iterations=max_loop_iterations,
+        )
+
+    # ----------------------------------------------------------------- one job
+    async def handle(self, job: Job) -> None:
+        run_id = job.run_id
+        key = akey(job.node_id, job.iteration)
+        loaded = await self.store.load(run_id, key, None)
+        if loaded.status in FINISHED_STATUSES:
+            return
+        plan = await self._plan(run_id, loaded.blueprint_id, loaded.pin)
+        if plan is None:
+            return
+        if loaded.done is not None:
+            await self.follow(plan, run_id, loaded.done)
+            return
+        node = plan.nodes[plan.by_id[job.node_id]]
+        delivered = transitions.delivered_value(plan, node, loaded.join, loaded.fired)
+        impls, fallbacks = self.runtime.implementations(plan)
+        host = _JobHost(
+            self.runtime,
+            plan,
+            impls,
+            fallbacks,
+            run_id,
+            loaded.values,
+            StoreContext(self.store, run_id),
+        )
+        if (
+            node.is_header
+            and job.iteration
+            and job.iteration[-1] > self.runtime.max_loop_iterations
+        ):
+            limit = self.runtime.max_loop_iterations
+            error = LoopLimitError(node.id, limit, kind="max_loop_iterations")
+            transition = self._failure(host, plan, node, job.iteration, error, 0, None, delivered)
+        else:
+            transition = await self._execute(
+                host, plan, node, job.iteration, delivered, loaded.join
+            )
+        applied = await self.store.complete(run_id, transition)
+        await host.flush()
+        await self.follow(plan, run_id, applied)
+
+    async def _plan(self, run_id: str, blueprint_id: str, pin: str) -> ExecutionPlan | None:
+        """The run's plan, or None after failing the run (unknown blueprint, other version)."""
+        bp = self.runtime.blueprints.get(blueprint_id)
+        if bp is None:
+            error: Exception = BlueprintError(
+                blueprint_id,
+                [Problem("$", "UNKNOWN_BLUEPRINT", "this worker has no blueprint with this id")],
+            )
+        elif blueprint_pin(bp) != pin:
+            error = BlueprintVersionError(blueprint_id, pin, blueprint_pin(bp))
+        else:
+            plan = get_plan(bp, self.runtime.evaluator)
+            try:
+                self.runtime.implementations(plan)
+            except BlueprintError as exc:
+                error = exc
+            else:
+                return plan
+        logger.error("run %s failed: %s", run_id, error, extra={"run_id": run_id, "node_id": None})
+        await self.store.fail_run(run_id, error_json(error, node_id=None))
+        return None
+
+    async def _execute(
+        self,
+        host: _JobHost,
+        plan: ExecutionPlan,
+        node: NodePlan,
+        iteration: tuple[int, ...],
+        delivered: tuple[bool, Any],
+        join: Mapping[str, Any],
+    ) -> Transition:
+        data = host.values
+        inputs = node.definition.inputs
+        if inputs is not None:
+            value = resolve_inputs(inputs, ContextReader(data))
+        elif not join:
+            value = data.get(INPUTS_PREFIX + node.id)
+        else:
+            value = delivered[1]
+        if delivered[0]:
+            data[INPUTS_PREFIX + node.id] = delivered[1]
+        host.emit(
+            NodeStart(
+                run_id=host.run_id,
+                blueprint_id=host.blueprint_id,
+                node_id=node.id,
+                iteration=iteration,
+                input=value,
+            )
+        )
+        config = node.config
+        spec = AttemptSpec(
+            node_id=node.id,
+            params=node.params,
+            input=value,
+            iteration=iteration,
+            activation_id=activation_id(host.run_id, node.id, iteration),
+            max_attempts=config.max_retries,
+            retry_delay_ms=config.retry_delay,
+            exponential=config.backoff == "exponential",
+            timeout_ms=config.timeout,
+        )
+        started = time.perf_counter()
+        if node.uses in _NOT_DISTRIBUTED:
+            error = BlueprintError(
+                host.blueprint_id,
+                [
+                    Problem(
+                        f"nodes[{node.index}].uses",
+                        "UNSUPPORTED_DISTRIBUTED",
+                        f"built-in {node.uses!r} does not run distributed yet",
+                    )
+                ],
+            )
+            outcome = Outcome(OUT_FAILED, error=error, attempts=0)
+        elif host.chain is None:
+            outcome = await host.run_node(node, spec, None)
+        else:
+            import functools
+
+            outcome = await host.through_middleware(
+                spec, functools.partial(host.run_node, node, spec)
+            )
+        return self.outcome_transition(host, plan, node, iteration, outcome, delivered, started)
+
+    def outcome_transition(
+        self,
+        host: _JobHost,
+        plan: ExecutionPlan,
+        node: NodePlan,
+        iteration: tuple[int, ...],
+        outcome: Outcome,
+        delivered: tuple[bool, Any],
+        started: float,
+    ) -> Transition:
+        if outcome.kind == OUT_SUCCEEDED:
+            result = outcome.result
+            assert result is not None
+            try:
+                decisions = route(node, result, host.data, outcome.ops, outcome.stand_in)
+            except ExpressionError as exc:
+                return self._failure(
+                    host, plan, node, iteration, exc, outcome.attempts, None, delivered
+                )
+            host.emit(
+                NodeFinish(
+                    run_id=host.run_id,
+                    blueprint_id=host.blueprint_id,
+                    node_id=node.id,
+                    iteration=iteration,
+                    result=result,
+                    duration_ms=(time.perf_counter() - started) * 1000.0,
+                )
+            )
+            return transitions.success(
+                plan,
+                node,
+                iteration,
+                output=result.output,
+                ops=outcome.ops,
+                stand_in=outcome.stand_in,
+                decisions=decisions,
+                delivered=delivered,
+            )
+        if outcome.kind == OUT_FAILED:
+            assert outcome.error is not None
+            return self._failure(
+                host,
+                plan,
+                node,
+                iteration,
+                outcome.error,
+                outcome.attempts,
+                outcome.fallback_error,
+                delivered,
+            )
+        details = dict(outcome.details or {})
+        details.setdefault("iteration", list(iteration))
+        host.emit(
+            NodeAwaiting(
+                run_id=host.run_id,
+                blueprint_id=host.blueprint_id,
+                node_id=node.id,
+                iteration=iteration,
+                details=details,
+            )
+        )
+        return transitions.waiting(node, iteration, details, delivered)
+
+    def _failure(
+        self,
+        host: _JobHost,
+        plan: ExecutionPlan,
+        node: NodePlan,
+        iteration: tuple[int, ...],
+        error: BaseException,
+        attempts: int,
+        fallback_error: BaseException | None,
+        delivered: tuple[bool, Any],
+    ) -> Transition:
+        record = ErrorRecord.from_exception(
+            error,
+            node_id=node.id,
+            iteration=iteration,
+            attempts=attempts,
+            fallback_error=fallback_error,
+        )
+        logger.error(
+            "node %r failed: %s: %s",
+            node.id,
+            record.type,
+            record.message,
+            extra={"run_id": host.run_id, "node_id": node.id},
+        )
+        host.emit(
+            NodeError(
+                run_id=host.run_id,
+                blueprint_id=host.blueprint_id,
+                node_id=node.id,
+                iteration=iteration,
+                error=record,
+            )
+        )
+        return transitions.uniform(
+            plan,
+            node,
+            iteration,
+            FAILED_RES,
+            outcome=FAILED,
+            error=record.to_json(),
+            delivered=delivered,
+        )
+
+    # ----------------------------------------------------------------- follow-ups
+    async def follow(self, plan: ExecutionPlan, run_id: str, applied: Applied) -> None:
+        """Enqueue ready activations; propagate skips, blocks and loop ends (iteratively)."""
+        todo = deque([applied])
+        emitter = self.runtime._emitter
+        while todo:
+            current = todo.popleft()
+            if current.ignored:
+                continue
+            if current.ready:
+                await self.queue.add_bulk(
+                    [Job(run_id, f.node_id, f.iteration) for f in current.ready]
+                )
+            for f in current.skipped:
+                node = plan.nodes[plan.by_id[f.node_id]]
+                if emitter is not None:
+                    await emitter(
+                        NodeSkipped(
+                            run_id=run_id,
+                            blueprint_id=plan.blueprint.id,
+                            node_id=f.node_id,
+                            iteration=f.iteration,
+                            reason="dead_path" if f.status == DEAD else "upstream_failed",
+                        )
+                    )
+                t = transitions.skipped(plan, node, f.iteration, f.status)
+                todo.append(await self.store.complete(run_id, t))
+            for end in current.loop_ends:
+                t = transitions.loop_end(plan, end.header_id, end.prefix, end.delivered, end.rest)
+                todo.append(await self.store.complete(run_id, t))
+
+    # ----------------------------------------------------------------- resume
+    async def resume(
+        self,
+        run_id: str,
+        *,
+        node_id: str | None,
+        output: Any,
+        action: str | None,
+    ) -> bool:
+        """Complete a waiting activation with `NodeResult(output, action)`; False if none."""
+        status, _ctx, _errors, waiting = await self.store.result(run_id)
+        if status in FINISHED_STATUSES or not waiting:
+            return False
+        run_blueprint = await self._blueprint_of(run_id)
+        if run_blueprint is None:
+            return False
+        plan = get_plan(run_blueprint, self.runtime.evaluator)
+        keys = sorted(waiting, key=lambda k: (plan.by_id[k.split("@", 1)[0]], k))
+        if node_id is not None:
+            keys = [k for k in keys if k.split("@", 1)[0] == node_id]
+        if not keys:
+            return False
+        key = keys[0]
+        if not await self.store.resume_waiting(run_id, key):
+            return False
+        loaded = await self.store.load(run_id, key, None)
+        node_name, _, it_text = key.partition("@")
+        iteration = tuple(int(i) for i in it_text.split(".")) if it_text else ()
+        node = plan.nodes[plan.by_id[node_name]]
+        impls, fallbacks = self.runtime.implementations(plan)
+        host = _JobHost(
+            self.runtime,
+            plan,
+            impls,
+            fallbacks,
+            run_id,
+            loaded.values,
+            StoreContext(self.store, run_id),
+        )
+        outcome = Outcome(
+            OUT_SUCCEEDED, result=NodeResult(output=output, action=action), attempts=1
+        )
+        transition = self.outcome_transition(
+            host, plan, node, iteration, outcome, (False, None), time.perf_counter()
+        )
+        applied = await self.store.complete(run_id, transition)
+        await host.flush()
+        await self.follow(plan, run_id, applied)
+        return True
+
+    async def _blueprint_of(self, run_id: str) -> Blueprint | None:
+        loaded = await self.store.load(run_id, "", ())
+        return self.runtime.blueprints.get(loaded.blueprint_id)
+
+
+__all__ = ["DistributedWorker", "StoreContext", "error_json"]

@@ -1,0 +1,301 @@
+"""The distributed protocol (in-memory store and queue, several concurrent consumers) gives
+the same status, errors and final context as the in-process runtime (SPEC 9.1)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from runtime.test_random_dags import Workload  # the property test's implementations
+from strategies import workflow_dags
+
+from flowcraft_core import FlowRuntime, NodeRegistry, NonRetryableError, WorkflowResult
+from flowcraft_core.distributed import LocalCluster
+
+IGNORED = {"_runState"}
+
+
+def comparable(
+    result: WorkflowResult, ignored: frozenset[str] = frozenset()
+) -> tuple[str, dict[str, Any], list[tuple[Any, ...]]]:
+    context = {k: v for k, v in result.context.items() if k not in IGNORED | ignored}
+    # Parallel branches may fail in either order: compare errors as a sorted list.
+    errors = sorted(
+        (str(e.node_id), e.iteration, e.type, e.message, e.attempts) for e in result.errors
+    )
+    return str(result.status), context, errors
+
+
+async def both(
+    registry: NodeRegistry,
+    blueprint: dict[str, Any],
+    context: dict[str, Any] | None = None,
+    *,
+    run_id: str = "run1",
+    workers: int = 3,
+) -> tuple[WorkflowResult, WorkflowResult, LocalCluster]:
+    local = await FlowRuntime(registry=registry, blueprints=[blueprint]).run(
+        blueprint["id"], context, run_id=run_id
+    )
+    cluster = LocalCluster(registry=registry, blueprints=[blueprint], workers=workers)
+    distributed = await cluster.run(blueprint["id"], context, run_id=run_id)
+    return local, distributed, cluster
+
+
+def make_registry() -> NodeRegistry:
+    reg = NodeRegistry()
+
+    @reg.node("inc")
+    async def inc(ctx: Any) -> dict[str, Any]:
+        value = ctx.input if isinstance(ctx.input, int) else 0
+        return {"output": value + 1}
+
+    @reg.node("sum")
+    async def total(ctx: Any) -> dict[str, Any]:
+        values = ctx.input.values() if isinstance(ctx.input, dict) else [ctx.input or 0]
+        return {"output": sum(v for v in values if isinstance(v, int))}
+
+    @reg.node("route")
+    async def route(ctx: Any) -> dict[str, Any]:
+        return {"output": ctx.input, "action": "big" if (ctx.input or 0) > 5 else "small"}
+
+    @reg.node("count")
+    async def count(ctx: Any) -> dict[str, Any]:
+        seen = await ctx.context.get("count", 0)
+        await ctx.context.set("count", seen + 1)
+        return {"output": seen + 1}
+
+    @reg.node("boom")
+    async def boom(ctx: Any) -> None:
+        raise ValueError(f"boom at {ctx.node_id}")
+
+    @reg.node("fatal")
+    async def fatal(ctx: Any) -> None:
+        raise NonRetryableError("no retry")
+
+    @reg.node("flaky")
+    async def flaky(ctx: Any) -> dict[str, Any]:
+        if ctx.attempt < 3:
+            raise RuntimeError(f"attempt {ctx.attempt}")
+        return {"output": ctx.attempt}
+
+    @reg.node("sync_inc")
+    def sync_inc(ctx: Any) -> dict[str, Any]:
+        ctx.context.sync.set(f"seen_{ctx.node_id}", True)
+        return {"output": (ctx.input or 0) + 10}
+
+    return reg
+
+
+def n(node_id: str, uses: str, **extra: Any) -> dict[str, Any]:
+    return {"id": node_id, "uses": uses, **extra}
+
+
+def e(source: str, target: str, **extra: Any) -> dict[str, Any]:
+    return {"source": source, "target": target, **extra}
+
+
+CASES: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {
+    "chain": (
+        {
+            "id": "chain",
+            "nodes": [n("a", "inc"), n("b", "sync_inc"), n("c", "inc")],
+            "edges": [e("a", "b"), e("b", "c")],
+        },
+        None,
+    ),
+    "diamond": (
+        {
+            "id": "diamond",
+            "nodes": [n("a", "inc"), n("b", "inc"), n("c", "sync_inc"), n("d", "sum")],
+            "edges": [e("a", "b"), e("a", "c"), e("b", "d"), e("c", "d")],
+        },
+        None,
+    ),
+    "if_else_join": (
+        {
+            "id": "ifelse",
+            "nodes": [n("s", "route"), n("x", "inc"), n("y", "inc"), n("j", "sum")],
+            "edges": [
+                e("s", "x", action="big"),
+                e("s", "y", action="small"),
+                e("x", "j"),
+                e("y", "j"),
+            ],
+        },
+        {"_inputs.s": 7},
+    ),
+    "conditions_transforms": (
+        {
+            "id": "cond",
+            "nodes": [n("a", "inc"), n("b", "inc"), n("c", "inc"), n("d", "sum")],
+            "edges": [
+                e("a", "b", condition="result.output > 3"),
+                e("a", "c", condition="result.output <= 3", transform="input * 10"),
+                e("b", "d"),
+                e("c", "d"),
+            ],
+        },
+        {"_inputs.a": 1},
+    ),
+    "failure_blocks_join": (
+        {
+            "id": "fail",
+            "nodes": [
+                n("a", "inc"),
+                n("b", "boom"),
+                n("c", "inc"),
+                n("d", "sum"),
+                n("side", "inc"),
+            ],
+            "edges": [e("a", "b"), e("a", "c"), e("b", "d"), e("c", "d")],
+        },
+        None,
+    ),
+    "retries_and_fallback": (
+        {
+            "id": "retry",
+            "nodes": [
+                n("f", "flaky", config={"maxRetries": 3}),
+                n("g", "fatal", config={"maxRetries": 3, "fallback": "fb"}),
+                n("fb", "inc"),
+                n("h", "sum"),
+            ],
+            "edges": [e("f", "g"), e("g", "h")],
+        },
+        None,
+    ),
+    "loop": (
+        {
+            "id": "loop",
+            "nodes": [
+                n("a", "inc"),
+                n("L", "loop-controller", params={"condition": "count < 3"}),
+                n("b", "count"),
+                n("done", "inc"),
+            ],
+            "edges": [
+                e("a", "L"),
+                e("L", "b", action="continue"),
+                e("b", "L"),
+                e("L", "done", action="break"),
+            ],
+        },
+        None,
+    ),
+    "nested_loops": (
+        {
+            "id": "nested",
+            "nodes": [
+                n("start", "inc"),
+                n("O", "loop-controller", params={"condition": "iteration < 2"}),
+                n("I", "loop-controller", params={"condition": "iteration < 3"}),
+                n("body", "count"),
+                n("afterI", "inc"),
+                n("done", "inc"),
+            ],
+            "edges": [
+                e("start", "O"),
+                e("O", "I", action="continue"),
+                e("I", "body", action="continue"),
+                e("body", "I"),
+                e("I", "afterI", action="break"),
+                e("afterI", "O"),
+                e("O", "done", action="break"),
+            ],
+        },
+        None,
+    ),
+    "loop_guard": (
+        {
+            "id": "guard",
+            "nodes": [
+                n("a", "inc"),
+                n("L", "loop-controller", params={"condition": "true", "maxIterations": 4}),
+                n("b", "count"),
+                n("done", "inc"),
+            ],
+            "edges": [
+                e("a", "L"),
+                e("L", "b", action="continue"),
+                e("b", "L"),
+                e("L", "done", action="break"),
+            ],
+        },
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+async def test_same_result_as_in_process(name: str) -> None:
+    blueprint, context = CASES[name]
+    local, distributed, _ = await both(make_registry(), blueprint, context)
+    assert comparable(distributed) == comparable(local)
+
+
+async def test_wait_resumed_with_an_action_routes_the_same() -> None:
+    blueprint = {
+        "id": "approval",
+        "nodes": [
+            n("a", "inc"),
+            n("ask", "wait"),
+            n("yes", "inc"),
+            n("no", "inc"),
+            n("end", "sum"),
+        ],
+        "edges": [
+            e("a", "ask"),
+            e("ask", "yes", action="approve"),
+            e("ask", "no", action="reject"),
+            e("yes", "end"),
+            e("no", "end"),
+        ],
+    }
+    reg = make_registry()
+    runtime = FlowRuntime(registry=reg, blueprints=[blueprint])
+    paused = await runtime.run("approval", run_id="r-wait")
+    cluster = LocalCluster(registry=reg, blueprints=[blueprint])
+    waiting = await cluster.run("approval", run_id="r-wait")
+    assert waiting.status == paused.status == "awaiting"
+    assert comparable(waiting) == comparable(paused)
+    done_local = await runtime.resume(
+        "approval", paused.serialized_context, output=5, action="reject"
+    )
+    done = await cluster.resume_with_action("r-wait", "reject", 5)
+    assert done.status == "completed"
+    assert comparable(done) == comparable(done_local)
+    assert "_outputs.yes" not in done.context
+
+
+async def test_redelivered_job_changes_nothing() -> None:
+    blueprint, _ = CASES["diamond"]
+    reg = make_registry()
+    cluster = LocalCluster(registry=reg, blueprints=[blueprint], workers=1)
+    result = await cluster.run("diamond", run_id="r-dup")
+    before = comparable(result)
+    from flowcraft_core.distributed import Job
+
+    # Every activation delivered again (BullMQ redelivery after a lost lock): no effect.
+    for node_id in ("a", "b", "c", "d"):
+        await cluster.worker.handle(Job("r-dup", node_id, ()))
+    await cluster.drain()
+    assert comparable(await cluster.result("r-dup")) == before
+
+
+@settings(max_examples=int(os.environ.get("FLOWCRAFT_PARITY_EXAMPLES", "60")), deadline=None)
+@given(workflow_dags(max_nodes=7))
+async def test_random_acyclic_blueprints_match(spec: Any) -> None:
+    # `all` joins only: which predecessor fires an `any` join is timing (SPEC 9.1).
+    spec = dataclasses.replace(
+        spec, nodes=tuple(dataclasses.replace(node, join="all") for node in spec.nodes)
+    )
+    impl = Workload()
+    blueprint = spec.blueprint()
+    local, distributed, _ = await both(impl.registry(), blueprint, run_id="r-prop")
+    # Parallel fallbacks race to write `_catch_error`: a timing-dependent key (SPEC 9.1).
+    racy = frozenset({"_catch_error"})
+    assert comparable(distributed, racy) == comparable(local, racy)
