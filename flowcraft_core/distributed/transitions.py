@@ -12,7 +12,7 @@ from typing import Any
 from ..context import DELETED
 from ..reserved import INPUTS_PREFIX, OUTPUTS_PREFIX
 from ..runtime.plan import BACK, EdgePlan, ExecutionPlan, NodePlan
-from ..runtime.state import DEAD, TAKEN, forward_iteration, next_iteration
+from ..runtime.state import DEAD, TAKEN, forward_iteration, merge_parallel, next_iteration
 from .protocol import (
     BLOCKED,
     FAILED,
@@ -82,20 +82,28 @@ def add_edge(
         header = nodes[edge.exit_header]
         instance = loop_instance_key(header.id, iteration[: len(header.loops) - 1])
         t.exits.append((instance, edge.index))
-    target = nodes[edge.target]
-    t.resolutions.append(
-        Resolution(
-            target=akey(target.id, target_iteration),
-            node_id=target.id,
-            iteration=target_iteration,
-            pred=edge.source_id,
-            status=status,
-            value=value,
-            expected=len(target.preds) if target.tracked else 0,
-            join_any=target.join_any,
-            dead=_dead_preds(plan, target) if target.tracked else (),
-            open=counters(plan, target, target_iteration),
-        )
+    t.resolutions.append(_resolution(plan, edge, status, value, target_iteration))
+
+
+def _resolution(
+    plan: ExecutionPlan,
+    edge: EdgePlan,
+    status: int,
+    value: Any,
+    target_iteration: tuple[int, ...],
+) -> Resolution:
+    target = plan.nodes[edge.target]
+    return Resolution(
+        target=akey(target.id, target_iteration),
+        node_id=target.id,
+        iteration=target_iteration,
+        pred=edge.source_id,
+        status=status,
+        value=value,
+        expected=len(target.preds) if target.tracked else 0,
+        join_any=target.join_any,
+        dead=_dead_preds(plan, target) if target.tracked else (),
+        open=counters(plan, target, target_iteration),
     )
 
 
@@ -125,13 +133,7 @@ def success(
         ops=_inputs_op(node, delivered) + _ops(ops),
         close=closes(plan, node, iteration),
     )
-    merged: dict[tuple[int, int], tuple[EdgePlan, int, Any]] = {}
-    for edge, status, value in decisions:
-        key = (edge.target, edge.kind)
-        seen = merged.get(key)
-        if seen is None or (seen[1] != TAKEN and status == TAKEN):
-            merged[key] = (edge, status, value)
-    for edge, status, value in merged.values():
+    for edge, status, value in merge_parallel(decisions):
         add_edge(plan, t, edge, status, value, iteration)
     return t
 
@@ -208,22 +210,8 @@ def loop_end(
     )
     for edge in header.exit_edges:
         if edge.index not in done:
-            target = plan.nodes[edge.target]
             target_iteration = forward_iteration(edge, prefix)
-            t.resolutions.append(
-                Resolution(
-                    target=akey(target.id, target_iteration),
-                    node_id=target.id,
-                    iteration=target_iteration,
-                    pred=edge.source_id,
-                    status=DEAD,
-                    value=None,
-                    expected=len(target.preds) if target.tracked else 0,
-                    join_any=target.join_any,
-                    dead=_dead_preds(plan, target) if target.tracked else (),
-                    open=counters(plan, target, target_iteration),
-                )
-            )
+            t.resolutions.append(_resolution(plan, edge, DEAD, None, target_iteration))
     return t
 
 

@@ -21,15 +21,14 @@ from ..errors import (
     LoopLimitError,
     Problem,
 )
-from ..events import FlowEvent, NodeAwaiting, NodeError, NodeFinish, NodeSkipped, NodeStart
+from ..events import FlowEvent, NodeAwaiting, NodeSkipped
 from ..expressions import Evaluator
-from ..ids import activation_id
 from ..reserved import BATCH_GATHER, BATCH_SCATTER, INPUTS_PREFIX, SUBFLOW
 from ..results import ErrorRecord, NodeResult
 from ..runtime.activation import ActivationRunner
 from ..runtime.executor import FAILED as OUT_FAILED
 from ..runtime.executor import SUCCEEDED as OUT_SUCCEEDED
-from ..runtime.executor import AttemptSpec, Executor, Implementation, Outcome
+from ..runtime.executor import Executor, Implementation, Outcome
 from ..runtime.plan import ExecutionPlan, NodePlan, get_plan
 from ..runtime.routing import ContextReader, resolve_inputs, route
 from ..runtime.runtime import FlowRuntime
@@ -195,6 +194,12 @@ class DistributedWorker:
         await host.flush()
         await self.follow(plan, run_id, applied)
 
+    def _host(self, plan: ExecutionPlan, run_id: str, values: dict[str, Any]) -> _JobHost:
+        impls, fallbacks = self.runtime.implementations(plan)
+        return _JobHost(
+            self.runtime, plan, impls, fallbacks, run_id, values, StoreContext(self.store, run_id)
+        )
+
     async def _plan(self, run_id: str, blueprint_id: str, pin: str) -> ExecutionPlan | None:
         """The run's plan, or None after failing the run (unknown blueprint, other version)."""
         bp = self.runtime.blueprints.get(blueprint_id)
@@ -236,27 +241,8 @@ class DistributedWorker:
             value = delivered[1]
         if delivered[0]:
             data[INPUTS_PREFIX + node.id] = delivered[1]
-        host.emit(
-            NodeStart(
-                run_id=host.run_id,
-                blueprint_id=host.blueprint_id,
-                node_id=node.id,
-                iteration=iteration,
-                input=value,
-            )
-        )
-        config = node.config
-        spec = AttemptSpec(
-            node_id=node.id,
-            params=node.params,
-            input=value,
-            iteration=iteration,
-            activation_id=activation_id(host.run_id, node.id, iteration),
-            max_attempts=config.max_retries,
-            retry_delay_ms=config.retry_delay,
-            exponential=config.backoff == "exponential",
-            timeout_ms=config.timeout,
-        )
+        host.node_started(node.id, iteration, value)
+        spec = host.attempt_spec(node, iteration, value)
         started = time.perf_counter()
         if node.uses in _NOT_DISTRIBUTED:
             error = BlueprintError(
@@ -270,14 +256,8 @@ class DistributedWorker:
                 ],
             )
             outcome = Outcome(OUT_FAILED, error=error, attempts=0)
-        elif host.chain is None:
-            outcome = await host.run_node(node, spec, None)
         else:
-            import functools
-
-            outcome = await host.through_middleware(
-                spec, functools.partial(host.run_node, node, spec)
-            )
+            outcome = await host.execute(node, spec)
         return self.outcome_transition(host, plan, node, iteration, outcome, delivered, started)
 
     def outcome_transition(
@@ -299,16 +279,7 @@ class DistributedWorker:
                 return self._failure(
                     host, plan, node, iteration, exc, outcome.attempts, None, delivered
                 )
-            host.emit(
-                NodeFinish(
-                    run_id=host.run_id,
-                    blueprint_id=host.blueprint_id,
-                    node_id=node.id,
-                    iteration=iteration,
-                    result=result,
-                    duration_ms=(time.perf_counter() - started) * 1000.0,
-                )
-            )
+            host.node_finished(node.id, iteration, result, started)
             return transitions.success(
                 plan,
                 node,
@@ -355,29 +326,7 @@ class DistributedWorker:
         fallback_error: BaseException | None,
         delivered: tuple[bool, Any],
     ) -> Transition:
-        record = ErrorRecord.from_exception(
-            error,
-            node_id=node.id,
-            iteration=iteration,
-            attempts=attempts,
-            fallback_error=fallback_error,
-        )
-        logger.error(
-            "node %r failed: %s: %s",
-            node.id,
-            record.type,
-            record.message,
-            extra={"run_id": host.run_id, "node_id": node.id},
-        )
-        host.emit(
-            NodeError(
-                run_id=host.run_id,
-                blueprint_id=host.blueprint_id,
-                node_id=node.id,
-                iteration=iteration,
-                error=record,
-            )
-        )
+        record = host.node_failed(node.id, iteration, error, attempts, fallback_error)
         return transitions.uniform(
             plan,
             node,

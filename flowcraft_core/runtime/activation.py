@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from ..cancellation import CancellationToken
 from ..context import ContextStore, WriteBuffer
-from ..events import FlowEvent, NodeFinish, NodeStart
+from ..events import FlowEvent, NodeError, NodeFinish, NodeStart
+from ..ids import activation_id
 from ..node import NodeContext
 from ..reserved import CATCH_ERROR
-from ..results import NodeResult
+from ..results import ErrorRecord, NodeResult
 from .executor import (
     FAILED,
     SUCCEEDED,
@@ -31,6 +34,8 @@ from .executor import (
 )
 from .plan import NodePlan
 from .routing import ContextReader, resolve_inputs
+
+logger = logging.getLogger("flowcraft_core.engine")
 
 Runner = Callable[[NodeContext | None], Awaitable[Outcome]]
 
@@ -64,6 +69,94 @@ class ActivationRunner:
     chain: Any
     store: ContextStore
     data: Mapping[str, Any]
+
+    def attempt_spec(self, node: NodePlan, iteration: tuple[int, ...], value: Any) -> AttemptSpec:
+        """The attempt settings of an activation of `node` (its own config and identity)."""
+        config = node.config
+        return AttemptSpec(
+            node_id=node.id,
+            params=node.params,
+            input=value,
+            iteration=iteration,
+            activation_id=activation_id(self.run_id, node.id, iteration),
+            max_attempts=config.max_retries,
+            retry_delay_ms=config.retry_delay,
+            exponential=config.backoff == "exponential",
+            timeout_ms=config.timeout,
+        )
+
+    async def execute(self, node: NodePlan, spec: AttemptSpec) -> Outcome:
+        """Run the activation, through the middleware chain when there is one."""
+        if self.chain is None:
+            return await self.run_node(node, spec, None)
+        return await self.through_middleware(spec, functools.partial(self.run_node, node, spec))
+
+    def node_started(self, node_id: str, iteration: tuple[int, ...], value: Any) -> None:
+        if self.events is not None:
+            self.events.append(
+                NodeStart(
+                    run_id=self.run_id,
+                    blueprint_id=self.blueprint_id,
+                    node_id=node_id,
+                    iteration=iteration,
+                    input=value,
+                )
+            )
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "node %r started", node_id, extra={"run_id": self.run_id, "node_id": node_id}
+            )
+
+    def node_finished(
+        self, node_id: str, iteration: tuple[int, ...], result: NodeResult, started: float
+    ) -> None:
+        if self.events is not None:
+            self.events.append(
+                NodeFinish(
+                    run_id=self.run_id,
+                    blueprint_id=self.blueprint_id,
+                    node_id=node_id,
+                    iteration=iteration,
+                    result=result,
+                    duration_ms=(time.perf_counter() - started) * 1000.0,
+                )
+            )
+
+    def node_failed(
+        self,
+        node_id: str,
+        iteration: tuple[int, ...],
+        error: BaseException,
+        attempts: int,
+        fallback_error: BaseException | None = None,
+    ) -> ErrorRecord:
+        """Log and announce an unrecovered failure; returns its ErrorRecord."""
+        record = ErrorRecord.from_exception(
+            error,
+            node_id=node_id,
+            iteration=iteration,
+            attempts=attempts,
+            fallback_error=fallback_error,
+        )
+        logger.error(
+            "node %r failed: %s: %s",
+            node_id,
+            record.type,
+            record.message,
+            extra={"run_id": self.run_id, "node_id": node_id},
+            exc_info=error if logger.isEnabledFor(logging.DEBUG) else None,
+        )
+        if self.events is not None:
+            self.events.append(
+                NodeError(
+                    run_id=self.run_id,
+                    blueprint_id=self.blueprint_id,
+                    node_id=node_id,
+                    iteration=iteration,
+                    error=record,
+                )
+            )
+        return record
 
     async def through_middleware(self, spec: AttemptSpec, runner: Runner) -> Outcome:
         """Run an activation inside the composed middleware chain; hooks may change the result.
@@ -149,16 +242,7 @@ class ActivationRunner:
                 exponential=config.backoff == "exponential",
                 timeout_ms=config.timeout,
             )
-            if self.events is not None:
-                self.events.append(
-                    NodeStart(
-                        run_id=self.run_id,
-                        blueprint_id=self.blueprint_id,
-                        node_id=stand_in.id,
-                        iteration=spec.iteration,
-                        input=value,
-                    )
-                )
+            self.node_started(stand_in.id, spec.iteration, value)
             started = time.perf_counter()
             impl = self.impls[stand_in.index]
             if not isinstance(impl, Implementation):
@@ -168,18 +252,9 @@ class ActivationRunner:
             else:
                 outcome = await self.executor.run_function(impl, fspec)
             name = stand_in.id
-            if outcome.kind == SUCCEEDED and self.events is not None:
+            if outcome.kind == SUCCEEDED:
                 assert outcome.result is not None
-                self.events.append(
-                    NodeFinish(
-                        run_id=self.run_id,
-                        blueprint_id=self.blueprint_id,
-                        node_id=stand_in.id,
-                        iteration=spec.iteration,
-                        result=outcome.result,
-                        duration_ms=(time.perf_counter() - started) * 1000.0,
-                    )
-                )
+                self.node_finished(stand_in.id, spec.iteration, outcome.result, started)
         else:
             key = node.fallback_key
             assert key is not None

@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from ..events import NodeError, NodeFinish, NodeStart
 from ..ids import activation_id
-from ..results import ErrorRecord
 from .executor import SUCCEEDED, AttemptSpec, Implementation
 
 if TYPE_CHECKING:
@@ -131,17 +129,7 @@ class Batches:
             exponential=config.get("backoff") == "exponential",
             timeout_ms=float(config["timeout"]) if "timeout" in config else None,
         )
-        events = engine.events
-        if events is not None:
-            events.append(
-                NodeStart(
-                    run_id=engine.run_id,
-                    blueprint_id=engine.blueprint_id,
-                    node_id=node_id,
-                    iteration=act.iteration,
-                    input=act.value,
-                )
-            )
+        engine.node_started(node_id, act.iteration, act.value)
         started = time.perf_counter()
         impl: Implementation = engine.fallback_impls[scatter.params["workerUsesKey"]]
         run = engine.executor.run_class if impl.is_class else engine.executor.run_function
@@ -154,38 +142,16 @@ class Batches:
         if outcome.kind == SUCCEEDED:
             assert outcome.result is not None
             batch.results[index] = outcome.result.output
-            if events is not None:
-                events.append(
-                    NodeFinish(
-                        run_id=engine.run_id,
-                        blueprint_id=engine.blueprint_id,
-                        node_id=node_id,
-                        iteration=act.iteration,
-                        result=outcome.result,
-                        duration_ms=(time.perf_counter() - started) * 1000.0,
-                    )
-                )
+            engine.node_finished(node_id, act.iteration, outcome.result, started)
         else:
             error = outcome.error
             assert error is not None
-            record = ErrorRecord.from_exception(
-                error, node_id=node_id, iteration=act.iteration, attempts=outcome.attempts
-            )
+            record = engine.node_failed(node_id, act.iteration, error, outcome.attempts)
             if batch.collect:
                 batch.results[index] = {"error": {"type": record.type, "message": record.message}}
             elif not batch.failed:
                 batch.failed = True
                 engine.errors.append(record)
-            if events is not None:
-                events.append(
-                    NodeError(
-                        run_id=engine.run_id,
-                        blueprint_id=engine.blueprint_id,
-                        node_id=node_id,
-                        iteration=act.iteration,
-                        error=record,
-                    )
-                )
         self.launch(scatter, act.iteration)
         if batch.complete and batch.parked:
             batch.parked = False

@@ -8,7 +8,6 @@ and event delivery are awaited. Ready activations go to a FIFO queue drained by 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections.abc import Mapping
@@ -23,12 +22,8 @@ from ..events import (
     Emitter,
     FlowEvent,
     NodeAwaiting,
-    NodeError,
-    NodeFinish,
     NodeSkipped,
-    NodeStart,
 )
-from ..ids import activation_id
 from ..reserved import INPUTS_PREFIX, OUTPUTS_PREFIX
 from ..results import ErrorRecord, NodeResult
 from .activation import ActivationRunner
@@ -37,7 +32,6 @@ from .executor import (
     FAILED,
     SUCCEEDED,
     WAITING,
-    AttemptSpec,
     Executor,
     Implementation,
     Outcome,
@@ -264,40 +258,12 @@ class Engine(ActivationRunner):
         if not act.entry:
             self.data[INPUTS_PREFIX + node.id] = act.value
         value = self._input(act)
-        if self.events is not None:
-            self.events.append(
-                NodeStart(
-                    run_id=self.run_id,
-                    blueprint_id=self.blueprint_id,
-                    node_id=node.id,
-                    iteration=act.iteration,
-                    input=value,
-                )
-            )
+        self.node_started(node.id, act.iteration, value)
+        if self.events:
             await self.flush()
-        if self._debug:
-            logger.debug(
-                "node %r started", node.id, extra={"run_id": self.run_id, "node_id": node.id}
-            )
-        config = node.config
-        spec = AttemptSpec(
-            node_id=node.id,
-            params=node.params,
-            input=value,
-            iteration=act.iteration,
-            activation_id=activation_id(self.run_id, node.id, act.iteration),
-            max_attempts=config.max_retries,
-            retry_delay_ms=config.retry_delay,
-            exponential=config.backoff == "exponential",
-            timeout_ms=config.timeout,
-        )
+        spec = self.attempt_spec(node, act.iteration, value)
         started = time.perf_counter()
-        if self.chain is None:
-            outcome = await self.run_node(node, spec, None)
-        else:
-            outcome = await self.through_middleware(
-                spec, functools.partial(self.run_node, node, spec)
-            )
+        outcome = await self.execute(node, spec)
         self._complete(act, outcome, started)
         self.state.drain()
         if self.events:
@@ -354,17 +320,7 @@ class Engine(ActivationRunner):
         data = self.data
         ops = outcome.ops
         events = self.events
-        if events is not None:
-            events.append(
-                NodeFinish(
-                    run_id=self.run_id,
-                    blueprint_id=self.blueprint_id,
-                    node_id=node.id,
-                    iteration=iteration,
-                    result=result,
-                    duration_ms=(time.perf_counter() - started) * 1000.0,
-                )
-            )
+        self.node_finished(node.id, iteration, result, started)
         if ops:
             self.store.apply(ops.items())
         data[OUTPUTS_PREFIX + node.id] = result.output
@@ -435,32 +391,7 @@ class Engine(ActivationRunner):
         attempts: int,
         fallback_error: BaseException | None = None,
     ) -> None:
-        record = ErrorRecord.from_exception(
-            error,
-            node_id=node.id,
-            iteration=iteration,
-            attempts=attempts,
-            fallback_error=fallback_error,
-        )
-        self.errors.append(record)
-        logger.error(
-            "node %r failed: %s: %s",
-            node.id,
-            record.type,
-            record.message,
-            extra={"run_id": self.run_id, "node_id": node.id},
-            exc_info=error if self._debug else None,
-        )
-        if self.events is not None:
-            self.events.append(
-                NodeError(
-                    run_id=self.run_id,
-                    blueprint_id=self.blueprint_id,
-                    node_id=node.id,
-                    iteration=iteration,
-                    error=record,
-                )
-            )
+        self.errors.append(self.node_failed(node.id, iteration, error, attempts, fallback_error))
         self.state.resolve_all(node, iteration, FAILED_RES)
 
     # ----------------------------------------------------------------- end state

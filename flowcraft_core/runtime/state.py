@@ -8,7 +8,7 @@ queued in `work` and propagated by `drain()` without recursion.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..errors import LoopLimitError
@@ -31,6 +31,20 @@ def next_iteration(header: NodePlan, iteration: tuple[int, ...]) -> tuple[int, .
     """The header's next iteration after a back edge taken in `iteration`."""
     depth = len(header.loops)
     return iteration[: depth - 1] + (iteration[depth - 1] + 1,)
+
+
+def merge_parallel(
+    decisions: Iterable[tuple[EdgePlan, int, Any]],
+) -> list[tuple[EdgePlan, int, Any]]:
+    """One resolution per (target, edge kind): taken if any parallel edge is, and the first
+    taken edge in declaration order supplies the value (SPEC 3.4, 3.6)."""
+    merged: dict[tuple[int, int], tuple[EdgePlan, int, Any]] = {}
+    for edge, status, value in decisions:
+        key = (edge.target, edge.kind)
+        seen = merged.get(key)
+        if seen is None or (seen[1] != TAKEN and status == TAKEN):
+            merged[key] = (edge, status, value)
+    return list(merged.values())
 
 
 class Act:
@@ -112,13 +126,7 @@ class RunState:
             edge, status, value = decisions[0]
             self.resolve_edge(edge, status, value, iteration)
             return
-        merged: dict[tuple[int, int], tuple[EdgePlan, int, Any]] = {}
-        for edge, status, value in decisions:
-            key = (edge.target, edge.kind)
-            seen = merged.get(key)
-            if seen is None or (seen[1] != TAKEN and status == TAKEN):
-                merged[key] = (edge, status, value)
-        for edge, status, value in merged.values():
+        for edge, status, value in merge_parallel(decisions):
             self.resolve_edge(edge, status, value, iteration)
 
     def resolve_edge(
@@ -285,5 +293,6 @@ __all__ = [
     "JoinState",
     "RunState",
     "forward_iteration",
+    "merge_parallel",
     "next_iteration",
 ]
