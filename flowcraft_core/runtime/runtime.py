@@ -12,15 +12,12 @@ from ..cancellation import CancellationToken
 from ..context import InMemoryContextStore
 from ..errors import (
     BlueprintError,
-    BlueprintVersionError,
     Problem,
-    RunNotAwaitingError,
     SerializationError,
 )
 from ..events import (
     EventBus,
     WorkflowFinish,
-    WorkflowResume,
     WorkflowStall,
     WorkflowStart,
     make_emitter,
@@ -28,25 +25,19 @@ from ..events import (
 from ..expressions import Evaluator
 from ..ids import new_run_id, validate_run_id
 from ..middleware import compose
-from ..nodes.subflow import subflow_outcome
 from ..registry import as_registry
 from ..reserved import (
-    AWAITING_DETAILS,
-    AWAITING_NODE_IDS,
     BUILTIN_KEYS,
     ENGINE_STATE_KEYS,
     EXECUTION_ID,
-    RUN_STATE,
     SUBFLOW,
 )
-from ..results import ErrorRecord, NodeResult, RunStatus, WorkflowResult
+from ..results import ErrorRecord, RunStatus, WorkflowResult
 from ..serializer import JsonSerializer, Serializer, check_json
-from ..versioning import blueprint_pin
 from .activation import middleware_core
 from .engine import Engine
-from .executor import SUCCEEDED, WAITING, Implementation, Outcome
+from .executor import Implementation
 from .plan import ExecutionPlan, get_plan
-from .snapshot import restore
 
 logger = logging.getLogger("flowcraft_core.runtime")
 
@@ -343,97 +334,16 @@ class FlowRuntime:
         signal: CancellationToken | None = None,
     ) -> WorkflowResult:
         """Complete a waiting activation and continue the same run (SPEC 3.11)."""
-        bp = self.resolve_blueprint(blueprint)
-        if isinstance(serialized_context, (str, bytes)):
-            data = self.serializer.deserialize(serialized_context)
-        else:
-            data = dict(serialized_context)
-        if not isinstance(data, dict) or RUN_STATE not in data:
-            raise RunNotAwaitingError("run is not awaiting: its context has no _runState")
-        state = data.pop(RUN_STATE)
-        data.pop(AWAITING_NODE_IDS, None)
-        data.pop(AWAITING_DETAILS, None)
-        pin = blueprint_pin(bp)
-        if not isinstance(state, dict) or state.get("blueprintId") != bp.id:
-            got = state.get("blueprintId") if isinstance(state, dict) else None
-            raise BlueprintVersionError(bp.id, f"blueprint {got!r}", pin)
-        if state.get("pin") != pin:
-            raise BlueprintVersionError(bp.id, str(state.get("pin")), pin)
-        output = check_json(output, key="output")
-        if action is not None and not isinstance(action, str):
-            raise ValueError(f"action must be a string, got {action!r}")
-        run_id = str(data.get(EXECUTION_ID) or new_run_id())
-        plan = get_plan(bp, self.evaluator)
-        impls, fallbacks = self.implementations(plan)
-        engine = self._engine(plan, impls, fallbacks, run_id, data, self.concurrency, signal)
-        restore(engine, state)
-        path = [node_id] if isinstance(node_id, str) else list(node_id or [])
-        key = self._choose_waiting(engine, path[0] if path else None)
-        node = plan.nodes[key[0]]
-        if node.uses == SUBFLOW:
-            self._check_child_path(
-                self.blueprints[node.params["blueprintId"]], engine.waiting_state[key], path[1:]
-            )
-        if self._emitter is not None:
-            await self._emitter(WorkflowResume(run_id=run_id, blueprint_id=bp.id, node_id=node.id))
-        if node.uses == SUBFLOW:
-            child = self.blueprints[node.params["blueprintId"]]
-            child_result = await self.resume(
-                child,
-                engine.waiting_state[key],
-                node_id=path[1:] or None,
-                output=output,
-                action=action,
-                signal=signal,
-            )
-            outcome = subflow_outcome(engine, node, child, child_result)
-        else:
-            outcome = Outcome(SUCCEEDED, result=NodeResult(output=output, action=action))
-        if outcome.kind == WAITING:
-            engine.waiting[key] = {**(outcome.details or {}), "iteration": list(key[1])}
-            engine.waiting_state[key] = outcome.state
-        else:
-            engine.complete_waiting(key, outcome)
-        return await self._drive(engine)
+        from .resume import resume_run
 
-    def _check_child_path(self, child: Blueprint, child_context: Any, path: Sequence[str]) -> None:
-        """Refuse a resume through subflows (pin, path) before anything is emitted or changed."""
-        data = self.serializer.deserialize(child_context) if isinstance(child_context, str) else {}
-        state = data.get(RUN_STATE) if isinstance(data, dict) else None
-        if not isinstance(state, dict):
-            raise RunNotAwaitingError(f"subflow child of blueprint {child.id!r} is not awaiting")
-        pin = blueprint_pin(child)
-        if state.get("blueprintId") != child.id or state.get("pin") != pin:
-            raise BlueprintVersionError(child.id, str(state.get("pin")), pin)
-        entries = [item for item in state.get("waiting", []) if isinstance(item, dict)]
-        waiting = list(dict.fromkeys(str(item["at"][0]) for item in entries))
-        if not path:
-            return
-        if path[0] not in waiting:
-            raise RunNotAwaitingError(
-                f"node {path[0]!r} is not waiting; waiting nodes: {waiting}", waiting=waiting
-            )
-        node = child.node(path[0])
-        if node.uses == SUBFLOW:
-            grandchild = self.blueprints[node.params["blueprintId"]]
-            for item in entries:
-                if item["at"][0] == path[0]:
-                    self._check_child_path(grandchild, item.get("state"), path[1:])
-                    return
-
-    @staticmethod
-    def _choose_waiting(engine: Engine, node_id: str | None) -> tuple[int, tuple[int, ...]]:
-        keys = sorted(engine.waiting)
-        if not keys:
-            raise RunNotAwaitingError("run has no waiting node")
-        if node_id is None:
-            return keys[0]
-        for key in keys:
-            if engine.nodes[key[0]].id == node_id:
-                return key
-        waiting = list(dict.fromkeys(engine.nodes[k[0]].id for k in keys))
-        raise RunNotAwaitingError(
-            f"node {node_id!r} is not waiting; waiting nodes: {waiting}", waiting=waiting
+        return await resume_run(
+            self,
+            blueprint,
+            serialized_context,
+            node_id=node_id,
+            output=output,
+            action=action,
+            signal=signal,
         )
 
     def run_sync(
