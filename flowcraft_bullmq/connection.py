@@ -1,0 +1,202 @@
+"""Redis connection settings for the adapter, and the clients built from them.
+
+Every client built here has `decode_responses=True` (BullMQ silently reads empty job data
+otherwise) and `socket_timeout=None`: redis-py 8's default of 5 s is shorter than BullMQ's
+blocking `BZPOPMIN` (up to 10 s), which stalls idle workers (bullmq 3.4.4, bug B1).
+
+A connection argument is a Redis URL, a `RedisSettings`, or a `redis.asyncio.Redis` the caller
+owns. The caller's client is used as it is for our own commands and never closed; BullMQ gets
+separate clients with the same server settings, because BullMQ closes the clients it is given.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+from urllib.parse import urlsplit, urlunsplit
+
+import redis.asyncio as redis
+from redis.asyncio.connection import ConnectionPool, parse_url
+from redis.exceptions import RedisError, ResponseError
+
+logger = logging.getLogger("flowcraft_bullmq.adapter")
+
+DEFAULT_URL = "redis://localhost:6379/0"
+
+#: Pool keyword arguments that belong to one pool instance (or to redis-py's bookkeeping of
+#: the original timeouts) and must not be copied into a new pool.
+_POOL_PRIVATE = frozenset(
+    {
+        "maint_notifications_pool_handler",
+        "maint_notifications_config",
+        "himport_registry",
+        "orig_host_address",
+        "orig_socket_timeout",
+        "orig_socket_connect_timeout",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    """Where Redis is: a URL (`redis://`, `rediss://`, `unix://`) plus optional overrides.
+
+    Values given here win over the URL's. `options` passes any other redis-py connection
+    keyword (e.g. `ssl_ca_certs`, `ssl_cert_reqs`, `socket_connect_timeout`).
+    """
+
+    url: str = DEFAULT_URL
+    password: str | None = field(default=None, repr=False)
+    username: str | None = None
+    db: int | None = None
+    max_connections: int | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def connection_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of a `ConnectionPool` for these settings."""
+        try:
+            kwargs: dict[str, Any] = dict(parse_url(self.url))
+        except ValueError as exc:
+            raise ValueError(f"invalid Redis URL {redact_url(self.url)!r}: {exc}") from None
+        kwargs.update(self.options)
+        if self.password is not None:
+            kwargs["password"] = self.password
+        if self.username is not None:
+            kwargs["username"] = self.username
+        if self.db is not None:
+            kwargs["db"] = self.db
+        if self.max_connections is not None:
+            kwargs["max_connections"] = self.max_connections
+        return _enforce(kwargs)
+
+    def describe(self) -> str:
+        """The URL without its password, for logs and error messages."""
+        return redact_url(self.url)
+
+
+ConnectionLike: TypeAlias = "str | RedisSettings | redis.Redis"
+
+
+def redact_url(url: str) -> str:
+    """`redis://user:secret@host/0` -> `redis://user:***@host/0`."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _enforce(kwargs: dict[str, Any]) -> dict[str, Any]:
+    kwargs["decode_responses"] = True
+    kwargs["socket_timeout"] = None  # B1: never shorter than BullMQ's blocking commands
+    return kwargs
+
+
+class RedisConnector:
+    """Turns one connection argument into the clients the adapter needs.
+
+    `client()` is the client for our own commands (the caller's, if one was given);
+    `new_client()` builds a fresh pooled client for BullMQ to own and close.
+    """
+
+    def __init__(self, connection: ConnectionLike) -> None:
+        self._given: redis.Redis | None = None
+        if isinstance(connection, str):
+            connection = RedisSettings(url=connection)
+        if isinstance(connection, RedisSettings):
+            self._kwargs = connection.connection_kwargs()
+            self._description = connection.describe()
+        elif isinstance(connection, redis.Redis):
+            pool = connection.connection_pool
+            if not pool.connection_kwargs.get("decode_responses"):
+                raise ValueError(
+                    "the Redis client passed as `connection` must be created with "
+                    "decode_responses=True (BullMQ reads empty job data otherwise)"
+                )
+            kwargs = {k: v for k, v in pool.connection_kwargs.items() if k not in _POOL_PRIVATE}
+            kwargs["connection_class"] = pool.connection_class
+            self._kwargs = _enforce(kwargs)
+            self._given = connection
+            self._description = _describe_kwargs(kwargs)
+        else:
+            raise TypeError(
+                "connection must be a Redis URL, a RedisSettings or a redis.asyncio.Redis, "
+                f"got {type(connection).__name__}"
+            )
+
+    @property
+    def owns_client(self) -> bool:
+        """False when the caller passed a client (the caller closes it)."""
+        return self._given is None
+
+    def describe(self) -> str:
+        return self._description
+
+    def client(self) -> redis.Redis:
+        """The client for the coordination store and the client API."""
+        return self._given if self._given is not None else self.new_client()
+
+    def new_client(self) -> redis.Redis:
+        """A new pooled client with the same server settings (closed with its pool)."""
+        return redis.Redis.from_pool(ConnectionPool(**self._kwargs))
+
+
+def _describe_kwargs(kwargs: Mapping[str, Any]) -> str:
+    if kwargs.get("path"):
+        return f"unix://{kwargs['path']}?db={kwargs.get('db', 0)}"
+    scheme = (
+        "rediss" if "SSL" in getattr(kwargs.get("connection_class"), "__name__", "") else "redis"
+    )
+    host, port = kwargs.get("host", "localhost"), kwargs.get("port", 6379)
+    return f"{scheme}://{host}:{port}/{kwargs.get('db', 0)}"
+
+
+async def check_eviction_policy(client: redis.Redis, *, where: str = "") -> str | None:
+    """Log a WARNING unless `maxmemory-policy` is `noeviction`; returns the policy if known.
+
+    Any other policy lets Redis evict live run state and BullMQ jobs under memory pressure,
+    which silently loses runs. Managed services may refuse CONFIG; INFO is the fallback.
+    """
+    policy: str | None = None
+    try:
+        reply = await client.config_get("maxmemory-policy")
+        policy = reply.get("maxmemory-policy") if isinstance(reply, Mapping) else None
+    except ResponseError:
+        try:
+            info = await client.info("memory")
+            value = info.get("maxmemory_policy")
+            policy = str(value) if value is not None else None
+        except RedisError:
+            policy = None
+    if policy is None:
+        logger.warning(
+            "could not read Redis maxmemory-policy%s; it must be 'noeviction', or Redis may "
+            "evict run state and jobs",
+            f" ({where})" if where else "",
+        )
+    elif policy != "noeviction":
+        logger.warning(
+            "Redis maxmemory-policy is %r%s: it must be 'noeviction', or Redis may evict run "
+            "state and queued jobs under memory pressure and runs will be lost",
+            policy,
+            f" ({where})" if where else "",
+        )
+    return policy
+
+
+__all__ = [
+    "DEFAULT_URL",
+    "ConnectionLike",
+    "RedisConnector",
+    "RedisSettings",
+    "check_eviction_policy",
+    "redact_url",
+]

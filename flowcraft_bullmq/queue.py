@@ -1,0 +1,58 @@
+"""The protocol's `JobQueue` port over a BullMQ queue.
+
+One BullMQ job per activation, its id the activation id (SPEC 9.3). BullMQ ignores an add
+whose job id already exists in any state, which is the deduplication the protocol relies on
+when a redelivered job replays its follow-ups. Our ids are never all digits (bug B4 corrupts
+jobs with all-digit custom ids).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from flowcraft_core.distributed import Job
+
+#: The BullMQ job name of every activation job (the kind is in the data).
+JOB_NAME: Final = "node"
+
+#: Default retention: enough finished jobs to inspect recent trouble, never unbounded.
+#: Correctness never depends on it (a re-added finished activation is a replay, a no-op).
+DEFAULT_RETENTION: Final[Mapping[str, Any]] = {
+    "removeOnComplete": {"count": 1000},
+    "removeOnFail": {"count": 1000},
+}
+
+#: Infrastructure failures (Redis errors inside a job) are retried by BullMQ; node failures
+#: never reach BullMQ (the activation records them). Completion is idempotent, so a retry is
+#: safe at any point.
+DEFAULT_ATTEMPTS: Final[Mapping[str, Any]] = {
+    "attempts": 3,
+    "backoff": {"type": "exponential", "delay": 1000},
+}
+
+
+class BullMQJobQueue:
+    """`add_bulk` onto a `bullmq.Queue` in one pipeline."""
+
+    def __init__(self, queue: Any, *, job_options: Mapping[str, Any] | None = None) -> None:
+        self.queue = queue
+        self.job_options: dict[str, Any] = dict(
+            job_options if job_options is not None else {**DEFAULT_RETENTION, **DEFAULT_ATTEMPTS}
+        )
+
+    def entry(self, job: Job) -> dict[str, Any]:
+        """One `addBulk` entry."""
+        return {
+            "name": JOB_NAME,
+            "data": job.to_data(),
+            "opts": {**self.job_options, "jobId": job.job_id},
+        }
+
+    async def add_bulk(self, jobs: Sequence[Job]) -> None:
+        if not jobs:
+            return
+        await self.queue.addBulk([self.entry(job) for job in jobs])
+
+
+__all__ = ["DEFAULT_ATTEMPTS", "DEFAULT_RETENTION", "JOB_NAME", "BullMQJobQueue"]
