@@ -26,6 +26,8 @@ from flowcraft_core.analysis._algorithms import Graph, Loops, cyclic_components,
 from flowcraft_core.analysis._algorithms import reach as reach_from
 from flowcraft_core.blueprint.model import Blueprint
 
+from .._gc import gc_paused
+
 
 @dataclass(frozen=True, slots=True)
 class GraphStructure:
@@ -87,7 +89,8 @@ def build_structure(bp: Blueprint) -> Built:
     cached = bp._cache.get("structure")
     if isinstance(cached, Built):
         return cached
-    built = _build_structure(bp)
+    with gc_paused():
+        built = _build_structure(bp)
     bp._cache["structure"] = built
     return built
 

@@ -23,6 +23,7 @@ from yaml.resolver import Resolver
 from flowcraft_core.errors import BlueprintError, Problem
 from flowcraft_core.expressions import Evaluator
 
+from .._gc import gc_paused
 from .model import (
     Blueprint,
     BlueprintMetadata,
@@ -99,11 +100,12 @@ def load_blueprint(
     every problem found; expressions are compiled with `evaluator` (default: the safe evaluator)
     and kept in `bp._cache["expressions"]`.
     """
-    data, plain_json = read_source(source)
-    compiler = evaluator if evaluator is not None else default_evaluator()
-    return validate_data(
-        data, allow_unknown=allow_unknown, evaluator=compiler, plain_json=plain_json
-    )
+    with gc_paused():
+        data, plain_json = read_source(source)
+        compiler = evaluator if evaluator is not None else default_evaluator()
+        return validate_data(
+            data, allow_unknown=allow_unknown, evaluator=compiler, plain_json=plain_json
+        )
 
 
 def read_source(source: object) -> tuple[object, bool]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import logging
 import sys
 import traceback
@@ -27,6 +28,8 @@ COMMAND_GROUPS: Final[tuple[str, ...]] = (
     "flowcraft_core.cli.graph",
     "flowcraft_core.cli.schema",
 )
+#: Groups of other packages, loaded by name only when importable: core never imports them.
+OPTIONAL_COMMAND_GROUPS: Final[tuple[str, ...]] = ("flowcraft_bullmq.cli",)
 
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMAT: Final = "%(levelname)s %(name)s: %(message)s"
@@ -81,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_GROUPS:
         importlib.import_module(name).register(subparsers, common)
+    for name in OPTIONAL_COMMAND_GROUPS:
+        if importlib.util.find_spec(name.partition(".")[0]) is not None:
+            importlib.import_module(name).register(subparsers, common)
     return parser
 
 
@@ -150,4 +156,4 @@ def _report(message: str, details: Sequence[str], *, debug: bool) -> None:
         print(f"  {line}", file=sys.stderr)
 
 
-__all__ = ["COMMAND_GROUPS", "build_parser", "main"]
+__all__ = ["COMMAND_GROUPS", "OPTIONAL_COMMAND_GROUPS", "build_parser", "main"]

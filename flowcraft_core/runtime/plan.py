@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from .._gc import gc_paused
 from ..analysis.graph import GraphStructure, compute_structure
 from ..blueprint.model import Blueprint, NodeConfig, NodeDefinition
 from ..errors import BlueprintError, Problem
@@ -118,11 +119,21 @@ def get_plan(bp: Blueprint, evaluator: Evaluator | None = None) -> ExecutionPlan
 
 
 def build_plan(bp: Blueprint, evaluator: Evaluator | None = None) -> ExecutionPlan:
+    with gc_paused():
+        return _build_plan(bp, evaluator)
+
+
+def _build_plan(bp: Blueprint, evaluator: Evaluator | None) -> ExecutionPlan:
     structure = compute_structure(bp)
     by_id = {n.id: i for i, n in enumerate(bp.nodes)}
     problems: list[Problem] = []
 
     nodes: list[NodePlan] = []
+    has_loops = bool(structure.loop_headers)
+    node_loops = structure.node_loops
+    loop_body = structure.loop_body
+    fallback_ids = structure.fallback_ids
+    reachable = structure.reachable
     for i, n in enumerate(bp.nodes):
         nodes.append(
             NodePlan(
@@ -133,13 +144,13 @@ def build_plan(bp: Blueprint, evaluator: Evaluator | None = None) -> ExecutionPl
                 params=MappingProxyType(n.params),
                 config=n.config,
                 join_any=n.config.join_strategy == "any",
-                loops=tuple(by_id[h] for h in structure.node_loops.get(n.id, ())),
-                is_header=n.id in structure.loop_body,
+                loops=tuple(by_id[h] for h in node_loops.get(n.id, ())) if has_loops else (),
+                is_header=n.id in loop_body,
                 is_loop_controller=n.uses == LOOP_CONTROLLER,
-                is_fallback=n.id in structure.fallback_ids,
+                is_fallback=n.id in fallback_ids,
                 is_scatter=n.uses == BATCH_SCATTER,
                 is_gather=n.uses == BATCH_GATHER,
-                reachable=n.id in structure.reachable,
+                reachable=n.id in reachable,
             )
         )
         fb = n.config.fallback
@@ -157,7 +168,10 @@ def build_plan(bp: Blueprint, evaluator: Evaluator | None = None) -> ExecutionPl
 
     edges: list[EdgePlan] = []
     out: list[list[EdgePlan]] = [[] for _ in nodes]
+    # Distinct predecessors over forward edges, in order of first declaration (SPEC 3.6).
+    preds: list[dict[int, None]] = [{} for _ in nodes]
     exits: dict[int, list[EdgePlan]] = {}
+    back_edges = structure.back_edges
     for j, e in enumerate(bp.edges):
         s, t = by_id.get(e.source), by_id.get(e.target)
         if s is None or t is None:
@@ -169,7 +183,9 @@ def build_plan(bp: Blueprint, evaluator: Evaluator | None = None) -> ExecutionPl
             common < len(s_loops) and common < len(t_loops) and s_loops[common] == t_loops[common]
         ):
             common += 1
-        kind = BACK if j in structure.back_edges else FORWARD
+        kind = BACK if j in back_edges else FORWARD
+        if kind == FORWARD:
+            preds[t][s] = None
         exit_header = s_loops[common] if kind == FORWARD and common < len(s_loops) else None
         ep = EdgePlan(
             index=j,
@@ -199,18 +215,23 @@ def build_plan(bp: Blueprint, evaluator: Evaluator | None = None) -> ExecutionPl
         raise BlueprintError(bp.id, problems)
 
     for node in nodes:
-        node.out_edges = tuple(out[node.index])
-        seen: set[tuple[int, int]] = set()
-        distinct = []
-        for ep in out[node.index]:
-            if (ep.target, ep.kind) not in seen:
-                seen.add((ep.target, ep.kind))
-                distinct.append(ep)
-        node.distinct_out = tuple(distinct)
-        node.exit_edges = tuple(exits.get(node.index, ()))
-        node.preds = tuple(by_id[p] for p in structure.predecessors.get(node.id, ()))
+        node_out = out[node.index]
+        node.out_edges = tuple(node_out)
+        if len(node_out) <= 1:
+            node.distinct_out = node.out_edges
+        else:
+            seen: set[tuple[int, int]] = set()
+            distinct = []
+            for ep in node_out:
+                if (ep.target, ep.kind) not in seen:
+                    seen.add((ep.target, ep.kind))
+                    distinct.append(ep)
+            node.distinct_out = tuple(distinct)
+        if exits:
+            node.exit_edges = tuple(exits.get(node.index, ()))
+        node.preds = tuple(preds[node.index])
         node.has_expressions = node.is_loop_controller or any(
-            e.condition is not None or e.transform is not None for e in node.out_edges
+            e.condition is not None or e.transform is not None for e in node_out
         )
     fed_by_exit = {ep.target for ep in edges if ep.exit_header is not None}
     for node in nodes:
@@ -228,7 +249,7 @@ def build_plan(bp: Blueprint, evaluator: Evaluator | None = None) -> ExecutionPl
         by_id=by_id,
         entries=tuple(by_id[n] for n in structure.entry_ids),
         structure=structure,
-        has_loops=bool(structure.loop_headers),
+        has_loops=has_loops,
     )
 
 
