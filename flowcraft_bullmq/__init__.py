@@ -1,3 +1,47 @@
-"""flowcraft_bullmq: run flowcraft blueprints across worker processes on BullMQ and Redis."""
+"""flowcraft_bullmq: run flowcraft blueprints across worker processes on BullMQ and Redis.
 
-__all__: list[str] = []
+The adapter's names are imported on first use (module `__getattr__`), so importing
+`flowcraft_bullmq.cli` for `flowcraft --help` does not load BullMQ.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .adapter import BullMQAdapter
+    from .connection import RedisSettings
+    from .context import RedisContext
+    from .queue import BullMQJobQueue
+    from .store import RedisCoordinationStore
+
+# Libraries add no handlers (SPEC 7.4).
+logging.getLogger("flowcraft_bullmq").addHandler(logging.NullHandler())
+
+_LAZY = {
+    "BullMQAdapter": ".adapter",
+    "BullMQJobQueue": ".queue",
+    "RedisSettings": ".connection",
+    "RedisContext": ".context",
+    "RedisCoordinationStore": ".store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+__all__: list[str] = [
+    "BullMQAdapter",
+    "BullMQJobQueue",
+    "RedisContext",
+    "RedisCoordinationStore",
+    "RedisSettings",
+]

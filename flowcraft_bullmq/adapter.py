@@ -1,0 +1,681 @@
+"""`BullMQAdapter`: run flowcraft blueprints across processes on BullMQ and Redis (SPEC 9.2).
+
+The adapter wires the technology-neutral protocol (`flowcraft_core.distributed`) to Redis:
+the coordination store is `RedisCoordinationStore`, the queue a BullMQ queue with one job per
+activation. A worker process calls `start()`; a client-only process just uses the client API
+(`start_run`, `get_status`, `get_result`, `wait_for_result`, `resume_with_action`,
+`cancel_run`) inside `async with adapter:`.
+
+BullMQ 3.4.4 needs workarounds, applied here and in `connection.py`: `socket_timeout=None` on
+every connection (B1), the Redis version read before the worker runs so sub-second blocks are
+not rounded up to 1 s (B2), `pause()` before `close()` so jobs fetched during shutdown are not
+orphaned (B3), and job ids that are never all digits (B4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+import socket
+import time
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Final
+
+import redis.asyncio as redis
+from bullmq import Queue, UnrecoverableError, Worker
+
+from flowcraft_core.blueprint import Blueprint
+from flowcraft_core.distributed import CoordinationStore, DistributedWorker, Job, akey
+from flowcraft_core.distributed.protocol import FINISHED_STATUSES, Applied, Followup, Loaded
+from flowcraft_core.distributed.protocol import Transition as _Transition
+from flowcraft_core.distributed.worker import error_json
+from flowcraft_core.errors import (
+    BlueprintError,
+    Problem,
+    RunNotAwaitingError,
+    RunNotFoundError,
+    WorkerLostError,
+)
+from flowcraft_core.events import WorkflowStart
+from flowcraft_core.expressions import Evaluator
+from flowcraft_core.ids import new_run_id, validate_run_id
+from flowcraft_core.registry import as_registry
+from flowcraft_core.reserved import (
+    AWAITING_DETAILS,
+    AWAITING_NODE_IDS,
+    EXECUTION_ID,
+    SUBFLOW,
+    WAITING_KEYS,
+)
+from flowcraft_core.results import ErrorRecord, RunStatus, WorkflowResult
+from flowcraft_core.runtime.plan import get_plan
+from flowcraft_core.versioning import blueprint_pin
+
+from .connection import ConnectionLike, RedisConnector, check_eviction_policy
+from .queue import DEFAULT_ATTEMPTS, DEFAULT_RETENTION, BullMQJobQueue
+
+logger = logging.getLogger("flowcraft_bullmq.adapter")
+
+#: wait_for_result polls the run status with this backoff (seconds).
+_POLL_FIRST: Final = 0.005
+_POLL_MAX: Final = 0.2
+_POLL_FACTOR: Final = 1.5
+
+
+def idempotency_redis_key(prefix: str, key: str) -> str:
+    """`P:idem:<key>` -> run id (SPEC 9.6)."""
+    return f"{prefix}:idem:{key}"
+
+
+def run_idempotency_key(prefix: str, run_id: str) -> str:
+    """`P:{R}:idem` -> the run's idempotency key name, so its TTL can follow the run's."""
+    return f"{prefix}:{{{run_id}}}:idem"
+
+
+class _ClientRegistry(Mapping[str, Any]):
+    """A registry that stands in for missing implementations.
+
+    A client process (no node code) still completes a waiting activation on resume: that only
+    routes, it never runs a node, but `FlowRuntime` resolves every implementation of a plan.
+    """
+
+    def __init__(self, registry: Mapping[str, Any]) -> None:
+        self._registry = registry
+
+    def __getitem__(self, key: str) -> Any:
+        impl = self._registry.get(key)
+        return impl if impl is not None else _not_here
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._registry)
+
+    def __len__(self) -> int:
+        return len(self._registry)
+
+
+async def _not_here(ctx: Any) -> None:
+    raise RuntimeError("node implementations are not loaded in this (client) process")
+
+
+class _FinishHook:
+    """The coordination store, plus: when a run finishes, its idempotency key gets the run's TTL.
+
+    The idempotency key lives outside the run's hash slot, so the store's final script cannot
+    expire it; this runs right after (SPEC 9.6). One GET per finished run.
+    """
+
+    def __init__(
+        self, store: CoordinationStore, client: redis.Redis, prefix: str, ttl_s: int
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.prefix = prefix
+        self.ttl_s = ttl_s
+
+    async def finished(self, run_id: str) -> None:
+        if self.ttl_s <= 0:
+            return
+        try:
+            reverse = run_idempotency_key(self.prefix, run_id)
+            key = await self.client.get(reverse)
+            if key is None:
+                return
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.expire(str(key), self.ttl_s)
+                pipe.expire(reverse, self.ttl_s)
+                await pipe.execute()
+        except Exception:  # the run is done either way; a leaked key is only a leak
+            logger.warning("could not set the TTL of run %s's idempotency key", run_id)
+
+    async def create_run(
+        self,
+        run_id: str,
+        *,
+        blueprint_id: str,
+        pin: str,
+        context: Mapping[str, Any],
+        entries: Sequence[Followup],
+    ) -> None:
+        await self.store.create_run(
+            run_id, blueprint_id=blueprint_id, pin=pin, context=context, entries=entries
+        )
+
+    async def load(self, run_id: str, akey: str, keys: Sequence[str] | None) -> Loaded:
+        return await self.store.load(run_id, akey, keys)
+
+    async def complete(self, run_id: str, transition: _Transition) -> Applied:
+        applied = await self.store.complete(run_id, transition)
+        if applied.finished is not None and not applied.replay and not applied.ignored:
+            await self.finished(run_id)
+        return applied
+
+    async def get(self, run_id: str, key: str) -> Any:
+        return await self.store.get(run_id, key)
+
+    async def snapshot(self, run_id: str) -> dict[str, Any]:
+        return await self.store.snapshot(run_id)
+
+    async def commit(self, run_id: str, ops: Sequence[tuple[str, Any, bool]]) -> None:
+        await self.store.commit(run_id, ops)
+
+    async def status(self, run_id: str) -> str:
+        return await self.store.status(run_id)
+
+    async def result(
+        self, run_id: str
+    ) -> tuple[str, dict[str, Any], list[dict[str, Any]], dict[str, dict[str, Any]]]:
+        return await self.store.result(run_id)
+
+    async def resume_waiting(self, run_id: str, akey: str) -> bool:
+        return await self.store.resume_waiting(run_id, akey)
+
+    async def cancel(self, run_id: str) -> bool:
+        cancelled = await self.store.cancel(run_id)
+        if cancelled:
+            await self.finished(run_id)
+        return cancelled
+
+    async def fail_run(self, run_id: str, error: dict[str, Any]) -> None:
+        await self.store.fail_run(run_id, error)
+        await self.finished(run_id)
+
+
+class BullMQAdapter:
+    """Distributed runs on BullMQ: a worker (`start()`) and the client API, over one Redis."""
+
+    def __init__(
+        self,
+        *,
+        connection: ConnectionLike,
+        registry: Mapping[str, Any] | None = None,
+        blueprints: Mapping[str, Blueprint | Mapping[str, Any]] | Iterable[Blueprint],
+        queue_name: str = "flowcraft",
+        prefix: str = "flowcraft",
+        concurrency: int = 10,
+        dependencies: Mapping[str, Any] | None = None,
+        event_bus: Any = None,
+        middleware: Sequence[Any] = (),
+        evaluator: Evaluator | None = None,
+        webhook_registrar: Any = None,
+        state_ttl_s: int = 86_400,
+        lock_duration_s: float = 10,
+        stalled_interval_s: float = 5,
+        max_stalled_count: int = 3,
+        max_loop_iterations: int = 10_000,
+        job_retention: Mapping[str, Any] | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+        if lock_duration_s <= 0 or stalled_interval_s <= 0:
+            raise ValueError("lock_duration_s and stalled_interval_s must be > 0")
+        if max_stalled_count < 0 or state_ttl_s < 0:
+            raise ValueError("max_stalled_count and state_ttl_s must be >= 0")
+        if not queue_name or ":" in queue_name:
+            raise ValueError(f"invalid queue name {queue_name!r}: non-empty, without ':'")
+        if not prefix or any(c in "{}" or ord(c) < 0x20 for c in prefix):
+            raise ValueError(f"invalid key prefix {prefix!r}: non-empty, no braces or controls")
+        self.connector = RedisConnector(connection)
+        self.queue_name = queue_name
+        self.prefix = prefix
+        self.concurrency = concurrency
+        self.state_ttl_s = state_ttl_s
+        self.lock_duration_s = lock_duration_s
+        self.stalled_interval_s = stalled_interval_s
+        self.max_stalled_count = max_stalled_count
+        self.job_options: dict[str, Any] = {
+            **(job_retention if job_retention is not None else DEFAULT_RETENTION),
+            **DEFAULT_ATTEMPTS,
+        }
+        self._registry = registry
+        self._worker_args: dict[str, Any] = {
+            "blueprints": blueprints,
+            "dependencies": dependencies,
+            "event_bus": event_bus,
+            "middleware": middleware,
+            "evaluator": evaluator,
+            "webhook_registrar": webhook_registrar,
+            "max_loop_iterations": max_loop_iterations,
+        }
+        # A runtime for the client side now, so bad blueprints fail at construction.
+        self._client_worker_args = {
+            **self._worker_args,
+            "registry": _ClientRegistry(as_registry(registry)),
+        }
+        self._client: redis.Redis | None = None
+        self._store: _FinishHook | None = None
+        self._queue: Any = None
+        self._job_queue: BullMQJobQueue | None = None
+        self._client_worker: DistributedWorker | None = None
+        self._worker: DistributedWorker | None = None
+        self._bull_worker: Any = None
+        self._run_task: asyncio.Task[Any] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._connect_lock = asyncio.Lock()
+        self._closed = False
+        self._abort = asyncio.Event()
+
+    # ----------------------------------------------------------------- lifecycle
+    async def __aenter__(self) -> BullMQAdapter:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        """Open the connections (without consuming); checks Redis is reachable."""
+        async with self._connect_lock:
+            if self._closed:
+                raise RuntimeError("this BullMQAdapter is closed")
+            if self._store is not None:
+                return
+            client = self.connector.client()
+            try:
+                await client.ping()
+            except Exception:
+                if self.connector.owns_client:
+                    await client.aclose()
+                raise
+            await check_eviction_policy(client, where=self.connector.describe())
+            store = self._make_store(client)
+            self._client = client
+            self._store = _FinishHook(store, client, self.prefix, self.state_ttl_s)
+            self._queue = Queue(
+                self.queue_name,
+                {
+                    "connection": self.connector.new_client(),
+                    "prefix": self.prefix,
+                    "defaultJobOptions": self.job_options,
+                },
+            )
+            self._job_queue = BullMQJobQueue(self._queue, job_options=self.job_options)
+            self._client_worker = DistributedWorker(
+                store=self._store, queue=self._job_queue, **self._client_worker_args
+            )
+            self._worker = DistributedWorker(
+                store=self._store,
+                queue=self._job_queue,
+                registry=self._registry,
+                **self._worker_args,
+            )
+
+    def _make_store(self, client: redis.Redis) -> CoordinationStore:
+        """The Redis coordination store (a seam for tests of the adapter alone)."""
+        store_module = importlib.import_module(".store", __package__)
+        store: CoordinationStore = store_module.RedisCoordinationStore(
+            client, prefix=self.prefix, state_ttl_s=self.state_ttl_s
+        )
+        return store
+
+    async def start(self) -> None:
+        """Begin consuming jobs; returns once the BullMQ worker runs (until `close()`)."""
+        await self.connect()
+        if self._bull_worker is not None:
+            return
+        worker = Worker(
+            self.queue_name,
+            self._process,
+            {
+                "connection": self.connector.new_client(),
+                "prefix": self.prefix,
+                "concurrency": self.concurrency,
+                "autorun": False,  # B2: read the Redis version before running
+                "lockDuration": int(self.lock_duration_s * 1000),
+                "stalledInterval": int(self.stalled_interval_s * 1000),
+                "maxStalledCount": self.max_stalled_count,
+                "name": f"{socket.gethostname()}:{os.getpid()}",
+                "removeOnComplete": self.job_options.get("removeOnComplete"),
+                "removeOnFail": self.job_options.get("removeOnFail"),
+            },
+        )
+        worker.on("error", self._on_error)
+        worker.on("failed", self._on_failed)
+        with warnings.catch_warnings():
+            # BullMQ warns about the eviction policy itself; connect() logged it already.
+            warnings.simplefilter("ignore")
+            await worker.blockingRedisConnection.getRedisVersion()
+        self._bull_worker = worker
+        self._run_task = asyncio.create_task(worker.run(), name="flowcraft-bullmq-worker")
+        await asyncio.sleep(0)
+        logger.info(
+            "worker consuming queue %r (prefix %r, concurrency %d) on %s",
+            self.queue_name,
+            self.prefix,
+            self.concurrency,
+            self.connector.describe(),
+        )
+
+    async def close(self, timeout_s: float | None = None) -> None:
+        """Stop fetching, let in-flight activations finish (cancelled after `timeout_s`),
+        close what the adapter opened. A client passed in stays open."""
+        if self._closed:
+            return
+        self._closed = True
+        worker, self._bull_worker = self._bull_worker, None
+        if worker is not None:
+            # B3: pause first (waits for in-flight jobs), then close.
+            pausing = asyncio.ensure_future(worker.pause())
+            aborted = asyncio.ensure_future(self._abort.wait())
+            done, _ = await asyncio.wait(
+                {pausing, aborted}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
+            aborted.cancel()
+            force = pausing not in done
+            if force:
+                logger.warning("cancelling in-flight activations (close timed out or aborted)")
+            try:
+                await worker.close(force=force)
+            except Exception:
+                logger.exception("closing the BullMQ worker failed")
+            if not pausing.done():
+                pausing.cancel()
+            await asyncio.gather(pausing, return_exceptions=True)
+            if self._run_task is not None:
+                await asyncio.gather(self._run_task, return_exceptions=True)
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._queue is not None:
+            try:
+                await self._queue.close()
+            except Exception:
+                logger.exception("closing the BullMQ queue failed")
+        if self._client is not None and self.connector.owns_client:
+            await self._client.aclose()
+
+    def abort_close(self) -> None:
+        """Make a `close()` in progress cancel in-flight activations now (a second Ctrl-C).
+
+        Their jobs stay active in BullMQ and are redelivered once their locks expire."""
+        self._abort.set()
+
+    # ----------------------------------------------------------------- the worker side
+    async def _process(self, job: Any, token: str) -> None:
+        """BullMQ processor: one activation job. Raises only for infrastructure errors
+        (BullMQ retries them); a job's last failed attempt fails the run, never silently."""
+        assert self._worker is not None
+        try:
+            data = Job.from_data(job.data)
+        except (KeyError, TypeError, ValueError) as exc:
+            logger.error("job %s has malformed data %r: %s", job.id, job.data, exc)
+            raise UnrecoverableError(f"malformed flowcraft job data: {exc}") from exc
+        try:
+            await self._watched(data)
+        except RunNotFoundError:
+            logger.warning("job %s: run %r not found (expired?): acknowledged", job.id, data.run_id)
+        except Exception as exc:
+            attempts = int((job.opts or {}).get("attempts") or 1)
+            final = int(job.attemptsMade or 0) + 1 >= attempts
+            logger.exception(
+                "job %s (run %s, node %r) raised%s",
+                job.id,
+                data.run_id,
+                data.node_id,
+                "; failing the run" if final else "; BullMQ will retry it",
+                extra={"run_id": data.run_id, "node_id": data.node_id},
+            )
+            if final:
+                await self._fail_run(data, exc)
+            raise
+
+    async def _watched(self, job: Job) -> None:
+        """Handle a job; while it runs, check the run every lock_duration/2 and cancel the
+        node once the run is cancelled or finished (SPEC 9.8). Short jobs cost nothing extra."""
+        assert self._worker is not None and self._store is not None
+        task = asyncio.ensure_future(self._worker.handle(job))
+        interval = self.lock_duration_s / 2
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=interval)
+                if done:
+                    return task.result()
+                if await self._store.status(job.run_id) in FINISHED_STATUSES:
+                    logger.info(
+                        "run %s ended while node %r ran: cancelling it",
+                        job.run_id,
+                        job.node_id,
+                        extra={"run_id": job.run_id, "node_id": job.node_id},
+                    )
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+                    return None
+        finally:
+            if not task.done():  # the processor itself was cancelled (forced close)
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    async def _fail_run(self, job: Job, exc: BaseException) -> None:
+        assert self._store is not None
+        try:
+            await self._store.fail_run(job.run_id, error_json(exc, node_id=job.node_id))
+        except Exception:
+            logger.exception("could not fail run %s", job.run_id)
+
+    def _on_error(self, error: BaseException, job: Any = None) -> None:
+        logger.error(
+            "BullMQ worker error%s: %s: %s",
+            f" (job {job.id})" if job is not None else "",
+            type(error).__name__,
+            error,
+        )
+
+    def _on_failed(self, job: Any, error: BaseException) -> None:
+        logger.error("job %s failed: %s: %s", job.id, type(error).__name__, error)
+        if isinstance(error, UnrecoverableError) and "stalled" in str(error):
+            # BullMQ gave up on a job whose workers kept dying: the activation is lost.
+            try:
+                data = Job.from_data(job.data)
+            except (KeyError, TypeError, ValueError):
+                return
+            lost = WorkerLostError(
+                f"activation {akey(data.node_id, data.iteration)!r} stalled more than "
+                f"{self.max_stalled_count} times (its workers died or lost their locks)"
+            )
+            task = asyncio.get_running_loop().create_task(self._fail_run(data, lost))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    # ----------------------------------------------------------------- client API
+    async def _ready(self) -> tuple[_FinishHook, DistributedWorker, redis.Redis]:
+        await self.connect()
+        assert self._store is not None and self._client_worker is not None
+        assert self._client is not None
+        return self._store, self._client_worker, self._client
+
+    async def start_run(
+        self,
+        blueprint_id: str,
+        initial_context: Mapping[str, Any] | str | None = None,
+        *,
+        run_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Create the run, enqueue its entry activations, emit `workflow:start`; the run id.
+
+        Unknown blueprint: BlueprintError. Non-JSON context: SerializationError. An existing
+        run id: ValueError. A repeated `idempotency_key` returns the first run's id.
+        """
+        store, client_worker, client = await self._ready()
+        runtime = client_worker.runtime
+        bp = runtime.resolve_blueprint(blueprint_id)
+        data = runtime.initial_data(initial_context)
+        run_id = validate_run_id(run_id) if run_id is not None else new_run_id()
+        plan = get_plan(bp, runtime.evaluator)
+        if self._registry is not None and self._worker is not None:
+            # A process with node code checks them now; a pure client leaves it to workers.
+            self._worker.runtime.implementations(plan)
+        idem = idempotency_redis_key(self.prefix, idempotency_key) if idempotency_key else None
+        if idem is not None:
+            existing = await self._claim_idempotency(client, idem, run_id)
+            if existing is not None:
+                return existing
+        data[EXECUTION_ID] = run_id
+        entries = []
+        for index in plan.entries:
+            node = plan.nodes[index]
+            iteration = (0,) * len(node.loops)
+            entries.append(Followup(akey(node.id, iteration), node.id, iteration))
+        try:
+            await store.create_run(
+                run_id, blueprint_id=bp.id, pin=blueprint_pin(bp), context=data, entries=entries
+            )
+        except BaseException:
+            if idem is not None:
+                await self._release_idempotency(client, idem, run_id)
+            raise
+        if idem is not None:
+            await client.set(run_idempotency_key(self.prefix, run_id), idem)
+            if not entries:
+                await store.finished(run_id)
+        emitter = runtime._emitter
+        if emitter is not None:
+            await emitter(WorkflowStart(run_id=run_id, blueprint_id=bp.id))
+        await self._job_queue_or_fail().add_bulk(
+            [Job(run_id, e.node_id, e.iteration) for e in entries]
+        )
+        return run_id
+
+    def _job_queue_or_fail(self) -> BullMQJobQueue:
+        assert self._job_queue is not None
+        return self._job_queue
+
+    @staticmethod
+    async def _claim_idempotency(client: redis.Redis, idem: str, run_id: str) -> str | None:
+        """SET NX the key; the existing run id if another start claimed it first."""
+        for _ in range(3):
+            if await client.set(idem, run_id, nx=True):
+                return None
+            existing = await client.get(idem)
+            if existing is not None:
+                return str(existing)
+        raise RuntimeError(f"could not claim idempotency key {idem!r}")
+
+    @staticmethod
+    async def _release_idempotency(client: redis.Redis, idem: str, run_id: str) -> None:
+        try:
+            if await client.get(idem) == run_id:
+                await client.delete(idem)
+        except Exception:
+            logger.warning("could not release idempotency key %r", idem)
+
+    async def get_status(self, run_id: str) -> str:
+        """`running`, `awaiting`, `completed`, `failed` or `cancelled`; RunNotFoundError."""
+        store, _, _ = await self._ready()
+        return await store.status(run_id)
+
+    async def get_blueprint_id(self, run_id: str) -> str:
+        """The id of the run's blueprint; RunNotFoundError."""
+        store, _, _ = await self._ready()
+        return (await store.load(run_id, "", ())).blueprint_id
+
+    async def get_result(self, run_id: str) -> WorkflowResult | None:
+        """The run's result, or None while it is `running`."""
+        store, client_worker, _ = await self._ready()
+        status, context, errors, waiting = await store.result(run_id)
+        if status == RunStatus.RUNNING:
+            return None
+        if status == RunStatus.AWAITING:
+            ids, details = await self._awaiting(store, client_worker, run_id, waiting)
+            context[AWAITING_NODE_IDS] = ids
+            context[AWAITING_DETAILS] = details
+        runtime = client_worker.runtime
+        return WorkflowResult(
+            run_id=run_id,
+            status=RunStatus(status),
+            context=context,
+            serialized_context=runtime.serializer.serialize(context),
+            errors=[ErrorRecord.from_json(e) for e in errors],
+        )
+
+    @staticmethod
+    async def _awaiting(
+        store: _FinishHook,
+        client_worker: DistributedWorker,
+        run_id: str,
+        waiting: Mapping[str, Any],
+    ) -> tuple[list[str], dict[str, Any]]:
+        """Waiting node ids and details in blueprint order (as the in-process engine lists)."""
+        runtime = client_worker.runtime
+        bp = runtime.blueprints.get((await store.load(run_id, "", ())).blueprint_id)
+        order = get_plan(bp, runtime.evaluator).by_id if bp is not None else {}
+        ordered = sorted(
+            waiting.items(),
+            key=lambda kv: (order.get(kv[0].split("@", 1)[0], len(order)), kv[0]),
+        )
+        ids: list[str] = []
+        details: dict[str, Any] = {}
+        for key, value in ordered:
+            node_id = key.split("@", 1)[0]
+            if node_id not in details:
+                ids.append(node_id)
+                details[node_id] = value
+        return ids, details
+
+    async def wait_for_result(
+        self, run_id: str, *, timeout_s: float | None = None
+    ) -> WorkflowResult:
+        """Poll until the run is no longer `running`; TimeoutError after `timeout_s`."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        delay = _POLL_FIRST
+        while True:
+            result = await self.get_result(run_id)
+            if result is not None:
+                return result
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"run {run_id!r} still running after {timeout_s}s")
+                delay = min(delay, left)
+            await asyncio.sleep(delay)
+            delay = min(delay * _POLL_FACTOR, _POLL_MAX)
+
+    async def resume_with_action(
+        self,
+        run_id: str,
+        action: str | None = None,
+        output: Any = None,
+        *,
+        node_id: str | None = None,
+    ) -> str:
+        """Complete a waiting activation with `NodeResult(output, action)`: `"resumed"`.
+
+        RunNotAwaitingError when nothing (or not `node_id`) is waiting; early resumes are not
+        buffered yet. A `node_id` that is not a wait, webhook or subflow node: ValueError.
+        """
+        store, client_worker, _ = await self._ready()
+        if node_id is not None:
+            self._check_resume_target(client_worker, await store.load(run_id, "", ()), node_id)
+        if await client_worker.resume(run_id, node_id=node_id, output=output, action=action):
+            return "resumed"
+        status = await store.status(run_id)
+        where = f"node {node_id!r} of run {run_id!r}" if node_id else f"run {run_id!r}"
+        raise RunNotAwaitingError(f"{where} is not waiting (run status: {status})")
+
+    @staticmethod
+    def _check_resume_target(
+        client_worker: DistributedWorker, loaded: Loaded, node_id: str
+    ) -> None:
+        bp = client_worker.runtime.blueprints.get(loaded.blueprint_id)
+        if bp is None:
+            raise BlueprintError(
+                loaded.blueprint_id,
+                [Problem("$", "UNKNOWN_BLUEPRINT", "this process has no blueprint with this id")],
+            )
+        node = next((n for n in bp.nodes if n.id == node_id), None)
+        if node is None:
+            raise ValueError(f"blueprint {bp.id!r} has no node {node_id!r}")
+        if node.uses not in WAITING_KEYS and node.uses != SUBFLOW:
+            raise ValueError(
+                f"node {node_id!r} uses {node.uses!r}: only wait, webhook and subflow nodes "
+                "can be resumed"
+            )
+
+    async def cancel_run(self, run_id: str) -> bool:
+        """Cancel a running or awaiting run: True; False if it had already finished."""
+        store, _, _ = await self._ready()
+        return await store.cancel(run_id)
+
+
+__all__ = ["BullMQAdapter", "idempotency_redis_key", "run_idempotency_key"]

@@ -1,0 +1,393 @@
+"""The distributed commands of `flowcraft` (SPEC 10): `worker`, `start`, `status`, `resume`,
+`cancel`.
+
+`flowcraft_core.cli` loads this group with importlib when `flowcraft_bullmq` is importable
+(core never imports it statically). Importing this module stays cheap: BullMQ and redis-py
+are imported by the handlers, so `flowcraft validate` does not pay for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+from flowcraft_core.cli._common import (
+    CliError,
+    ExitCode,
+    add_blueprints_option,
+    add_registry_option,
+    dumps,
+    load_registry,
+    read_blueprint_dir,
+    read_context,
+    read_json_argument,
+)
+from flowcraft_core.errors import RunNotAwaitingError, RunNotFoundError
+
+if TYPE_CHECKING:
+    from .adapter import BullMQAdapter
+
+REDIS_URL_ENV: Final = "FLOWCRAFT_REDIS_URL"
+DEFAULT_REDIS_URL: Final = "redis://localhost:6379/0"
+
+T = TypeVar("T")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return value
+
+
+def _distributed_options(parser: argparse.ArgumentParser) -> None:
+    """What every distributed command takes (SPEC 10)."""
+    _redis_options(parser)
+    add_registry_option(parser)
+    add_blueprints_option(parser)
+
+
+def _redis_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--redis",
+        metavar="URL",
+        default=None,
+        help=f"Redis URL (default ${REDIS_URL_ENV}, else {DEFAULT_REDIS_URL}); "
+        "redis://[user:password@]host:port/db, rediss:// for TLS",
+    )
+    parser.add_argument("--queue", default="flowcraft", help="BullMQ queue name (flowcraft)")
+    parser.add_argument("--prefix", default="flowcraft", help="Redis key prefix (flowcraft)")
+
+
+def register(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    worker = subparsers.add_parser(
+        "worker",
+        parents=[common],
+        help="run a distributed worker (BullMQ)",
+        description="Consume activation jobs until SIGTERM or SIGINT, then stop fetching, "
+        "finish in-flight activations and exit 0 (a second signal cancels them).",
+    )
+    _distributed_options(worker)
+    worker.add_argument(
+        "--concurrency", type=_positive_int, default=10, metavar="N", help="jobs at once (10)"
+    )
+    worker.set_defaults(handler=worker_command)
+
+    start = subparsers.add_parser(
+        "start",
+        parents=[common],
+        help="start a distributed run",
+        description="Start a run on the workers and print its id; with --wait, wait for "
+        "it and print the result (exit 0 completed, 1 failed, 3 awaiting, 4 cancelled, "
+        "5 timed out).",
+    )
+    start.add_argument("blueprint_id", metavar="BLUEPRINT_ID", help="id from --blueprints")
+    start.add_argument("--context", metavar="JSON|@FILE", help="initial context (JSON object)")
+    start.add_argument("--run-id", help="run id (default: a new uuid4 hex)")
+    start.add_argument("--idempotency-key", help="a repeated key returns the first run's id")
+    start.add_argument("--wait", action="store_true", help="wait for the result")
+    start.add_argument(
+        "--timeout", type=_positive_float, metavar="S", help="with --wait: give up after S s"
+    )
+    start.add_argument("--json", action="store_true", help="with --wait: print the result as JSON")
+    _distributed_options(start)
+    start.set_defaults(handler=start_command)
+
+    status = subparsers.add_parser(
+        "status",
+        parents=[common],
+        help="show a distributed run's status",
+        description="Print a run's status, waiting nodes and errors.",
+    )
+    status.add_argument("run_id", metavar="RUN_ID")
+    status.add_argument("--json", action="store_true", help="print the result as JSON")
+    _distributed_options(status)
+    status.set_defaults(handler=status_command)
+
+    resume = subparsers.add_parser(
+        "resume",
+        parents=[common],
+        help="resume a waiting distributed run",
+        description="Complete a waiting node with an action and output; prints 'resumed'. "
+        "Exit 2 if nothing is waiting.",
+    )
+    resume.add_argument("run_id", metavar="RUN_ID")
+    resume.add_argument("--action", help="the action that routes the waiting node's edges")
+    resume.add_argument("--output", metavar="JSON|@FILE", help="the waiting node's output")
+    resume.add_argument("--node", help="which waiting node (default: the first in order)")
+    _distributed_options(resume)
+    resume.set_defaults(handler=resume_command)
+
+    cancel = subparsers.add_parser(
+        "cancel",
+        parents=[common],
+        help="cancel a distributed run",
+        description="Cancel a running or awaiting run (exit 0); exit 1 if it had finished.",
+    )
+    cancel.add_argument("run_id", metavar="RUN_ID")
+    _distributed_options(cancel)
+    cancel.set_defaults(handler=cancel_command)
+
+
+# --------------------------------------------------------------------------- plumbing
+
+
+def _adapter(args: argparse.Namespace, **kwargs: Any) -> BullMQAdapter:
+    try:
+        from .adapter import BullMQAdapter
+    except ImportError as exc:
+        raise CliError(
+            f"the distributed commands need BullMQ: pip install 'flowcraft[bullmq]' ({exc})"
+        ) from exc
+    url = args.redis or os.environ.get(REDIS_URL_ENV) or DEFAULT_REDIS_URL
+    registry = load_registry(args.registry) if getattr(args, "registry", None) else None
+    blueprints = read_blueprint_dir(getattr(args, "blueprints", None))
+    return BullMQAdapter(
+        connection=url,
+        registry=registry,
+        blueprints=blueprints,
+        queue_name=args.queue,
+        prefix=args.prefix,
+        **kwargs,
+    )
+
+
+@contextlib.contextmanager
+def _infrastructure_errors(args: argparse.Namespace) -> Iterator[None]:
+    """Redis errors become exit 5 with one line naming the server (no password)."""
+    from redis.exceptions import RedisError
+
+    try:
+        yield
+    except (RedisError, ConnectionError) as exc:
+        from .connection import redact_url
+
+        url = redact_url(args.redis or os.environ.get(REDIS_URL_ENV) or DEFAULT_REDIS_URL)
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        raise CliError(f"Redis at {url}: {text}", code=ExitCode.INFRASTRUCTURE) from exc
+
+
+def _client_call(
+    args: argparse.Namespace, call: Callable[[BullMQAdapter], Awaitable[T]], **kwargs: Any
+) -> T:
+    adapter = _adapter(args, **kwargs)
+
+    async def go() -> T:
+        async with adapter:
+            return await call(adapter)
+
+    with _infrastructure_errors(args):
+        return asyncio.run(go())
+
+
+def _exit_for(status: str) -> int:
+    from flowcraft_core.cli.run import EXIT_BY_STATUS
+
+    return EXIT_BY_STATUS.get(status, ExitCode.FAILED)
+
+
+# --------------------------------------------------------------------------- worker
+
+
+def worker_command(args: argparse.Namespace) -> int:
+    adapter = _adapter(args, concurrency=args.concurrency)
+    with _infrastructure_errors(args):
+        asyncio.run(_serve(adapter, args))
+    return ExitCode.OK
+
+
+async def _serve(adapter: BullMQAdapter, args: argparse.Namespace) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = 0
+
+    def on_signal(signum: int) -> None:
+        nonlocal signals
+        signals += 1
+        if signals == 1:
+            print(
+                f"flowcraft worker: {signal.Signals(signum).name}: finishing in-flight "
+                "activations (signal again to cancel them)",
+                file=sys.stderr,
+                flush=True,
+            )
+            stop.set()
+        else:
+            adapter.abort_close()
+
+    installed = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(signum, on_signal, signum)
+            installed.append(signum)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+            pass
+    try:
+        try:
+            await adapter.start()
+            print(
+                f"flowcraft worker: consuming queue {args.queue!r} (prefix {args.prefix!r}, "
+                f"concurrency {args.concurrency}) on {adapter.connector.describe()}",
+                file=sys.stderr,
+                flush=True,
+            )
+            await stop.wait()
+        finally:
+            await adapter.close()
+        print("flowcraft worker: stopped", file=sys.stderr, flush=True)
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+
+
+# --------------------------------------------------------------------------- client commands
+
+
+def start_command(args: argparse.Namespace) -> int:
+    context = read_context(args.context)
+    if args.timeout is not None and not args.wait:
+        raise CliError("--timeout needs --wait")
+
+    async def call(adapter: BullMQAdapter) -> tuple[str, Any]:
+        run_id = await adapter.start_run(
+            args.blueprint_id, context, run_id=args.run_id, idempotency_key=args.idempotency_key
+        )
+        if not args.wait:
+            return run_id, None
+        try:
+            return run_id, await adapter.wait_for_result(run_id, timeout_s=args.timeout)
+        except TimeoutError:
+            raise CliError(
+                f"run {run_id} still running after {args.timeout}s", code=ExitCode.INFRASTRUCTURE
+            ) from None
+
+    run_id, result = _client_call(args, call)
+    if result is None:
+        print(run_id)
+        return ExitCode.OK
+    _print_result(result, args.blueprint_id, args)
+    return _exit_for(str(result.status))
+
+
+def status_command(args: argparse.Namespace) -> int:
+    async def call(adapter: BullMQAdapter) -> tuple[str, Any]:
+        try:
+            return await adapter.get_blueprint_id(args.run_id), await adapter.get_result(
+                args.run_id
+            )
+        except RunNotFoundError as exc:
+            raise CliError(str(exc)) from None
+
+    blueprint_id, result = _client_call(args, call)
+    if result is None:
+        if args.json:
+            print(dumps({"runId": args.run_id, "status": "running"}, indent=2))
+        else:
+            print(f"blueprint: {blueprint_id}\nrun:       {args.run_id}\nstatus:    running")
+        return ExitCode.OK
+    _print_result(result, blueprint_id, args)
+    return ExitCode.OK
+
+
+def resume_command(args: argparse.Namespace) -> int:
+    output = read_json_argument("--output", args.output) if args.output is not None else None
+
+    async def call(adapter: BullMQAdapter) -> str:
+        try:
+            return await adapter.resume_with_action(
+                args.run_id, args.action, output, node_id=args.node
+            )
+        except (RunNotAwaitingError, RunNotFoundError) as exc:
+            raise CliError(str(exc)) from None
+
+    print(_client_call(args, call))
+    return ExitCode.OK
+
+
+def cancel_command(args: argparse.Namespace) -> int:
+    async def call(adapter: BullMQAdapter) -> tuple[bool, str]:
+        try:
+            cancelled = await adapter.cancel_run(args.run_id)
+            return cancelled, await adapter.get_status(args.run_id)
+        except RunNotFoundError as exc:
+            raise CliError(str(exc)) from None
+
+    cancelled, status = _client_call(args, call)
+    if cancelled:
+        print("cancelled")
+        return ExitCode.OK
+    print(f"flowcraft: run {args.run_id} had already finished ({status})", file=sys.stderr)
+    return ExitCode.FAILED
+
+
+def _print_result(result: Any, blueprint_id: str, args: argparse.Namespace) -> None:
+    """The `run` command's report when the blueprint is at hand, else a plain one."""
+    from flowcraft_core.cli.run import print_result
+    from flowcraft_core.reserved import AWAITING_DETAILS
+
+    if args.json:
+        print(
+            dumps(
+                {
+                    "runId": result.run_id,
+                    "blueprintId": blueprint_id,
+                    "status": str(result.status),
+                    "context": result.context,
+                    "errors": [error.to_json() for error in result.errors],
+                },
+                indent=2,
+            )
+        )
+        return
+    bp = read_blueprint_dir(args.blueprints).get(blueprint_id) if args.blueprints else None
+    if bp is not None:
+        print_result(result, bp)
+        return
+    print(f"blueprint: {blueprint_id}")
+    print(f"run:       {result.run_id}")
+    print(f"status:    {result.status}")
+    rows = [(node_id, dumps(value)) for node_id, value in result.outputs.items()]
+    details = result.context.get(AWAITING_DETAILS)
+    waiting = [(k, dumps(v)) for k, v in details.items()] if isinstance(details, dict) else []
+    errors = [
+        (error.node_id or "(run)", f"{error.type}: {error.message}") for error in result.errors
+    ]
+    for title, section in (("outputs", rows), ("waiting", waiting), ("errors", errors)):
+        if section:
+            print(f"{title}:")
+            for name, text in section:
+                print(f"  {name}  {text}")
+
+
+__all__ = [
+    "DEFAULT_REDIS_URL",
+    "REDIS_URL_ENV",
+    "cancel_command",
+    "register",
+    "resume_command",
+    "start_command",
+    "status_command",
+    "worker_command",
+]

@@ -1,0 +1,66 @@
+"""Helpers for the adapter tests: adapters that are always closed, blueprint builders."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any
+
+from flowcraft_bullmq import BullMQAdapter
+
+
+@contextlib.asynccontextmanager
+async def adapter(
+    redis_url: str,
+    prefix: str,
+    *,
+    blueprints: Iterable[Any] | Mapping[str, Any],
+    registry: Mapping[str, Any] | None = None,
+    consume: bool = True,
+    **options: Any,
+) -> AsyncIterator[BullMQAdapter]:
+    """A BullMQAdapter on the test server; consuming (in this process) unless `consume=False`."""
+    instance = BullMQAdapter(
+        connection=redis_url, registry=registry, blueprints=blueprints, prefix=prefix, **options
+    )
+    try:
+        if consume:
+            await instance.start()
+        else:
+            await instance.connect()
+        yield instance
+    finally:
+        await instance.close(timeout_s=10)
+
+
+def n(node_id: str, uses: str, **extra: Any) -> dict[str, Any]:
+    return {"id": node_id, "uses": uses, **extra}
+
+
+def e(source: str, target: str, **extra: Any) -> dict[str, Any]:
+    return {"source": source, "target": target, **extra}
+
+
+def chain(length: int, blueprint_id: str = "chain") -> dict[str, Any]:
+    nodes = [n(f"n{i}", "inc") for i in range(length)]
+    edges = [e(f"n{i}", f"n{i + 1}") for i in range(length - 1)]
+    return {"id": blueprint_id, "nodes": nodes, "edges": edges}
+
+
+APPROVAL: dict[str, Any] = {
+    "id": "approval",
+    "nodes": [
+        n("a", "inc"),
+        n("ask", "wait"),
+        n("yes", "inc"),
+        n("no", "inc"),
+        n("end", "sum"),
+    ],
+    "edges": [
+        e("a", "ask"),
+        e("ask", "yes", action="approve"),
+        e("ask", "no", action="reject"),
+        e("yes", "end"),
+        e("no", "end"),
+    ],
+}

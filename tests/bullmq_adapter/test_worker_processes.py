@@ -1,0 +1,253 @@
+"""Two real worker processes (`flowcraft worker`) and the distributed CLI commands.
+
+~20 chain and diamond runs spread over both workers end exactly as in-process; `start`,
+`status`, `resume` and `cancel` work end to end with their exit codes; SIGTERM lets in-flight
+activations finish and exits 0. The workers are killed in a finally, whatever happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as redis
+from adapter_support import APPROVAL, adapter, e, n
+from distributed.test_memory_parity import CASES, comparable, make_registry
+
+from flowcraft_core import FlowRuntime
+from flowcraft_core.cli import main
+
+HERE = Path(__file__).parent
+TESTS = HERE.parent
+NAP = {"id": "nap", "nodes": [n("z", "nap", params={"seconds": 1.0})], "edges": []}
+SLOW_CHAIN = {
+    "id": "slowchain",
+    "nodes": [n("a", "inc"), n("z", "nap", params={"seconds": 1.0}), n("b", "inc")],
+    "edges": [e("a", "z"), e("z", "b")],
+}
+BLUEPRINTS = [CASES["chain"][0], CASES["diamond"][0], APPROVAL, NAP, SLOW_CHAIN]
+
+
+class WorkerProcess:
+    """`python -m flowcraft_core.cli worker ...` with its stderr collected by a thread."""
+
+    def __init__(self, args: list[str], trace: Path) -> None:
+        env = dict(
+            os.environ,
+            PYTHONPATH=os.pathsep.join([str(TESTS), str(HERE)]),
+            FLOWCRAFT_TEST_TRACE=str(trace),
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "flowcraft_core.cli", "worker", *args],
+            cwd=HERE,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def stderr(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not any("consuming queue" in line for line in self.lines):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"worker did not start:\n{self.stderr}")
+            time.sleep(0.05)
+
+    def wait(self, timeout: float) -> int:
+        """The exit code, once the process has ended and its stderr is read and closed."""
+        code = self.proc.wait(timeout=timeout)
+        self.reader.join(timeout=5)
+        if self.proc.stderr is not None and not self.reader.is_alive():
+            self.proc.stderr.close()
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def blueprint_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("blueprints")
+    for bp in BLUEPRINTS:
+        (directory / f"{bp['id']}.json").write_text(json.dumps(bp), encoding="utf-8")
+    return directory
+
+
+@pytest.fixture(scope="module")
+def cluster_prefix() -> str:
+    return f"procs{os.getpid()}"
+
+
+@pytest.fixture(scope="module")
+def trace_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("trace") / "pids.txt"
+
+
+@pytest.fixture(scope="module")
+def workers(
+    redis_url: str, blueprint_dir: Path, cluster_prefix: str, trace_file: Path
+) -> Iterator[list[WorkerProcess]]:
+    args = [
+        "--redis", redis_url,
+        "--prefix", cluster_prefix,
+        "--registry", "worker_nodes:registry",
+        "--blueprints", str(blueprint_dir),
+        "--concurrency", "4",
+    ]  # fmt: skip
+    started: list[WorkerProcess] = []
+    try:
+        for _ in range(2):
+            started.append(WorkerProcess(args, trace_file))
+        for worker in started:
+            worker.wait_ready()
+        yield started
+    finally:
+        for worker in started:
+            worker.kill()
+
+
+def _cli(
+    capsys: pytest.CaptureFixture[str], redis_url: str, prefix: str, bp_dir: Path, *argv: str
+) -> tuple[int, str, str]:
+    code = main([*argv, "--redis", redis_url, "--prefix", prefix, "--blueprints", str(bp_dir)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_runs_spread_over_two_worker_processes_match_in_process(
+    workers: list[WorkerProcess], redis_url: str, cluster_prefix: str, trace_file: Path
+) -> None:
+    async def scenario() -> None:
+        registry = make_registry()
+        runtime = FlowRuntime(registry=registry, blueprints=BLUEPRINTS)
+        starts = [
+            (bp_id, {"_inputs.a": i}, f"r{bp_id}{i}")
+            for i in range(10)
+            for bp_id in ("chain", "diamond")
+        ]
+        async with adapter(redis_url, cluster_prefix, blueprints=BLUEPRINTS, consume=False) as a:
+            run_ids = [await a.start_run(b, ctx, run_id=rid) for b, ctx, rid in starts]
+            results = [await a.wait_for_result(rid, timeout_s=30) for rid in run_ids]
+        for (bp_id, ctx, rid), result in zip(starts, results, strict=True):
+            local = await runtime.run(bp_id, ctx, run_id=rid)
+            assert result.status == "completed"
+            assert comparable(result) == comparable(local), rid
+
+    asyncio.run(scenario())
+    # Both processes ran nodes.
+    pids = set(trace_file.read_text().split())
+    assert pids == {str(w.proc.pid) for w in workers}, pids
+
+
+def test_cli_client_commands(
+    workers: list[WorkerProcess],
+    redis_url: str,
+    cluster_prefix: str,
+    blueprint_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def cli(*argv: str) -> tuple[int, str, str]:
+        return _cli(capsys, redis_url, cluster_prefix, blueprint_dir, *argv)
+
+    code, out, err = cli("start", "diamond", "--context", '{"_inputs.a": 4}', "--wait", "--json")
+    assert code == 0, err
+    assert json.loads(out)["context"]["_outputs.d"] == 21  # a: 5, b: 6, c: 15
+
+    code, out, err = cli("start", "approval", "--run-id", "cli-approval")
+    assert (code, out.strip()) == (0, "cli-approval"), err
+    for _ in range(200):
+        code, out, err = cli("status", "cli-approval", "--json")
+        if json.loads(out)["status"] == "awaiting":
+            break
+        time.sleep(0.05)
+    assert code == 0 and json.loads(out)["context"]["_awaitingNodeIds"] == ["ask"], out
+    code, out, _ = cli("status", "cli-approval")
+    assert "status:    awaiting" in out and "waiting:" in out and "ask" in out
+
+    code, out, err = cli("resume", "cli-approval", "--action", "approve", "--output", "7")
+    assert (code, out.strip()) == (0, "resumed"), err
+    for _ in range(200):
+        code, out, err = cli("status", "cli-approval", "--json")
+        if json.loads(out)["status"] == "completed":
+            break
+        time.sleep(0.05)
+    assert json.loads(out)["context"]["_outputs.yes"] == 8
+
+    code, out, err = cli("resume", "cli-approval", "--action", "approve")
+    assert code == 2 and "not waiting" in err
+
+    code, out, err = cli("start", "approval", "--wait", "--timeout", "20")
+    assert code == 3 and "status:    awaiting" in out, err
+    run_id = out.split("run:", 1)[1].split()[0]
+    code, out, err = cli("cancel", run_id)
+    assert (code, out.strip()) == (0, "cancelled"), err
+    code, out, err = cli("cancel", run_id)
+    assert code == 1 and "already finished" in err
+
+    code, out, err = cli("start", "slowchain", "--wait", "--timeout", "0.3")
+    assert code == 5 and "still running after 0.3s" in err
+
+    code, out, err = cli("status", "no-such-run")
+    assert code == 2 and "not found" in err
+    code, out, err = cli("start", "no-such-blueprint")
+    assert code == 2 and "no-such-blueprint" in err
+
+    code, out, err = _cli(capsys, "redis://127.0.0.1:1/0", "x", blueprint_dir, "status", "r")
+    assert code == 5 and "Redis at redis://127.0.0.1:1/0" in err
+
+
+def test_sigterm_finishes_in_flight_activations_and_exits_0(
+    workers: list[WorkerProcess], redis_url: str, cluster_prefix: str
+) -> None:
+    async def start() -> str:
+        async with adapter(redis_url, cluster_prefix, blueprints=BLUEPRINTS, consume=False) as a:
+            run_id = await a.start_run("nap")
+            for _ in range(100):  # until a worker holds the job
+                client = redis.Redis.from_url(redis_url, decode_responses=True)
+                try:
+                    active = f"{cluster_prefix}:flowcraft:active"
+                    if await client.lpos(active, f"{run_id}-z-0") is not None:
+                        return run_id
+                finally:
+                    await client.aclose()
+                await asyncio.sleep(0.02)
+            raise AssertionError("no worker picked up the nap job")
+
+    run_id = asyncio.run(start())
+    for worker in workers:
+        worker.proc.send_signal(signal.SIGTERM)
+    for worker in workers:
+        assert worker.wait(timeout=20) == 0, worker.stderr
+        assert "flowcraft worker: stopped" in worker.stderr, worker.stderr
+
+    async def result() -> Any:
+        async with adapter(redis_url, cluster_prefix, blueprints=BLUEPRINTS, consume=False) as a:
+            return await a.get_result(run_id)
+
+    finished = asyncio.run(result())
+    assert finished is not None and finished.status == "completed"
+    assert finished.context["_outputs.z"] == "rested"
