@@ -1,0 +1,144 @@
+"""JSON between Python and the Lua scripts (msgspec).
+
+User data (context values, outputs, join values, error records, waiting details) is encoded
+once here and stored by the scripts as opaque text: Lua never re-encodes it, so cjson's number
+precision and its `{}`-for-empty-array rule cannot touch it. Lua decodes only the transition
+header (`pack_transition`), which holds names, statuses, counts and ARGV indices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from flowcraft_core.distributed.protocol import (
+    Applied,
+    Close,
+    Followup,
+    LoopEnd,
+    Transition,
+    loop_instance_key,
+)
+from flowcraft_core.runtime.state import TAKEN
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder()
+
+#: ARGV index of the first JSON text `complete.lua` receives by reference (after the header,
+#: the TTL and the join key prefix).
+VALUES_AT = 4
+
+
+def encode(value: Any) -> bytes:
+    """JSON text of a context value or record (None -> `null`)."""
+    return _encoder.encode(value)
+
+
+def decode(text: str | bytes) -> Any:
+    return _decoder.decode(text)
+
+
+def _followup(target: str, node_id: str, iteration: Sequence[int]) -> str:
+    return _encoder.encode([target, node_id, list(iteration)]).decode()
+
+
+def pack_transition(t: Transition) -> tuple[bytes, list[bytes], list[str]]:
+    """(header JSON, the JSON texts it references from ARGV[VALUES_AT], the akeys whose join keys
+    follow the fixed keys: every resolution's target, then every next iteration's)."""
+    values: list[bytes] = []
+
+    def ref(value: Any) -> int:
+        values.append(_encoder.encode(value))
+        return VALUES_AT + len(values) - 1
+
+    def entry(status: int, value: Any) -> int:
+        return ref([status, value])
+
+    header: dict[str, Any] = {
+        "a": t.akey,
+        "b": t.akey.removesuffix("~wait"),
+        "o": [[key, 0 if deleted else ref(value)] for key, value, deleted in t.ops],
+        "k": list(t.output_keys),
+        "r": [
+            [
+                r.target,
+                r.pred,
+                r.status,
+                entry(r.status, r.value),
+                r.expected,
+                r.join_any,
+                list(r.dead),
+                list(r.open),
+                _followup(r.target, r.node_id, r.iteration),
+            ]
+            for r in t.resolutions
+        ],
+        "n": [
+            [
+                n.back_key,
+                n.target,
+                n.pred,
+                entry(TAKEN, n.value),
+                list(n.open),
+                _followup(n.target, n.node_id, n.iteration),
+            ]
+            for n in t.next
+        ],
+        "x": [[instance, index] for instance, index in t.exits],
+        "c": [
+            [
+                c.counter,
+                loop_instance_key(c.header_id, c.prefix),
+                _encoder.encode([c.counter, c.header_id, list(c.prefix)]).decode(),
+                _encoder.encode([c.header_id, list(c.prefix)]).decode(),
+            ]
+            for c in t.close
+        ],
+    }
+    if t.output_keys:
+        header["v"] = ref(t.output)
+    if t.error is not None:
+        header["e"] = ref(t.error)
+    if t.waiting is not None:
+        header["w"] = ref(t.waiting)
+    targets = [r.target for r in t.resolutions] + [n.target for n in t.next]
+    return _encoder.encode(header), values, targets
+
+
+_Iteration = tuple[int, ...]
+_FollowupWire = tuple[tuple[str, str, _Iteration], int]
+_CloseWire = tuple[str, str, _Iteration]
+
+
+class _AppliedWire(msgspec.Struct, frozen=True):
+    r: list[_FollowupWire]
+    s: list[_FollowupWire]
+    l: list[tuple[tuple[str, _Iteration], _Iteration, list[_CloseWire]]]  # noqa: E741
+    f: str | None
+
+
+_applied_decoder = msgspec.json.Decoder(_AppliedWire)
+
+
+def unpack_applied(text: str | bytes, *, replay: bool = False) -> Applied:
+    """The Applied a script recorded (compact JSON, see complete.lua)."""
+    wire = _applied_decoder.decode(text)
+
+    def followups(items: list[_FollowupWire]) -> list[Followup]:
+        return [Followup(a, n, it, status) for (a, n, it), status in items]
+
+    return Applied(
+        ready=followups(wire.r),
+        skipped=followups(wire.s),
+        loop_ends=[
+            LoopEnd(header, prefix, delivered, tuple(Close(*c) for c in rest))
+            for (header, prefix), delivered, rest in wire.l
+        ],
+        finished=wire.f,
+        replay=replay,
+    )
+
+
+__all__ = ["VALUES_AT", "decode", "encode", "pack_transition", "unpack_applied"]

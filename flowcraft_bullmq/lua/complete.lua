@@ -1,0 +1,229 @@
+--[==[ complete: apply one activation's Transition, atomically and at most once per akey.
+Step for step what flowcraft_core.distributed.memory.InMemoryCoordinationStore.complete does.
+
+KEYS[1..11]  the run's fixed keys (keys.FIXED order): 1 meta, 2 ctx, 3 errors, 4 acts,
+             5 joins, 6 decided, 7 fired, 8 live, 9 back, 10 exits, 11 waiting
+KEYS[12..]   the join key of each resolution (header "r"), in order, then of each next
+             iteration (header "n")
+ARGV[1]      the transition header (codec.pack_transition), JSON; user data is never inside,
+             it is referenced by ARGV index:
+               a  akey                  b  akey without "~wait" (the waiting mark)
+               o  [[ctx key, value index, or 0 to delete], ...]
+               k  [output key, ...]     v  index of the output (when k is not empty)
+               e  index of the error record (absent: no error)
+               w  index of the waiting details (absent: the waiting mark is cleared)
+               r  [[target, pred, status, entry index, expected, join any, [dead preds],
+                    [counters to open], followup JSON], ...]
+               n  [[back key, target, pred, entry index, [counters to open],
+                    followup JSON], ...]
+               x  [[loop instance, exit edge index], ...]
+               c  [[counter, loop instance, Close JSON, [header id, prefix] JSON], ...]
+ARGV[2]      state TTL in seconds (0 = keep the keys of a finished run)
+ARGV[3]      join key prefix (keys.RunKeys.join_prefix)
+ARGV[4..]    JSON texts referenced by index: context values, the output, join entries
+             ([status, value]), the error record, the waiting details
+
+Returns {"applied", Applied JSON}, {"replay", recorded Applied JSON} or {"ignored", status}.
+Error NORUN if the run does not exist.
+Applied JSON: {"r": [[followup, 0], ...], "s": [[followup, status], ...],
+               "l": [[[header id, prefix], [delivered edge indices], [Close, ...]], ...],
+               "f": final status or null}
+]==]
+
+local TAKEN, FAILED_RES = 0, 2
+local DEAD_ENTRY = '[1,null]'
+
+local meta, ctx, errors, acts = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local joins, decided, fired, live = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local back, exits, waiting = KEYS[9], KEYS[10], KEYS[11]
+
+local status = redis.call('HGET', meta, 'status')
+if not status then
+  return redis.error_reply('NORUN run not found')
+end
+if FINISHED[status] then
+  return {'ignored', status}
+end
+local t = cjson.decode(ARGV[1])
+local recorded = redis.call('HGET', acts, t.a)
+if recorded then
+  return {'replay', recorded}
+end
+
+-- Writes, output, error, waiting mark.
+for _, op in ipairs(t.o) do
+  if op[2] == 0 then
+    redis.call('HDEL', ctx, op[1])
+  else
+    redis.call('HSET', ctx, op[1], ARGV[op[2]])
+  end
+end
+for _, key in ipairs(t.k) do
+  redis.call('HSET', ctx, key, ARGV[t.v])
+end
+if t.e then
+  redis.call('RPUSH', errors, ARGV[t.e])
+end
+if t.w then
+  redis.call('HSET', waiting, t.b, ARGV[t.w])
+else
+  redis.call('HDEL', waiting, t.b)
+end
+
+local ready, skipped, loop_ends = {}, {}, {}
+
+local function open(counters)
+  for _, counter in ipairs(counters) do
+    redis.call('HINCRBY', live, counter, 1)
+  end
+end
+
+-- memory.decide: the join rule of SPEC 3.4 after `new_status` was added; nil = pending.
+local function decide(jkey, expected, join_any, new_status)
+  if join_any and new_status == TAKEN then
+    return TAKEN
+  end
+  if new_status == FAILED_RES then
+    return FAILED_RES
+  end
+  if redis.call('HLEN', jkey) < expected then
+    return nil
+  end
+  for _, entry in ipairs(redis.call('HVALS', jkey)) do
+    if tonumber(string.match(entry, '^%[(%d+),')) == TAKEN then
+      return TAKEN
+    end
+  end
+  return 1 -- DEAD
+end
+
+local function resolve(jkey, r)
+  local target, pred, new_status, expected = r[1], r[2], r[3], r[5]
+  if redis.call('SISMEMBER', decided, target) == 1 then
+    return
+  end
+  local outcome
+  if expected == 0 then
+    -- One predecessor: this resolution decides the activation.
+    redis.call('SADD', decided, target)
+    open(r[8])
+    redis.call('DEL', jkey)
+    redis.call('HSET', jkey, pred, ARGV[r[4]])
+    redis.call('SADD', joins, target)
+    outcome = new_status
+  else
+    if redis.call('SADD', joins, target) == 1 then
+      -- First seen: the record starts with the unreachable predecessors, dead.
+      for _, dead in ipairs(r[7]) do
+        redis.call('HSET', jkey, dead, DEAD_ENTRY)
+      end
+      open(r[8])
+    end
+    if redis.call('HSETNX', jkey, pred, ARGV[r[4]]) == 0 then
+      return -- set membership: a predecessor counts once
+    end
+    outcome = decide(jkey, expected, r[6], new_status)
+    if outcome == nil then
+      return
+    end
+    redis.call('SADD', decided, target)
+    if outcome == TAKEN and r[6] then
+      redis.call('HSET', fired, target, pred)
+    end
+  end
+  local entry = '[' .. r[9] .. ',' .. outcome .. ']'
+  if outcome == TAKEN then
+    ready[#ready + 1] = entry
+  else
+    skipped[#skipped + 1] = entry
+  end
+end
+
+for i, r in ipairs(t.r) do
+  resolve(KEYS[11 + i], r)
+end
+
+-- Back edges taken: the next iteration starts, once per iteration.
+local first_next = 11 + #t.r
+for i, n in ipairs(t.n) do
+  if redis.call('SADD', back, n[1]) == 1 then
+    local jkey = KEYS[first_next + i]
+    open(n[5])
+    redis.call('DEL', jkey)
+    redis.call('HSET', jkey, n[3], ARGV[n[4]])
+    redis.call('SADD', joins, n[2])
+    redis.call('SADD', decided, n[2])
+    ready[#ready + 1] = '[' .. n[6] .. ',' .. TAKEN .. ']'
+  end
+end
+
+-- Exit edges delivered, per loop instance (a set of edge indices: ",1,3,").
+for _, x in ipairs(t.x) do
+  local seen = redis.call('HGET', exits, x[1]) or ','
+  if not string.find(seen, ',' .. x[2] .. ',', 1, true) then
+    redis.call('HSET', exits, x[1], seen .. x[2] .. ',')
+  end
+end
+
+-- Loop counters, innermost first; the first one to end with no back edge taken is a loop end,
+-- and the counters after it are released by the loop-end transition (`rest`).
+for position, c in ipairs(t.c) do
+  local counter = c[1]
+  local left = tonumber(redis.call('HGET', live, counter))
+  if not left then
+    return redis.error_reply('ERR loop counter ' .. counter .. ' is not open')
+  end
+  left = left - 1
+  if left ~= 0 then
+    redis.call('HSET', live, counter, left)
+  else
+    redis.call('HDEL', live, counter)
+    if redis.call('SREM', back, counter) == 0 then
+      local seen = redis.call('HGET', exits, c[2])
+      redis.call('HDEL', exits, c[2])
+      local delivered = {}
+      if seen then
+        for index in string.gmatch(seen, '%d+') do
+          delivered[#delivered + 1] = tonumber(index)
+        end
+        table.sort(delivered)
+      end
+      local rest = {}
+      for j = position + 1, #t.c do
+        rest[#rest + 1] = t.c[j][3]
+      end
+      loop_ends[#loop_ends + 1] = '[' .. c[4] .. ',[' .. table.concat(delivered, ',')
+        .. '],[' .. table.concat(rest, ',') .. ']]'
+      break
+    end
+  end
+end
+
+-- In-flight accounting and the final status.
+local in_flight = redis.call('HINCRBY', meta, 'inFlight', #ready + #skipped + #loop_ends - 1)
+local now = now_s()
+redis.call('HSET', meta, 'progressAt', now)
+local final = nil
+if in_flight == 0 then
+  if redis.call('LLEN', errors) > 0 then
+    final = 'failed'
+  elseif redis.call('HLEN', waiting) > 0 then
+    final = 'awaiting'
+  elseif redis.call('SCARD', joins) > redis.call('SCARD', decided) then
+    final = 'stalled' -- a join record never decided (decided is a subset of joins)
+  else
+    final = 'completed'
+  end
+end
+local applied = '{"r":[' .. table.concat(ready, ',') .. '],"s":[' .. table.concat(skipped, ',')
+  .. '],"l":[' .. table.concat(loop_ends, ',') .. '],"f":'
+  .. (final and ('"' .. final .. '"') or 'null') .. '}'
+redis.call('HSET', acts, t.a, applied)
+if final then
+  if FINISHED[final] then
+    finish(final, now, tonumber(ARGV[2]), ARGV[3])
+  else
+    redis.call('HSET', meta, 'status', final)
+  end
+end
+return {'applied', applied}

@@ -1,0 +1,31 @@
+--[==[ create_run: write a new run's meta and context (InMemoryCoordinationStore.create_run).
+
+KEYS[1..11]  the run's fixed keys (keys.FIXED order, meta first)
+ARGV[1]      blueprint id
+ARGV[2]      version pin (meta field blueprintVersion)
+ARGV[3]      number of entry activations (the initial inFlight)
+ARGV[4]      state TTL in seconds, for a run with no entries (0 = keep)
+ARGV[5]      join key prefix (keys.RunKeys.join_prefix)
+ARGV[6..]    the context: key, JSON value, key, JSON value, ...
+
+Returns 1. Error EXISTS if the run exists. A run with no entries is completed at once.
+Leftovers of an expired run with the same id (its keys expire one by one) are deleted first.
+]==]
+
+local meta = KEYS[1]
+if redis.call('EXISTS', meta) == 1 then
+  return redis.error_reply('EXISTS run already exists')
+end
+each_run_key(ARGV[5], function(key) redis.call('DEL', key) end)
+
+local now = now_s()
+local entries = tonumber(ARGV[3])
+redis.call('HSET', meta, 'blueprintId', ARGV[1], 'blueprintVersion', ARGV[2], 'status', 'running',
+  'createdAt', now, 'progressAt', now, 'inFlight', entries)
+for i = 6, #ARGV, 2 do
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+end
+if entries == 0 then
+  finish('completed', now, tonumber(ARGV[4]), ARGV[5])
+end
+return 1

@@ -1,0 +1,24 @@
+--[==[ resume_waiting: claim a waiting activation for a resume job
+(InMemoryCoordinationStore.resume_waiting).
+
+KEYS[1]  meta
+KEYS[2]  waiting
+ARGV[1]  akey of the waiting activation (without "~wait")
+
+Returns 1 (inFlight + 1, status running) if the activation is waiting and the run has not
+finished, else 0. Error NORUN if the run does not exist.
+]==]
+
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then
+  return redis.error_reply('NORUN run not found')
+end
+if FINISHED[status] then
+  return 0
+end
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then
+  return 0
+end
+redis.call('HINCRBY', KEYS[1], 'inFlight', 1)
+redis.call('HSET', KEYS[1], 'status', 'running', 'progressAt', now_s())
+return 1

@@ -1,0 +1,212 @@
+"""`RedisCoordinationStore`: the coordination-store port on Redis.
+
+Behaves exactly like `flowcraft_core.distributed.memory.InMemoryCoordinationStore` (the
+reference semantics; the conformance suite runs both). Every mutating method is one Lua script,
+atomic and idempotent; reads are one script or one pipeline. Keys: `keys.py`; scripts: `lua/`.
+
+Differences a caller can see: values come back as JSON data (tuples as lists), run ids must be
+valid (`flowcraft_core.ids.validate_run_id`, they become hash tags), and a finished run's keys
+expire after `state_ttl_s` (after which the run is not found).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from redis.exceptions import ResponseError
+
+from flowcraft_core.context import MISSING
+from flowcraft_core.distributed.protocol import Applied, Followup, Loaded, Transition
+from flowcraft_core.errors import RunNotFoundError
+
+from . import codec
+from .context import RedisContext
+from .keys import RunKeys, validate_prefix
+from .scripts import Scripts
+
+
+class RedisCoordinationStore:
+    """Per-run state shared by workers, in Redis (SPEC 9.6).
+
+    `client` must decode responses (`decode_responses=True`); on redis-py 8 give it
+    `socket_timeout=None` if it is shared with BullMQ. The caller owns the client.
+    """
+
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        prefix: str = "flowcraft",
+        state_ttl_s: int = 86_400,
+    ) -> None:
+        if isinstance(state_ttl_s, bool) or not isinstance(state_ttl_s, int) or state_ttl_s < 0:
+            raise ValueError(f"state_ttl_s must be an int >= 0 (0 keeps keys), not {state_ttl_s!r}")
+        if not cast(Any, client).get_encoder().decode_responses:
+            raise ValueError("the Redis client must be created with decode_responses=True")
+        self.client = client
+        self.prefix = validate_prefix(prefix)
+        self.state_ttl_s = state_ttl_s
+        self._scripts = Scripts(client)
+
+    def keys(self, run_id: str) -> RunKeys:
+        return RunKeys.of(self.prefix, run_id)
+
+    def context(self, run_id: str) -> RedisContext:
+        """The `ContextStore` port over this run's context hash."""
+        return RedisContext(self, run_id)
+
+    async def _call(
+        self, run_id: str, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]
+    ) -> Any:
+        try:
+            return await script(keys=keys, args=args)
+        except ResponseError as exc:
+            message = str(exc)
+            if message.startswith("NORUN"):
+                raise RunNotFoundError(run_id) from None
+            if message.startswith("EXISTS"):
+                raise ValueError(f"run {run_id!r} already exists") from None
+            raise
+
+    # ----------------------------------------------------------------- lifecycle
+    async def create_run(
+        self,
+        run_id: str,
+        *,
+        blueprint_id: str,
+        pin: str,
+        context: Mapping[str, Any],
+        entries: Sequence[Followup],
+    ) -> None:
+        keys = self.keys(run_id)
+        args: list[Any] = [blueprint_id, pin, len(entries), self.state_ttl_s, keys.join_prefix]
+        for key, value in context.items():
+            args.append(key)
+            args.append(codec.encode(value))
+        await self._call(run_id, self._scripts.create_run, keys.fixed, args)
+
+    async def load(self, run_id: str, akey: str, keys: Sequence[str] | None) -> Loaded:
+        run = self.keys(run_id)
+        args = [akey, "1"] if keys is None else [akey, "0", *keys]
+        reply = await self._call(
+            run_id,
+            self._scripts.load,
+            [run.meta, run.ctx, run.acts, run.fired, run.waiting, run.join(akey)],
+            args,
+        )
+        status, blueprint_id, pin, done, fired, waiting, join, values = reply
+        decode = codec.decode
+        return Loaded(
+            status=status,
+            blueprint_id=blueprint_id,
+            pin=pin,
+            done=codec.unpack_applied(done) if done is not None else None,
+            join={join[i]: tuple(decode(join[i + 1])) for i in range(0, len(join), 2)},
+            fired=fired,
+            values={values[i]: decode(values[i + 1]) for i in range(0, len(values), 2)},
+            waiting=bool(waiting),
+        )
+
+    async def complete(self, run_id: str, transition: Transition) -> Applied:
+        header, values, targets = codec.pack_transition(transition)
+        keys = self.keys(run_id)
+        kind, text = await self._call(
+            run_id,
+            self._scripts.complete,
+            keys.fixed + [keys.join(target) for target in targets],
+            [header, self.state_ttl_s, keys.join_prefix, *values],
+        )
+        if kind == "ignored":
+            return Applied(ignored=True, finished=text)
+        return codec.unpack_applied(text, replay=kind == "replay")
+
+    # ----------------------------------------------------------------- context
+    async def get(self, run_id: str, key: str) -> Any:
+        keys = self.keys(run_id)
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.exists(keys.meta)
+            pipe.hget(keys.ctx, key)
+            exists, value = await pipe.execute()
+        if not exists:
+            raise RunNotFoundError(run_id)
+        return MISSING if value is None else codec.decode(value)
+
+    async def snapshot(self, run_id: str) -> dict[str, Any]:
+        keys = self.keys(run_id)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.exists(keys.meta)
+            pipe.hgetall(keys.ctx)
+            exists, fields = await pipe.execute()
+        if not exists:
+            raise RunNotFoundError(run_id)
+        return _decode_hash(fields)
+
+    async def commit(self, run_id: str, ops: Sequence[tuple[str, Any, bool]]) -> None:
+        keys = self.keys(run_id)
+        args: list[Any] = []
+        for key, value, deleted in ops:
+            args.append(key)
+            args.append("" if deleted else codec.encode(value))
+        await self._call(run_id, self._scripts.commit, [keys.meta, keys.ctx], args)
+
+    # ----------------------------------------------------------------- status
+    async def status(self, run_id: str) -> str:
+        status = await self.client.hget(self.keys(run_id).meta, "status")
+        if status is None:
+            raise RunNotFoundError(run_id)
+        return str(status)
+
+    async def result(
+        self, run_id: str
+    ) -> tuple[str, dict[str, Any], list[dict[str, Any]], dict[str, dict[str, Any]]]:
+        """(status, context, errors, waiting activations by akey)."""
+        keys = self.keys(run_id)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hget(keys.meta, "status")
+            pipe.hgetall(keys.ctx)
+            pipe.lrange(keys.errors, 0, -1)
+            pipe.hgetall(keys.waiting)
+            status, context, errors, waiting = await pipe.execute()
+        if status is None:
+            raise RunNotFoundError(run_id)
+        return (
+            status,
+            _decode_hash(context),
+            [codec.decode(e) for e in errors],
+            _decode_hash(waiting),
+        )
+
+    async def cancel(self, run_id: str) -> bool:
+        keys = self.keys(run_id)
+        done = await self._call(
+            run_id, self._scripts.cancel, keys.fixed, [self.state_ttl_s, keys.join_prefix]
+        )
+        return bool(done)
+
+    async def fail_run(self, run_id: str, error: dict[str, Any]) -> None:
+        keys = self.keys(run_id)
+        await self._call(
+            run_id,
+            self._scripts.fail_run,
+            keys.fixed,
+            [codec.encode(error), self.state_ttl_s, keys.join_prefix],
+        )
+
+    async def resume_waiting(self, run_id: str, akey: str) -> bool:
+        """Claim a waiting activation for a resume job (inFlight + 1, status running)."""
+        keys = self.keys(run_id)
+        claimed = await self._call(
+            run_id, self._scripts.resume_waiting, [keys.meta, keys.waiting], [akey]
+        )
+        return bool(claimed)
+
+
+def _decode_hash(fields: Mapping[str, str]) -> dict[str, Any]:
+    decode = codec.decode
+    return {key: decode(value) for key, value in fields.items()}
+
+
+__all__ = ["RedisCoordinationStore"]
