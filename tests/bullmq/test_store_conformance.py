@@ -1,0 +1,809 @@
+"""One conformance suite for every coordination store (APScheduler style): the in-memory
+reference (`InMemoryCoordinationStore`) and `RedisCoordinationStore` must answer every call
+alike. Then Redis-only checks (TTLs, key layout, scripts) and end-to-end parity: `LocalCluster`
+on the Redis store against `FlowRuntime` with the blueprints of tests/distributed.
+
+Transitions are built by hand here, so each join, loop and in-flight rule is pinned directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from importlib import resources
+from typing import Any
+
+import pytest
+from conftest import make_client
+from distributed.test_memory_parity import CASES, comparable, make_registry, n
+from hypothesis import given, settings
+from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
+from redis.crc import key_slot
+from runtime.test_random_dags import Workload
+from strategies import workflow_dags
+
+from flowcraft_bullmq import RedisContext, RedisCoordinationStore
+from flowcraft_bullmq.scripts import NAMES
+from flowcraft_core import FlowRuntime, NodeRegistry, WorkflowResult
+from flowcraft_core.context import DELETED, MISSING
+from flowcraft_core.distributed import Job, LocalCluster
+from flowcraft_core.distributed.memory import InMemoryCoordinationStore
+from flowcraft_core.distributed.protocol import (
+    LOOP_END,
+    SKIPPED,
+    SUCCEEDED,
+    WAITING,
+    Applied,
+    Close,
+    CoordinationStore,
+    Followup,
+    LoopEnd,
+    NextIteration,
+    Resolution,
+    Transition,
+)
+from flowcraft_core.errors import RunNotFoundError
+from flowcraft_core.runtime.state import DEAD, FAILED_RES, TAKEN
+
+R = "r1"
+
+
+# --------------------------------------------------------------------------- builders
+
+
+def _split(akey: str) -> tuple[str, tuple[int, ...]]:
+    node_id, _, text = akey.partition("@")
+    return node_id, tuple(int(i) for i in text.split(".")) if text else ()
+
+
+def fu(akey: str, status: int = TAKEN) -> Followup:
+    node_id, iteration = _split(akey)
+    return Followup(akey, node_id, iteration, status)
+
+
+def ready(*akeys: str) -> list[Followup]:
+    return [fu(a) for a in akeys]
+
+
+def res(
+    target: str,
+    pred: str,
+    status: int = TAKEN,
+    value: Any = None,
+    *,
+    expected: int = 0,
+    any_: bool = False,
+    dead: Sequence[str] = (),
+    opens: Sequence[str] = (),
+) -> Resolution:
+    node_id, iteration = _split(target)
+    return Resolution(
+        target, node_id, iteration, pred, status, value, expected, any_, tuple(dead), tuple(opens)
+    )
+
+
+def step(
+    akey: str,
+    *resolutions: Resolution,
+    outcome: str = SUCCEEDED,
+    output: Any = None,
+    output_keys: Sequence[str] = (),
+    ops: Sequence[tuple[str, Any, bool]] = (),
+    error: dict[str, Any] | None = None,
+    waiting: dict[str, Any] | None = None,
+    nxt: Sequence[NextIteration] = (),
+    exits: Sequence[tuple[str, int]] = (),
+    close: Sequence[Close] = (),
+) -> Transition:
+    node_id, iteration = _split(akey.removesuffix("~wait"))
+    return Transition(
+        akey=akey,
+        node_id=node_id,
+        iteration=iteration,
+        outcome=outcome,
+        output=output,
+        output_keys=tuple(output_keys),
+        ops=list(ops),
+        error=error,
+        waiting=waiting,
+        resolutions=list(resolutions),
+        next=list(nxt),
+        exits=list(exits),
+        close=list(close),
+    )
+
+
+def error(node_id: str = "a") -> dict[str, Any]:
+    return {"nodeId": node_id, "type": "ValueError", "message": "boom", "attempts": 1}
+
+
+async def start(
+    store: CoordinationStore,
+    *entries: str,
+    run_id: str = R,
+    context: dict[str, Any] | None = None,
+) -> None:
+    await store.create_run(
+        run_id,
+        blueprint_id="bp",
+        pin="sha256:pin",
+        context=context or {},
+        entries=[fu(a) for a in entries],
+    )
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store(request: pytest.FixtureRequest, redis_client: Redis) -> CoordinationStore:
+    if request.param == "memory":
+        return InMemoryCoordinationStore()
+    return RedisCoordinationStore(redis_client)
+
+
+# --------------------------------------------------------------------------- runs and context
+
+ODD_VALUES: dict[str, Any] = {
+    "big": 2**70,
+    "float": 0.1,
+    "negative": -1.5e-300,
+    "none": None,
+    "empty_list": [],
+    "empty_dict": {},
+    "nested": {"a": [1, {"b": None, "c": [[]]}], "d": True},
+    "text": 'üñí "quoted" \\ / {braces} ]]',
+}
+
+
+async def test_create_run_and_read_it_back(store: CoordinationStore) -> None:
+    await start(store, "a@", context=ODD_VALUES)
+    assert await store.status(R) == "running"
+    assert await store.snapshot(R) == ODD_VALUES
+    assert await store.get(R, "big") == 2**70
+    assert await store.get(R, "none") is None
+    assert await store.get(R, "absent") is MISSING
+    assert await store.result(R) == ("running", ODD_VALUES, [], {})
+    loaded = await store.load(R, "a@", ["text", "absent", "empty_list"])
+    assert loaded.status == "running"
+    assert (loaded.blueprint_id, loaded.pin) == ("bp", "sha256:pin")
+    assert loaded.done is None and loaded.fired is None and not loaded.waiting
+    assert loaded.join == {}
+    assert loaded.values == {"text": ODD_VALUES["text"], "empty_list": []}
+    assert (await store.load(R, "a@", None)).values == ODD_VALUES
+    assert (await store.load(R, "", ())).values == {}
+
+
+async def test_a_run_id_is_created_once(store: CoordinationStore) -> None:
+    await start(store, "a@")
+    with pytest.raises(ValueError, match="already exists"):
+        await start(store, "b@")
+    assert (await store.load(R, "a@", None)).blueprint_id == "bp"
+
+
+async def test_a_run_without_entries_completes_at_once(store: CoordinationStore) -> None:
+    await start(store, context={"k": 1})
+    assert await store.result(R) == ("completed", {"k": 1}, [], {})
+
+
+async def test_unknown_runs_are_not_found(store: CoordinationStore) -> None:
+    calls: list[Callable[[], Awaitable[Any]]] = [
+        lambda: store.load("nope", "a@", None),
+        lambda: store.complete("nope", step("a@")),
+        lambda: store.get("nope", "k"),
+        lambda: store.snapshot("nope"),
+        lambda: store.commit("nope", [("k", 1, False)]),
+        lambda: store.status("nope"),
+        lambda: store.result("nope"),
+        lambda: store.resume_waiting("nope", "a@"),
+        lambda: store.cancel("nope"),
+        lambda: store.fail_run("nope", error()),
+    ]
+    for call in calls:
+        with pytest.raises(RunNotFoundError, match="'nope'"):
+            await call()
+
+
+async def test_commit_applies_writes_in_order(store: CoordinationStore) -> None:
+    await start(store, "a@", context={"gone": 1, "kept": 2})
+    await store.commit(
+        R,
+        [
+            ("gone", None, True),
+            ("twice", 1, False),
+            ("twice", None, True),
+            ("null", None, False),
+            ("kept", ODD_VALUES["nested"], False),
+            ("never", None, True),
+        ],
+    )
+    await store.commit(R, [])
+    assert await store.snapshot(R) == {"kept": ODD_VALUES["nested"], "null": None}
+    assert await store.get(R, "null") is None
+    assert await store.get(R, "twice") is MISSING
+
+
+async def test_redis_context_is_the_context_store_port(redis_client: Redis) -> None:
+    redis_store = RedisCoordinationStore(redis_client)
+    await start(redis_store, "a@", context={"a": 1})
+    context = redis_store.context(R)
+    assert isinstance(context, RedisContext)
+    await context.commit([("b", [2]), ("a", DELETED)])
+    assert await context.get("a") is MISSING
+    assert await context.get("b") == [2]
+    assert await context.snapshot() == {"b": [2]}
+
+
+# --------------------------------------------------------------------------- complete
+
+
+async def test_a_chain_enqueues_its_successor_and_finishes(store: CoordinationStore) -> None:
+    await start(store, "a@", context={"k": 0})
+    applied = await store.complete(
+        R,
+        step(
+            "a@",
+            res("b@", "a", value=7),
+            output={"x": 2**70},
+            output_keys=("_outputs.a", "_outputs.stand"),
+            ops=[("k", 1, False), ("_outputs.a", "overwritten by the output", False)],
+        ),
+    )
+    assert applied == Applied(ready=ready("b@"))
+    loaded = await store.load(R, "b@", ["k", "_outputs.a"])
+    assert loaded.join == {"a": (TAKEN, 7)}
+    assert loaded.values == {"k": 1, "_outputs.a": {"x": 2**70}}
+    assert (await store.load(R, "a@", ())).done == Applied(ready=ready("b@"))
+    done = await store.complete(R, step("b@", output=None, output_keys=("_outputs.b",)))
+    assert done == Applied(finished="completed")
+    status, context, errors, waiting = await store.result(R)
+    assert (status, errors, waiting) == ("completed", [], {})
+    assert context == {"k": 1, "_outputs.a": {"x": 2**70}, "_outputs.stand": {"x": 2**70}} | {
+        "_outputs.b": None
+    }
+
+
+async def test_a_redelivered_transition_replays_and_changes_nothing(
+    store: CoordinationStore,
+) -> None:
+    await start(store, "a@")
+    first = await store.complete(
+        R,
+        step("a@", res("b@", "a"), res("c@", "a", DEAD), output=1, output_keys=("_outputs.a",)),
+    )
+    assert first == Applied(ready=ready("b@"), skipped=[fu("c@", DEAD)])
+    before = await store.result(R)
+    again = await store.complete(
+        R,
+        step("a@", res("d@", "a"), output=2, output_keys=("_outputs.a",), error=error()),
+    )
+    assert again == dataclasses.replace(first, replay=True)
+    assert await store.result(R) == before
+    assert (await store.load(R, "d@", ())).join == {}
+    # In-flight count unchanged by the replay: b and c end, and the run completes.
+    assert (await store.complete(R, step("b@"))).finished is None
+    assert (await store.complete(R, step("c@", outcome=SKIPPED))).finished == "completed"
+    # A finished run ignores everything, recorded or not.
+    late = await store.complete(R, step("b@"))
+    assert late == Applied(ignored=True, finished="completed")
+
+
+async def test_an_all_join_waits_for_every_predecessor(store: CoordinationStore) -> None:
+    await start(store, "a@")
+    fan_out = await store.complete(R, step("a@", res("b@", "a"), res("c@", "a")))
+    assert fan_out.ready == ready("b@", "c@")
+    first = await store.complete(R, step("b@", res("d@", "b", value="vb", expected=2)))
+    assert first == Applied()
+    assert (await store.load(R, "d@", ())).join == {"b": (TAKEN, "vb")}
+    second = await store.complete(R, step("c@", res("d@", "c", DEAD, expected=2)))
+    assert second == Applied(ready=ready("d@"))
+    assert (await store.load(R, "d@", ())).join == {"b": (TAKEN, "vb"), "c": (DEAD, None)}
+    assert (await store.complete(R, step("d@"))).finished == "completed"
+
+
+async def test_a_duplicate_predecessor_never_counts_twice(store: CoordinationStore) -> None:
+    await start(store, "b@", "c@", "x@", "y@")
+    assert await store.complete(R, step("b@", res("d@", "b", value=1, expected=2))) == Applied()
+    # The same predecessor again (another transition, e.g. a stand-in): not counted.
+    assert await store.complete(R, step("x@", res("d@", "b", value=2, expected=2))) == Applied()
+    assert (await store.load(R, "d@", ())).join == {"b": (TAKEN, 1)}
+    fired = await store.complete(R, step("c@", res("d@", "c", expected=2)))
+    assert fired == Applied(ready=ready("d@"))
+    # Once decided, a join never fires again.
+    assert await store.complete(R, step("y@", res("d@", "c", expected=2))) == Applied()
+
+
+async def test_an_all_join_of_dead_predecessors_is_skipped(store: CoordinationStore) -> None:
+    await start(store, "a@", "b@")
+    assert await store.complete(R, step("a@", res("j@", "a", DEAD, expected=2))) == Applied()
+    skipped = await store.complete(R, step("b@", res("j@", "b", DEAD, expected=2)))
+    assert skipped == Applied(skipped=[fu("j@", DEAD)])
+
+
+async def test_a_failed_predecessor_blocks_a_join_at_once(store: CoordinationStore) -> None:
+    await start(store, "a@", "b@")
+    blocked = await store.complete(R, step("a@", res("j@", "a", FAILED_RES, expected=2)))
+    assert blocked == Applied(skipped=[fu("j@", FAILED_RES)])
+    assert await store.complete(R, step("b@", res("j@", "b", expected=2))) == Applied()
+    assert (await store.load(R, "j@", ())).join == {"a": (FAILED_RES, None)}
+
+
+async def test_an_any_join_fires_once_and_records_its_firing_predecessor(
+    store: CoordinationStore,
+) -> None:
+    await start(store, "a@", "b@", "c@")
+    dead = await store.complete(R, step("a@", res("j@", "a", DEAD, expected=3, any_=True)))
+    assert dead == Applied()
+    fired = await store.complete(R, step("b@", res("j@", "b", value="vb", expected=3, any_=True)))
+    assert fired == Applied(ready=ready("j@"))
+    late = await store.complete(R, step("c@", res("j@", "c", value="vc", expected=3, any_=True)))
+    assert late == Applied()
+    loaded = await store.load(R, "j@", ())
+    assert loaded.fired == "b"
+    assert loaded.join == {"a": (DEAD, None), "b": (TAKEN, "vb")}
+
+
+async def test_an_any_join_is_blocked_by_a_failure_before_any_taken_edge(
+    store: CoordinationStore,
+) -> None:
+    await start(store, "a@", "b@")
+    blocked = await store.complete(R, step("a@", res("j@", "a", FAILED_RES, expected=2, any_=True)))
+    assert blocked == Applied(skipped=[fu("j@", FAILED_RES)])
+    assert await store.complete(R, step("b@", res("j@", "b", expected=2, any_=True))) == Applied()
+    assert (await store.load(R, "j@", ())).fired is None
+
+
+async def test_unreachable_predecessors_count_as_dead_from_the_start(
+    store: CoordinationStore,
+) -> None:
+    await start(store, "a@", "b@", "u@")
+    pending = await store.complete(
+        R, step("a@", res("j@", "a", value=1, expected=3, dead=["u"], opens=()))
+    )
+    assert pending == Applied()
+    assert (await store.load(R, "j@", ())).join == {"u": (DEAD, None), "a": (TAKEN, 1)}
+    # A resolution from the prefilled predecessor is already recorded: ignored.
+    assert await store.complete(R, step("u@", res("j@", "u", expected=3, dead=["u"]))) == Applied()
+    fired = await store.complete(R, step("b@", res("j@", "b", DEAD, expected=3, dead=["u"])))
+    assert fired == Applied(ready=ready("j@"))
+
+
+async def test_concurrent_predecessors_fire_a_join_exactly_once(store: CoordinationStore) -> None:
+    preds = [f"p{i}" for i in range(25)]
+    await start(store, *(f"{p}@" for p in preds))
+    answers = await asyncio.gather(
+        *(
+            store.complete(R, step(f"{p}@", res("j@", p, value=i, expected=len(preds))))
+            for i, p in enumerate(preds)
+        )
+    )
+    assert [a.ready for a in answers if a.ready] == [ready("j@")]
+    assert len((await store.load(R, "j@", ())).join) == len(preds)
+    assert (await store.complete(R, step("j@"))).finished == "completed"
+
+
+# --------------------------------------------------------------------------- loops
+
+
+async def test_loop_counters_back_edges_and_the_loop_end(store: CoordinationStore) -> None:
+    """a -> L (header) -> b -> back to L; L --break--> done (exit edge 2)."""
+    await start(store, "a@")
+    entered = await store.complete(R, step("a@", res("L@0", "a", opens=["L@0"])))
+    assert entered == Applied(ready=ready("L@0"))
+    body = await store.complete(
+        R, step("L@0", res("b@0", "L", opens=["L@0"]), close=[Close("L@0", "L", ())])
+    )
+    assert body == Applied(ready=ready("b@0"))
+    # The back edge starts L@1 (counter L@1); L@0 reaches 0 with its back edge taken: no end.
+    nxt = NextIteration("L@0", "L@1", "b", "L", (1,), 5, open=("L@1",))
+    again = await store.complete(R, step("b@0", nxt=[nxt], close=[Close("L@0", "L", ())]))
+    assert again == Applied(ready=ready("L@1"))
+    assert (await store.load(R, "L@1", ())).join == {"b": (TAKEN, 5)}
+    breaks = await store.complete(
+        R,
+        step(
+            "L@1",
+            res("done@", "L", value="out"),
+            res("b@1", "L", DEAD, opens=["L@1"]),
+            exits=[("L#", 2)],
+            close=[Close("L@1", "L", ())],
+        ),
+    )
+    assert breaks == Applied(ready=ready("done@"), skipped=[fu("b@1", DEAD)])
+    # The skipped body releases L@1's last activation with no back edge: the loop ends.
+    end = await store.complete(R, step("b@1", outcome=SKIPPED, close=[Close("L@1", "L", ())]))
+    assert end == Applied(loop_ends=[LoopEnd("L", (), (2,), ())])
+    assert await store.complete(R, step("~end:L#", outcome=LOOP_END)) == Applied()
+    assert (await store.complete(R, step("done@"))).finished == "completed"
+
+
+async def test_a_back_edge_is_taken_once_per_iteration(store: CoordinationStore) -> None:
+    await start(store, "a@")
+    await store.complete(R, step("a@", res("L@0", "a", opens=["L@0"])))
+    fan = await store.complete(
+        R,
+        step(
+            "L@0",
+            res("b@0", "L", opens=["L@0"]),
+            res("c@0", "L", opens=["L@0"]),
+            close=[Close("L@0", "L", ())],
+        ),
+    )
+    assert fan.ready == ready("b@0", "c@0")
+    first = NextIteration("L@0", "L@1", "b", "L", (1,), "from b", open=("L@1",))
+    second = NextIteration("L@0", "L@1", "c", "L", (1,), "from c", open=("L@1",))
+    by_b = await store.complete(R, step("b@0", nxt=[first], close=[Close("L@0", "L", ())]))
+    assert by_b == Applied(ready=ready("L@1"))
+    by_c = await store.complete(R, step("c@0", nxt=[second], close=[Close("L@0", "L", ())]))
+    assert by_c == Applied()
+    assert (await store.load(R, "L@1", ())).join == {"b": (TAKEN, "from b")}
+    ends = await store.complete(R, step("L@1", close=[Close("L@1", "L", ())]))
+    assert ends == Applied(loop_ends=[LoopEnd("L", (), (), ())])
+
+
+async def test_a_loop_end_leaves_the_outer_counters_to_its_transition(
+    store: CoordinationStore,
+) -> None:
+    """x runs in inner loop I inside outer loop O; its end closes I@0.0 then O@0."""
+    await start(store, "s@")
+    await store.complete(R, step("s@", res("x@0.0", "s", opens=["O@0", "I@0.0"])))
+    closes = [Close("I@0.0", "I", (0,)), Close("O@0", "O", ())]
+    inner = await store.complete(R, step("x@0.0", exits=[("I#0", 1)], close=closes))
+    assert inner == Applied(loop_ends=[LoopEnd("I", (0,), (1,), (Close("O@0", "O", ()),))])
+    outer = await store.complete(
+        R, step("~end:I#0", outcome=LOOP_END, close=[Close("O@0", "O", ())])
+    )
+    assert outer == Applied(loop_ends=[LoopEnd("O", (), (), ())])
+    done = await store.complete(R, step("~end:O#", outcome=LOOP_END))
+    assert done == Applied(finished="completed")
+
+
+async def test_exits_are_kept_per_loop_instance(store: CoordinationStore) -> None:
+    await start(store, "s@")
+    await store.complete(
+        R,
+        step("s@", res("x@0.0", "s", opens=["I@0.0"]), res("x@1.0", "s", opens=["I@1.0"])),
+    )
+    first = await store.complete(
+        R,
+        step(
+            "x@0.0",
+            exits=[("I#0", 3), ("I#0", 1), ("I#0", 3), ("I#0", 10)],
+            close=[Close("I@0.0", "I", (0,))],
+        ),
+    )
+    assert first == Applied(loop_ends=[LoopEnd("I", (0,), (1, 3, 10), ())])
+    second = await store.complete(
+        R, step("x@1.0", exits=[("I#1", 2)], close=[Close("I@1.0", "I", (1,))])
+    )
+    assert second == Applied(loop_ends=[LoopEnd("I", (1,), (2,), ())])
+
+
+# --------------------------------------------------------------------------- waits and ends
+
+
+async def test_a_waiting_activation_is_resumed_once_claimed(store: CoordinationStore) -> None:
+    await start(store, "w@")
+    details = {"kind": "wait", "iteration": []}
+    paused = await store.complete(R, step("w@~wait", outcome=WAITING, waiting=details))
+    assert paused == Applied(finished="awaiting")
+    assert await store.result(R) == ("awaiting", {}, [], {"w@": details})
+    assert (await store.load(R, "w@", ())).waiting
+    assert await store.resume_waiting(R, "other@") is False
+    assert await store.resume_waiting(R, "w@") is True
+    assert await store.status(R) == "running"
+    resumed = await store.complete(R, step("w@", res("n@", "w", value="ok")))
+    assert resumed == Applied(ready=ready("n@"))
+    assert not (await store.load(R, "w@", ())).waiting
+    assert (await store.complete(R, step("n@"))).finished == "completed"
+    assert await store.resume_waiting(R, "w@") is False
+
+
+async def test_the_final_status_prefers_failed_then_awaiting_then_stalled(
+    store: CoordinationStore,
+) -> None:
+    await start(store, "a@", "w@", run_id="failed")
+    await store.complete("failed", step("w@~wait", outcome=WAITING, waiting={}))
+    failed = await store.complete("failed", step("a@", error=error()))
+    assert failed == Applied(finished="failed")
+    assert await store.result("failed") == ("failed", {}, [error()], {"w@": {}})
+
+    await start(store, "a@", "w@", run_id="awaiting")
+    await store.complete("awaiting", step("a@", res("j@", "a", expected=2)))
+    assert (await store.complete("awaiting", step("w@~wait", outcome=WAITING, waiting={}))) == (
+        Applied(finished="awaiting")
+    )
+
+    await start(store, "a@", run_id="stalled")
+    stalled = await store.complete("stalled", step("a@", res("j@", "a", expected=2)))
+    assert stalled == Applied(finished="stalled")
+    assert await store.status("stalled") == "stalled"
+
+
+async def test_cancel_moves_a_live_run_to_cancelled_once(store: CoordinationStore) -> None:
+    await start(store, "a@", context={"k": 1})
+    assert await store.cancel(R) is True
+    assert await store.cancel(R) is False
+    assert await store.status(R) == "cancelled"
+    ignored = await store.complete(R, step("a@", output=1, output_keys=("_outputs.a",)))
+    assert ignored == Applied(ignored=True, finished="cancelled")
+    await store.fail_run(R, error())
+    assert await store.result(R) == ("cancelled", {"k": 1}, [], {})
+
+    await start(store, "w@", run_id="awaiting")
+    await store.complete("awaiting", step("w@~wait", outcome=WAITING, waiting={}))
+    assert await store.cancel("awaiting") is True
+    assert await store.resume_waiting("awaiting", "w@") is False
+
+    await start(store, run_id="completed")
+    assert await store.cancel("completed") is False
+    assert await store.status("completed") == "completed"
+
+
+async def test_fail_run_records_a_run_level_error_once(store: CoordinationStore) -> None:
+    await start(store, "a@")
+    await store.fail_run(R, error("x"))
+    await store.fail_run(R, error("y"))
+    assert await store.result(R) == ("failed", {}, [error("x")], {})
+    assert await store.complete(R, step("a@")) == Applied(ignored=True, finished="failed")
+    assert await store.cancel(R) is False
+
+
+# --------------------------------------------------------------------------- Redis only
+
+
+async def _ttls(client: Redis) -> dict[str, int]:
+    return {key: await client.ttl(key) async for key in client.scan_iter("*")}
+
+
+async def test_a_live_run_has_no_ttl_and_a_finished_one_expires(redis_client: Redis) -> None:
+    redis_store = RedisCoordinationStore(redis_client, state_ttl_s=600)
+    await start(redis_store, "a@", context={"k": 1})
+    await redis_store.complete(R, step("a@", res("w@", "a"), res("j@", "a", expected=2)))
+    await redis_store.complete(R, step("w@~wait", outcome=WAITING, waiting={}))
+    assert await redis_store.status(R) == "awaiting"
+    live = await _ttls(redis_client)
+    assert f"flowcraft:{{{R}}}:join:j@" in live
+    assert set(live.values()) == {-1}
+    await redis_store.resume_waiting(R, "w@")
+    await redis_store.complete(R, step("w@", res("j@", "w", expected=2)))
+    await redis_store.complete(R, step("j@"))
+    assert await redis_store.status(R) == "completed"
+    ended = await _ttls(redis_client)
+    assert set(ended) == set(live) - {f"flowcraft:{{{R}}}:waiting"}  # emptied hashes go
+    assert all(590 <= ttl <= 600 for ttl in ended.values()), ended
+    # A late commit on the finished run: the context hash keeps the run's TTL.
+    await redis_store.commit(R, [(k, None, True) for k in await redis_store.snapshot(R)])
+    assert await redis_client.exists(f"flowcraft:{{{R}}}:ctx") == 0
+    await redis_store.commit(R, [("late", 1, False)])
+    assert 0 < await redis_client.ttl(f"flowcraft:{{{R}}}:ctx") <= 600
+
+
+async def test_state_ttl_zero_keeps_the_keys_of_finished_runs(redis_client: Redis) -> None:
+    redis_store = RedisCoordinationStore(redis_client, state_ttl_s=0)
+    await start(redis_store, "a@", run_id="done")
+    await redis_store.complete("done", step("a@", res("b@", "a")))
+    await redis_store.complete("done", step("b@"))
+    await start(redis_store, "a@", run_id="gone")
+    await redis_store.cancel("gone")
+    await start(redis_store, run_id="empty")
+    ttls = await _ttls(redis_client)
+    assert len(ttls) > 3
+    assert set(ttls.values()) == {-1}
+
+
+@pytest.mark.parametrize("end", ["cancel", "fail_run", "no entries"])
+async def test_every_final_status_sets_the_ttl(redis_client: Redis, end: str) -> None:
+    redis_store = RedisCoordinationStore(redis_client, state_ttl_s=60)
+    if end == "no entries":
+        await start(redis_store, context={"k": 1})
+    else:
+        await start(redis_store, "a@", context={"k": 1})
+        await redis_store.complete(R, step("a@", res("j@", "a", expected=2), res("b@", "a")))
+        assert set((await _ttls(redis_client)).values()) == {-1}
+        if end == "cancel":
+            await redis_store.cancel(R)
+        else:
+            await redis_store.fail_run(R, error())
+    ttls = await _ttls(redis_client)
+    assert ttls and all(0 < ttl <= 60 for ttl in ttls.values()), ttls
+
+
+async def test_every_key_is_under_the_prefix_and_tagged_with_the_run(redis_client: Redis) -> None:
+    redis_store = RedisCoordinationStore(redis_client, prefix="fc.test")
+    for run_id in ("r1", "r-2.x~y_z"):
+        await start(redis_store, "a@", run_id=run_id, context={"k": 1})
+        await redis_store.complete(
+            run_id,
+            step(
+                "a@",
+                res("{odd}:node@", "a", value={"v": 1}, expected=2, dead=["u"], opens=["L@0"]),
+                res("b@", "a", opens=["L@0"]),
+                exits=[("L#", 0)],
+                error=error(),
+            ),
+        )
+        await redis_store.complete(run_id, step("w@~wait", outcome=WAITING, waiting={}))
+    keys = await _ttls(redis_client)
+    for run_id in ("r1", "r-2.x~y_z"):
+        mine = [k for k in keys if k.startswith(f"fc.test:{{{run_id}}}:")]
+        assert {key_slot(k.encode()) for k in mine} == {key_slot(run_id.encode())}
+        assert {k.split(":", 2)[2] for k in mine} >= {"meta", "ctx", "errors", "acts"}
+        assert f"fc.test:{{{run_id}}}:join:{{odd}}:node@" in mine
+    assert all(k.startswith(("fc.test:{r1}:", "fc.test:{r-2.x~y_z}:")) for k in keys)
+
+
+async def test_create_run_clears_what_an_expired_run_left(redis_client: Redis) -> None:
+    redis_store = RedisCoordinationStore(redis_client)
+    await start(redis_store, "a@")
+    await redis_store.complete(R, step("a@", res("j@", "a", expected=2)))
+    # Keys expire one by one: the meta key went first.
+    await redis_client.delete(f"flowcraft:{{{R}}}:meta")
+    await start(redis_store, "a@")
+    assert (await redis_store.load(R, "a@", ())).done is None
+    assert (await redis_store.load(R, "j@", ())).join == {}
+    assert set(await _ttls(redis_client)) == {f"flowcraft:{{{R}}}:meta"}
+
+
+async def test_the_store_validates_its_options(redis_client: Redis, redis_port: int) -> None:
+    for prefix in ("", "a{b", "a}b", "a\nb"):
+        with pytest.raises(ValueError, match="prefix"):
+            RedisCoordinationStore(redis_client, prefix=prefix)
+    for ttl in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="state_ttl_s"):
+            RedisCoordinationStore(redis_client, state_ttl_s=ttl)  # type: ignore[arg-type]
+    raw = Redis(host="127.0.0.1", port=redis_port)
+    try:
+        with pytest.raises(ValueError, match="decode_responses"):
+            RedisCoordinationStore(raw)
+    finally:
+        await raw.aclose()
+    redis_store = RedisCoordinationStore(redis_client)
+    with pytest.raises(ValueError, match="invalid run id"):
+        await redis_store.status("a{b}")
+
+
+def test_every_script_starts_with_its_keys_and_argv() -> None:
+    lua = resources.files("flowcraft_bullmq").joinpath("lua")
+    names = sorted(p.name for p in lua.iterdir() if p.name.endswith(".lua"))
+    assert names == sorted([f"{name}.lua" for name in NAMES] + ["lib.lua"])
+    for name in names:
+        head = lua.joinpath(name).read_text("utf-8").split("]==]", 1)[0]
+        assert head.startswith(f"--[==[ {name.removesuffix('.lua')}"), name
+        assert "KEYS[1" in head and "ARGV" in head, name
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def redis_cluster(
+    client: Redis, registry: NodeRegistry, blueprints: list[dict[str, Any]], workers: int = 3
+) -> LocalCluster:
+    """`LocalCluster` (the worker's exact code path) on the Redis store."""
+    cluster = LocalCluster(registry=registry, blueprints=blueprints, workers=workers)
+    store = RedisCoordinationStore(client)
+    cluster.store = store  # type: ignore[assignment]
+    cluster.worker.store = store
+    return cluster
+
+
+async def both_on_redis(
+    client: Redis,
+    registry: NodeRegistry,
+    blueprint: dict[str, Any],
+    context: dict[str, Any] | None = None,
+    *,
+    run_id: str = "run1",
+) -> tuple[WorkflowResult, WorkflowResult]:
+    local = await FlowRuntime(registry=registry, blueprints=[blueprint]).run(
+        blueprint["id"], context, run_id=run_id
+    )
+    cluster = redis_cluster(client, registry, [blueprint])
+    distributed = await cluster.run(blueprint["id"], context, run_id=run_id)
+    assert await client.hget(f"flowcraft:{{{run_id}}}:meta", "status") == distributed.status
+    return local, distributed
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+async def test_local_cluster_on_redis_matches_the_in_process_runtime(
+    redis_client: Redis, name: str
+) -> None:
+    blueprint, context = CASES[name]
+    local, distributed = await both_on_redis(redis_client, make_registry(), blueprint, context)
+    assert comparable(distributed) == comparable(local)
+
+
+async def test_a_wait_resumed_on_redis_routes_the_same(redis_client: Redis) -> None:
+    blueprint = {
+        "id": "approval",
+        "nodes": [n("a", "inc"), n("ask", "wait"), n("yes", "inc"), n("no", "inc")],
+        "edges": [
+            {"source": "a", "target": "ask"},
+            {"source": "ask", "target": "yes", "action": "approve"},
+            {"source": "ask", "target": "no", "action": "reject"},
+        ],
+    }
+    reg = make_registry()
+    runtime = FlowRuntime(registry=reg, blueprints=[blueprint])
+    paused = await runtime.run("approval", run_id="r-wait")
+    cluster = redis_cluster(redis_client, reg, [blueprint])
+    waiting = await cluster.run("approval", run_id="r-wait")
+    assert waiting.status == paused.status == "awaiting"
+    assert comparable(waiting) == comparable(paused)
+    resumed_local = await runtime.resume(
+        "approval", paused.serialized_context, output=5, action="reject"
+    )
+    resumed = await cluster.resume_with_action("r-wait", "reject", 5)
+    assert resumed.status == "completed"
+    assert comparable(resumed) == comparable(resumed_local)
+
+
+async def test_redelivered_jobs_on_redis_change_nothing(redis_client: Redis) -> None:
+    blueprint, _ = CASES["diamond"]
+    cluster = redis_cluster(redis_client, make_registry(), [blueprint], workers=1)
+    before = comparable(await cluster.run("diamond", run_id="r-dup"))
+    for node_id in ("a", "b", "c", "d"):
+        await cluster.worker.handle(Job("r-dup", node_id, ()))
+    await cluster.drain()
+    assert comparable(await cluster.result("r-dup")) == before
+
+
+@settings(max_examples=20, deadline=None)
+@given(workflow_dags(max_nodes=7))
+async def test_random_acyclic_blueprints_match_on_redis(redis_port: int, spec: Any) -> None:
+    spec = dataclasses.replace(
+        spec, nodes=tuple(dataclasses.replace(node, join="all") for node in spec.nodes)
+    )
+    client = make_client(redis_port)
+    try:
+        await client.flushdb()
+        local, distributed = await both_on_redis(
+            client, Workload().registry(), spec.blueprint(), run_id="r-prop"
+        )
+    finally:
+        await client.aclose()
+    racy = frozenset({"_catch_error"})
+    assert comparable(distributed, racy) == comparable(local, racy)
+
+
+@contextmanager
+def round_trips() -> Iterator[list[int]]:
+    """Count requests sent to Redis (one per command, one per pipeline, one per script)."""
+    count = [0]
+    original = AbstractConnection.send_packed_command
+
+    async def counting(self: AbstractConnection, *args: Any, **kwargs: Any) -> None:
+        count[0] += 1
+        await original(self, *args, **kwargs)
+
+    AbstractConnection.send_packed_command = counting  # type: ignore[method-assign]
+    try:
+        yield count
+    finally:
+        AbstractConnection.send_packed_command = original  # type: ignore[method-assign]
+
+
+def chain(length: int) -> dict[str, Any]:
+    ids = [f"n{i}" for i in range(length)]
+    return {
+        "id": f"chain{length}",
+        "nodes": [n(i, "inc") for i in ids],
+        "edges": [{"source": a, "target": b} for a, b in itertools.pairwise(ids)],
+    }
+
+
+async def test_a_chain_job_costs_two_round_trips_of_ours(redis_client: Redis) -> None:
+    """SPEC 9.4: at most three per job; here load + complete (the queue is in memory)."""
+    blueprint = chain(10)
+    cluster = redis_cluster(redis_client, make_registry(), [blueprint], workers=1)
+    await cluster.run(blueprint["id"], run_id="warm")  # connect, load the scripts
+    await cluster.start_run(blueprint["id"], run_id=uuid.uuid4().hex)
+    with round_trips() as count:
+        started = time.perf_counter()
+        await cluster.drain()
+        elapsed = time.perf_counter() - started
+    assert count[0] == 2 * 10, count[0]
+    assert elapsed < 5
