@@ -333,10 +333,14 @@ class BullMQAdapter:
         )
         worker.on("error", self._on_error)
         worker.on("failed", self._on_failed)
-        with warnings.catch_warnings():
-            # BullMQ warns about the eviction policy itself; connect() logged it already.
-            warnings.simplefilter("ignore")
-            await worker.blockingRedisConnection.getRedisVersion()
+        try:
+            with warnings.catch_warnings():
+                # BullMQ warns about the eviction policy itself; connect() logged it already.
+                warnings.simplefilter("ignore")
+                await worker.blockingRedisConnection.getRedisVersion()
+        except BaseException:
+            await worker.close(force=True)
+            raise
         self._bull_worker = worker
         self._run_task = asyncio.create_task(worker.run(), name="flowcraft-bullmq-worker")
         await asyncio.sleep(0)
@@ -617,12 +621,15 @@ class BullMQAdapter:
         self, run_id: str, *, timeout_s: float | None = None
     ) -> WorkflowResult:
         """Poll until the run is no longer `running`; TimeoutError after `timeout_s`."""
+        store, _, _ = await self._ready()
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         delay = _POLL_FIRST
         while True:
-            result = await self.get_result(run_id)
-            if result is not None:
-                return result
+            # Poll the status (one small read); read the whole result once it is settled.
+            if await store.status(run_id) != RunStatus.RUNNING:
+                result = await self.get_result(run_id)
+                if result is not None:
+                    return result
             if deadline is not None:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -649,9 +656,13 @@ class BullMQAdapter:
             self._check_resume_target(client_worker, await store.load(run_id, "", ()), node_id)
         if await client_worker.resume(run_id, node_id=node_id, output=output, action=action):
             return "resumed"
-        status = await store.status(run_id)
+        status, _, _, waiting = await store.result(run_id)
+        waiting_ids = sorted({key.split("@", 1)[0] for key in waiting})
         where = f"node {node_id!r} of run {run_id!r}" if node_id else f"run {run_id!r}"
-        raise RunNotAwaitingError(f"{where} is not waiting (run status: {status})")
+        detail = f"; waiting: {', '.join(waiting_ids)}" if waiting_ids else ""
+        raise RunNotAwaitingError(
+            f"{where} is not waiting (run status: {status}{detail})", waiting=waiting_ids
+        )
 
     @staticmethod
     def _check_resume_target(

@@ -211,7 +211,13 @@ def _exit_for(status: str) -> int:
 # --------------------------------------------------------------------------- worker
 
 
+def _require_blueprints(args: argparse.Namespace) -> None:
+    if not args.blueprints:
+        raise CliError(f"{args.command} needs --blueprints DIR (the blueprints to run, by id)")
+
+
 def worker_command(args: argparse.Namespace) -> int:
+    _require_blueprints(args)
     adapter = _adapter(args, concurrency=args.concurrency)
     with _infrastructure_errors(args):
         asyncio.run(_serve(adapter, args))
@@ -266,6 +272,7 @@ async def _serve(adapter: BullMQAdapter, args: argparse.Namespace) -> None:
 
 
 def start_command(args: argparse.Namespace) -> int:
+    _require_blueprints(args)
     context = read_context(args.context)
     if args.timeout is not None and not args.wait:
         raise CliError("--timeout needs --wait")

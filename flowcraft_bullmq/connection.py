@@ -18,12 +18,15 @@ from typing import Any, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as redis
-from redis.asyncio.connection import ConnectionPool, parse_url
+from redis.asyncio.connection import BlockingConnectionPool, parse_url
 from redis.exceptions import RedisError, ResponseError
 
 logger = logging.getLogger("flowcraft_bullmq.adapter")
 
 DEFAULT_URL = "redis://localhost:6379/0"
+#: Connections per pool the adapter builds, and how long a command waits for a free one.
+DEFAULT_MAX_CONNECTIONS = 64
+POOL_TIMEOUT_S = 60.0
 
 #: Pool keyword arguments that belong to one pool instance (or to redis-py's bookkeeping of
 #: the original timeouts) and must not be copied into a new pool.
@@ -145,8 +148,13 @@ class RedisConnector:
         return self._given if self._given is not None else self.new_client()
 
     def new_client(self) -> redis.Redis:
-        """A new pooled client with the same server settings (closed with its pool)."""
-        return redis.Redis.from_pool(ConnectionPool(**self._kwargs))
+        """A new pooled client with the same server settings (closed with its pool).
+
+        A blocking pool: when all connections are busy (many concurrent waits, a worker's
+        full concurrency) a command waits for one instead of failing."""
+        kwargs = dict(self._kwargs)
+        kwargs.setdefault("max_connections", DEFAULT_MAX_CONNECTIONS)
+        return redis.Redis.from_pool(BlockingConnectionPool(timeout=POOL_TIMEOUT_S, **kwargs))
 
 
 def _describe_kwargs(kwargs: Mapping[str, Any]) -> str:

@@ -251,3 +251,16 @@ def test_sigterm_finishes_in_flight_activations_and_exits_0(
     finished = asyncio.run(result())
     assert finished is not None and finished.status == "completed"
     assert finished.context["_outputs.z"] == "rested"
+
+
+def test_worker_input_and_infrastructure_errors(
+    blueprint_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["worker", "--redis", "redis://127.0.0.1:1/0", "--registry", "worker_nodes"])
+    _, err = capsys.readouterr()
+    assert code == 2 and "worker needs --blueprints DIR" in err
+    code = main(
+        ["worker", "--redis", "redis://:pw@127.0.0.1:1/0", "--blueprints", str(blueprint_dir)]
+    )
+    _, err = capsys.readouterr()
+    assert code == 5 and "Redis at redis://:***@127.0.0.1:1/0" in err and "pw@" not in err
