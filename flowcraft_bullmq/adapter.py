@@ -15,7 +15,6 @@ orphaned (B3), and job ids that are never all digits (B4).
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import os
 import socket
@@ -56,6 +55,7 @@ from flowcraft_core.versioning import blueprint_pin
 
 from .connection import ConnectionLike, RedisConnector, check_eviction_policy
 from .queue import DEFAULT_ATTEMPTS, DEFAULT_RETENTION, BullMQJobQueue
+from .store import RedisCoordinationStore
 
 logger = logging.getLogger("flowcraft_bullmq.adapter")
 
@@ -303,12 +303,8 @@ class BullMQAdapter:
             )
 
     def _make_store(self, client: redis.Redis) -> CoordinationStore:
-        """The Redis coordination store (a seam for tests of the adapter alone)."""
-        store_module = importlib.import_module(".store", __package__)
-        store: CoordinationStore = store_module.RedisCoordinationStore(
-            client, prefix=self.prefix, state_ttl_s=self.state_ttl_s
-        )
-        return store
+        """The Redis coordination store."""
+        return RedisCoordinationStore(client, prefix=self.prefix, state_ttl_s=self.state_ttl_s)
 
     async def start(self) -> None:
         """Begin consuming jobs; returns once the BullMQ worker runs (until `close()`)."""

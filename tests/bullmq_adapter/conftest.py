@@ -87,17 +87,3 @@ def redis_url() -> Iterator[str]:
 def prefix() -> str:
     """A key prefix of its own for each test (BullMQ queues and run state)."""
     return "t" + uuid.uuid4().hex[:10]
-
-
-# TEMPORARY, until flowcraft_bullmq.store lands: adapters of one test share an in-memory store.
-@pytest.fixture(autouse=True)
-def _store_until_redis_store_lands(monkeypatch: pytest.MonkeyPatch) -> None:
-    import importlib.util
-
-    if importlib.util.find_spec("flowcraft_bullmq.store") is not None:
-        return
-    from flowcraft_bullmq.adapter import BullMQAdapter
-    from flowcraft_core.distributed import InMemoryCoordinationStore
-
-    store = InMemoryCoordinationStore()
-    monkeypatch.setattr(BullMQAdapter, "_make_store", lambda self, client: store)
