@@ -220,11 +220,13 @@ def worker_command(args: argparse.Namespace) -> int:
     _require_blueprints(args)
     adapter = _adapter(args, concurrency=args.concurrency)
     with _infrastructure_errors(args):
-        asyncio.run(_serve(adapter, args))
-    return ExitCode.OK
+        signals = asyncio.run(_serve(adapter, args))
+    # A second signal cancelled in-flight activations: not a graceful stop.
+    return ExitCode.OK if signals < 2 else 130
 
 
-async def _serve(adapter: BullMQAdapter, args: argparse.Namespace) -> None:
+async def _serve(adapter: BullMQAdapter, args: argparse.Namespace) -> int:
+    """Consume until a signal; returns how many signals arrived."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = 0
@@ -263,6 +265,7 @@ async def _serve(adapter: BullMQAdapter, args: argparse.Namespace) -> None:
         finally:
             await adapter.close()
         print("flowcraft worker: stopped", file=sys.stderr, flush=True)
+        return signals
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
