@@ -9,6 +9,7 @@ Transitions are built by hand here, so each join, loop and in-flight rule is pin
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import itertools
 import time
@@ -676,6 +677,85 @@ def test_every_script_starts_with_its_keys_and_argv() -> None:
         assert "KEYS[1" in head and "ARGV" in head, name
 
 
+# --------------------------------------------------------------------------- record and replay
+
+APPROVAL: dict[str, Any] = {
+    "id": "approval",
+    "nodes": [n("a", "inc"), n("ask", "wait"), n("yes", "inc"), n("no", "inc")],
+    "edges": [
+        {"source": "a", "target": "ask"},
+        {"source": "ask", "target": "yes", "action": "approve"},
+        {"source": "ask", "target": "no", "action": "reject"},
+    ],
+}
+
+
+class Recording:
+    """The in-memory store, recording every call with a copy of its answer (in the order the
+    calls took effect: an in-memory call never yields to the event loop)."""
+
+    def __init__(self) -> None:
+        self.inner = InMemoryCoordinationStore()
+        self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any], Any]] = []
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
+        method = getattr(self.inner, name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            answer = await method(*args, **kwargs)
+            memo = {id(MISSING): MISSING}
+            self.calls.append((name, *copy.deepcopy((args, kwargs, answer), memo)))
+            return answer
+
+        return call
+
+
+async def replay(recording: Recording, store: CoordinationStore) -> int:
+    """Make the same calls on `store`: every answer must be the reference's."""
+    for position, (name, args, kwargs, expected) in enumerate(recording.calls):
+        answer = await getattr(store, name)(*args, **kwargs)
+        assert answer == expected, (position, name, args)
+    return len(recording.calls)
+
+
+async def record(
+    registry: NodeRegistry,
+    blueprint: dict[str, Any],
+    context: dict[str, Any] | None = None,
+    *,
+    run_id: str = "rec",
+    resume: tuple[str, Any] | None = None,
+) -> Recording:
+    """Run `blueprint` on `LocalCluster` (several consumers) over a recording in-memory store,
+    then resume it with (action, output) if given."""
+    cluster = LocalCluster(registry=registry, blueprints=[blueprint], workers=3)
+    recording = Recording()
+    cluster.store = recording  # type: ignore[assignment]
+    cluster.worker.store = recording  # type: ignore[assignment]
+    await cluster.run(blueprint["id"], context, run_id=run_id)
+    if resume is not None:
+        await cluster.resume_with_action(run_id, *resume)
+    return recording
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+async def test_the_calls_of_a_cluster_run_get_the_same_answers_on_redis(
+    redis_client: Redis, name: str
+) -> None:
+    blueprint, context = CASES[name]
+    recording = await record(make_registry(), blueprint, context)
+    assert await replay(recording, RedisCoordinationStore(redis_client)) > 5
+
+
+async def test_the_calls_of_a_wait_and_its_resume_get_the_same_answers_on_redis(
+    redis_client: Redis,
+) -> None:
+    recording = await record(make_registry(), APPROVAL, resume=("reject", 5))
+    names = {name for name, *_ in recording.calls}
+    assert {"resume_waiting", "result", "load", "complete"} <= names
+    await replay(recording, RedisCoordinationStore(redis_client))
+
+
 # --------------------------------------------------------------------------- end to end
 
 
@@ -717,15 +797,7 @@ async def test_local_cluster_on_redis_matches_the_in_process_runtime(
 
 
 async def test_a_wait_resumed_on_redis_routes_the_same(redis_client: Redis) -> None:
-    blueprint = {
-        "id": "approval",
-        "nodes": [n("a", "inc"), n("ask", "wait"), n("yes", "inc"), n("no", "inc")],
-        "edges": [
-            {"source": "a", "target": "ask"},
-            {"source": "ask", "target": "yes", "action": "approve"},
-            {"source": "ask", "target": "no", "action": "reject"},
-        ],
-    }
+    blueprint = APPROVAL
     reg = make_registry()
     runtime = FlowRuntime(registry=reg, blueprints=[blueprint])
     paused = await runtime.run("approval", run_id="r-wait")
@@ -763,6 +835,8 @@ async def test_random_acyclic_blueprints_match_on_redis(redis_port: int, spec: A
         local, distributed = await both_on_redis(
             client, Workload().registry(), spec.blueprint(), run_id="r-prop"
         )
+        recording = await record(Workload().registry(), spec.blueprint())
+        await replay(recording, RedisCoordinationStore(client))
     finally:
         await client.aclose()
     racy = frozenset({"_catch_error"})
