@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 from importlib import resources
-from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
@@ -40,7 +39,7 @@ class Scripts:
 
     __slots__ = NAMES
 
-    def __init__(self, client: Redis | Any) -> None:
+    def __init__(self, client: Redis) -> None:
         for name in NAMES:
             setattr(self, name, client.register_script(source(name)))
 
