@@ -13,7 +13,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 import redis
@@ -71,14 +71,21 @@ def redis_port() -> Iterator[int]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def make_client(port: int) -> Redis:
-    return Redis(host="127.0.0.1", port=port, decode_responses=True, socket_timeout=None)
+@pytest.fixture(scope="session")
+def make_client(redis_port: int) -> Callable[[], Redis]:
+    """Makes a client of the suite's server (the caller closes it): for hypothesis tests,
+    which cannot take function-scoped fixtures."""
+
+    def make() -> Redis:
+        return Redis(host="127.0.0.1", port=redis_port, decode_responses=True, socket_timeout=None)
+
+    return make
 
 
 @pytest.fixture
-async def redis_client(redis_port: int) -> AsyncIterator[Redis]:
+async def redis_client(make_client: Callable[[], Redis]) -> AsyncIterator[Redis]:
     """A fresh client on a flushed database."""
-    client = make_client(redis_port)
+    client = make_client()
     await client.flushdb()
     try:
         yield client

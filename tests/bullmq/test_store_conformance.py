@@ -20,7 +20,6 @@ from importlib import resources
 from typing import Any
 
 import pytest
-from conftest import make_client
 from distributed.test_memory_parity import CASES, comparable, make_registry, n
 from hypothesis import given, settings
 from redis.asyncio import Redis
@@ -825,11 +824,13 @@ async def test_redelivered_jobs_on_redis_change_nothing(redis_client: Redis) -> 
 
 @settings(max_examples=20, deadline=None)
 @given(workflow_dags(max_nodes=7))
-async def test_random_acyclic_blueprints_match_on_redis(redis_port: int, spec: Any) -> None:
+async def test_random_acyclic_blueprints_match_on_redis(
+    make_client: Callable[[], Redis], spec: Any
+) -> None:
     spec = dataclasses.replace(
         spec, nodes=tuple(dataclasses.replace(node, join="all") for node in spec.nodes)
     )
-    client = make_client(redis_port)
+    client = make_client()
     try:
         await client.flushdb()
         local, distributed = await both_on_redis(
