@@ -1,0 +1,87 @@
+"""A worker that dies mid-job: BullMQ redelivers the job to another worker once its lock
+expires, the node runs again, and only one completion counts; a job that stalls more often
+than `max_stalled_count` fails the run with WorkerLostError."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from adapter_support import adapter, e, n
+from distributed.test_memory_parity import make_registry
+
+from flowcraft_bullmq import BullMQAdapter
+
+FAST_RECOVERY: dict[str, Any] = {"lock_duration_s": 1, "stalled_interval_s": 0.5}
+
+
+def _registry(calls: list[str], started: asyncio.Event) -> Any:
+    registry = make_registry()
+
+    @registry.node("slow")
+    async def slow(ctx: Any) -> dict[str, Any]:
+        calls.append(ctx.activation_id)
+        started.set()
+        await asyncio.sleep(0.5)
+        return {"output": "done"}
+
+    return registry
+
+
+BLUEPRINT = {
+    "id": "crashy",
+    "nodes": [n("a", "inc"), n("s", "slow"), n("b", "inc")],
+    "edges": [e("a", "s"), e("s", "b")],
+}
+
+
+async def _kill_mid_job(
+    redis_url: str, prefix: str, registry: Any, started: asyncio.Event, **options: Any
+) -> str:
+    """Start a run, then stop the worker abruptly while `s` runs (its job stays active)."""
+    doomed = BullMQAdapter(
+        connection=redis_url, registry=registry, blueprints=[BLUEPRINT], prefix=prefix, **options
+    )
+    try:
+        await doomed.start()
+        run_id = await doomed.start_run("crashy")
+        await asyncio.wait_for(started.wait(), 10)
+    finally:
+        closing = asyncio.ensure_future(doomed.close())
+        doomed.abort_close()  # like a SIGKILL: in-flight activations are cancelled, not acked
+        await closing
+    return run_id
+
+
+async def test_job_of_a_dead_worker_is_redelivered_and_counted_once(
+    redis_url: str, prefix: str
+) -> None:
+    calls: list[str] = []
+    started = asyncio.Event()
+    registry = _registry(calls, started)
+    run_id = await _kill_mid_job(redis_url, prefix, registry, started, **FAST_RECOVERY)
+    assert len(calls) == 1
+    async with adapter(
+        redis_url, prefix, registry=registry, blueprints=[BLUEPRINT], **FAST_RECOVERY
+    ) as survivor:
+        result = await survivor.wait_for_result(run_id, timeout_s=15)
+    assert result.status == "completed"
+    assert calls == [f"{run_id}-s-0"] * 2  # at-least-once: the node body ran again
+    assert (result.context["_outputs.s"], result.context["_outputs.b"]) == ("done", 1)
+    assert not result.errors
+
+
+async def test_job_that_stalls_too_often_fails_the_run(redis_url: str, prefix: str) -> None:
+    calls: list[str] = []
+    started = asyncio.Event()
+    registry = _registry(calls, started)
+    options = {**FAST_RECOVERY, "max_stalled_count": 0}
+    run_id = await _kill_mid_job(redis_url, prefix, registry, started, **options)
+    async with adapter(
+        redis_url, prefix, registry=registry, blueprints=[BLUEPRINT], **options
+    ) as survivor:
+        result = await survivor.wait_for_result(run_id, timeout_s=15)
+    assert result.status == "failed"
+    assert [(err.node_id, err.type) for err in result.errors] == [("s", "WorkerLostError")]
+    assert "stalled more than 0 times" in result.errors[0].message
+    assert len(calls) == 1
