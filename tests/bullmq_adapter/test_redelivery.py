@@ -85,3 +85,33 @@ async def test_job_that_stalls_too_often_fails_the_run(redis_url: str, prefix: s
     assert [(err.node_id, err.type) for err in result.errors] == [("s", "WorkerLostError")]
     assert "stalled more than 0 times" in result.errors[0].message
     assert len(calls) == 1
+
+
+async def test_infrastructure_errors_are_retried_then_fail_the_run(
+    redis_url: str, prefix: str, caplog: Any
+) -> None:
+    """An exception out of the job handler (not a node failure) is retried by BullMQ with
+    backoff; the last attempt fails the run, loudly."""
+    registry = _registry([], asyncio.Event())
+    async with adapter(redis_url, prefix, registry=registry, blueprints=[BLUEPRINT]) as a:
+        assert a._worker is not None
+        handle = a._worker.handle
+        attempts: list[str] = []
+
+        async def flaky_redis(job: Any) -> None:
+            if job.node_id == "s":
+                attempts.append(job.node_id)
+                raise ConnectionError("redis went away")
+            await handle(job)
+
+        a._worker.handle = flaky_redis  # type: ignore[method-assign]
+        run_id = await a.start_run("crashy")
+        result = await a.wait_for_result(run_id, timeout_s=15)
+    assert result.status == "failed"
+    assert [(err.node_id, err.type, err.message) for err in result.errors] == [
+        ("s", "ConnectionError", "redis went away")
+    ]
+    assert attempts == ["s"] * 3
+    messages = [r.getMessage() for r in caplog.records if r.name == "flowcraft_bullmq.adapter"]
+    assert sum("BullMQ will retry it" in m for m in messages) == 2
+    assert sum("failing the run" in m for m in messages) == 1
