@@ -199,7 +199,7 @@ class RedisCoordinationStore:
         """Claim a waiting activation for a resume job (inFlight + 1, status running)."""
         keys = self.keys(run_id)
         claimed = await self._call(
-            run_id, self._scripts.resume_waiting, [keys.meta, keys.waiting], [akey]
+            run_id, self._scripts.resume_waiting, [keys.meta, keys.waiting, keys.acts], [akey]
         )
         return bool(claimed)
 

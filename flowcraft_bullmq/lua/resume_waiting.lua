@@ -3,10 +3,13 @@
 
 KEYS[1]  meta
 KEYS[2]  waiting
+KEYS[3]  acts (the claim is recorded there as field "<akey>~claim")
 ARGV[1]  akey of the waiting activation (without "~wait")
 
-Returns 1 (inFlight + 1, status running) if the activation is waiting and the run has not
-finished, else 0. Error NORUN if the run does not exist.
+Returns 1 (inFlight + 1, status running) if the activation is waiting, not yet claimed, and
+the run has not finished, else 0: a second resume of the same activation (a webhook delivered
+twice) must not count in-flight work that will never complete. Error NORUN if the run does
+not exist.
 ]==]
 
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -17,6 +20,9 @@ if FINISHED[status] then
   return 0
 end
 if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then
+  return 0
+end
+if redis.call('HSETNX', KEYS[3], ARGV[1] .. '~claim', '1') == 0 then
   return 0
 end
 redis.call('HINCRBY', KEYS[1], 'inFlight', 1)

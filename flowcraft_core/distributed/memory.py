@@ -45,6 +45,7 @@ class _Run:
     back_taken: set[str] = field(default_factory=set)
     exits: dict[str, set[int]] = field(default_factory=dict)
     waiting: dict[str, dict[str, Any]] = field(default_factory=dict)
+    claimed: set[str] = field(default_factory=set)
 
 
 def decide(
@@ -251,8 +252,9 @@ class InMemoryCoordinationStore:
     async def resume_waiting(self, run_id: str, akey: str) -> bool:
         """Claim a waiting activation for a resume job (once)."""
         run = self._run(run_id)
-        if akey not in run.waiting or run.status in FINISHED_STATUSES:
+        if akey not in run.waiting or run.status in FINISHED_STATUSES or akey in run.claimed:
             return False
+        run.claimed.add(akey)  # a second resume of the same activation gets False
         run.in_flight += 1
         run.status = RUNNING
         return True

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -35,6 +35,7 @@ from ..runtime.runtime import FlowRuntime
 from ..runtime.state import DEAD, FAILED_RES
 from ..versioning import blueprint_pin
 from . import transitions
+from .preload import preload_keys
 from .protocol import (
     FAILED,
     FINISHED_STATUSES,
@@ -152,32 +153,30 @@ class DistributedWorker:
             webhook_registrar=webhook_registrar,
             max_loop_iterations=max_loop_iterations,
         )
+        self._known_plans: OrderedDict[str, ExecutionPlan] = OrderedDict()
 
     # ----------------------------------------------------------------- one job
     async def handle(self, job: Job) -> None:
         run_id = job.run_id
         key = akey(job.node_id, job.iteration)
-        loaded = await self.store.load(run_id, key, None)
+        known = self._known_plans.get(run_id)
+        keys = None
+        if known is not None and job.node_id in known.by_id:
+            keys = preload_keys(known, known.nodes[known.by_id[job.node_id]])
+        loaded = await self.store.load(run_id, key, keys)
         if loaded.status in FINISHED_STATUSES:
+            self._known_plans.pop(run_id, None)
             return
         plan = await self._plan(run_id, loaded.blueprint_id, loaded.pin)
         if plan is None:
             return
+        self._remember(run_id, plan)
         if loaded.done is not None:
             await self.follow(plan, run_id, loaded.done)
             return
         node = plan.nodes[plan.by_id[job.node_id]]
         delivered = transitions.delivered_value(plan, node, loaded.join, loaded.fired)
-        impls, fallbacks = self.runtime.implementations(plan)
-        host = _JobHost(
-            self.runtime,
-            plan,
-            impls,
-            fallbacks,
-            run_id,
-            loaded.values,
-            StoreContext(self.store, run_id),
-        )
+        host = self._host(plan, run_id, loaded.values)
         if (
             node.is_header
             and job.iteration
@@ -193,6 +192,14 @@ class DistributedWorker:
         applied = await self.store.complete(run_id, transition)
         await host.flush()
         await self.follow(plan, run_id, applied)
+
+    def _remember(self, run_id: str, plan: ExecutionPlan) -> None:
+        """Runs seen recently: their next jobs load only the keys their node needs."""
+        plans = self._known_plans
+        plans[run_id] = plan
+        plans.move_to_end(run_id)
+        while len(plans) > 10_000:
+            plans.popitem(last=False)
 
     def _host(self, plan: ExecutionPlan, run_id: str, values: dict[str, Any]) -> _JobHost:
         impls, fallbacks = self.runtime.implementations(plan)
@@ -397,16 +404,7 @@ class DistributedWorker:
         node_name, _, it_text = key.partition("@")
         iteration = tuple(int(i) for i in it_text.split(".")) if it_text else ()
         node = plan.nodes[plan.by_id[node_name]]
-        impls, fallbacks = self.runtime.implementations(plan)
-        host = _JobHost(
-            self.runtime,
-            plan,
-            impls,
-            fallbacks,
-            run_id,
-            loaded.values,
-            StoreContext(self.store, run_id),
-        )
+        host = self._host(plan, run_id, loaded.values)
         outcome = Outcome(
             OUT_SUCCEEDED, result=NodeResult(output=output, action=action), attempts=1
         )

@@ -502,6 +502,17 @@ async def test_a_waiting_activation_is_resumed_once_claimed(store: CoordinationS
     assert await store.resume_waiting(R, "w@") is False
 
 
+async def test_a_second_claim_of_the_same_wait_is_refused(store: CoordinationStore) -> None:
+    # A webhook delivered twice: only the first resume counts, so the run still finishes.
+    await start(store, "w@")
+    await store.complete(R, step("w@~wait", outcome=WAITING, waiting={"iteration": []}))
+    assert await store.resume_waiting(R, "w@") is True
+    assert await store.resume_waiting(R, "w@") is False
+    assert (await store.complete(R, step("w@"))).finished == "completed"
+    assert (await store.complete(R, step("w@"))).ignored
+    assert await store.status(R) == "completed"
+
+
 async def test_the_final_status_prefers_failed_then_awaiting_then_stalled(
     store: CoordinationStore,
 ) -> None:
