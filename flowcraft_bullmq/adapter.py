@@ -50,6 +50,7 @@ from flowcraft_core.reserved import (
     WAITING_KEYS,
 )
 from flowcraft_core.results import ErrorRecord, RunStatus, WorkflowResult
+from flowcraft_core.runtime import FlowRuntime
 from flowcraft_core.runtime.plan import get_plan
 from flowcraft_core.versioning import blueprint_pin
 
@@ -230,8 +231,10 @@ class BullMQAdapter:
             **DEFAULT_ATTEMPTS,
         }
         self._registry = registry
+        # Load (and validate) the blueprints once, now: both workers below share the objects.
+        loaded = FlowRuntime(blueprints=blueprints, evaluator=evaluator).blueprints
         self._worker_args: dict[str, Any] = {
-            "blueprints": blueprints,
+            "blueprints": loaded,
             "dependencies": dependencies,
             "event_bus": event_bus,
             "middleware": middleware,
@@ -239,7 +242,7 @@ class BullMQAdapter:
             "webhook_registrar": webhook_registrar,
             "max_loop_iterations": max_loop_iterations,
         }
-        # A runtime for the client side now, so bad blueprints fail at construction.
+        # The client side routes resumes without node code (see _ClientRegistry).
         self._client_worker_args = {
             **self._worker_args,
             "registry": _ClientRegistry(as_registry(registry)),
