@@ -15,6 +15,7 @@ from typing import Any
 from ..context import MISSING
 from ..errors import RunNotFoundError
 from ..runtime.state import DEAD, FAILED_RES, TAKEN
+from .frontier import FrontierEntry, entries_of, ready_entry
 from .protocol import (
     FINISHED_STATUSES,
     RUNNING,
@@ -46,6 +47,8 @@ class _Run:
     exits: dict[str, set[int]] = field(default_factory=dict)
     waiting: dict[str, dict[str, Any]] = field(default_factory=dict)
     claimed: set[str] = field(default_factory=set)
+    #: akey -> what the run is owed (flowcraft_core.distributed.frontier).
+    frontier: dict[str, FrontierEntry] = field(default_factory=dict)
 
 
 def decide(
@@ -88,6 +91,7 @@ class InMemoryCoordinationStore:
         run = _Run(blueprint_id=blueprint_id, pin=pin, context=dict(context))
         run.in_flight = len(entries)
         run.progress_at = time.time()
+        run.frontier = {e.akey: ready_entry(e) for e in entries}
         self.runs[run_id] = run
         if not entries:
             run.status = "completed"
@@ -188,6 +192,8 @@ class InMemoryCoordinationStore:
             rest = tuple(t.close[position + 1 :])
             applied.loop_ends.append(LoopEnd(c.header_id, c.prefix, delivered, rest))
             break
+        run.frontier.pop(base, None)
+        run.frontier.update((entry.akey, entry) for entry in entries_of(applied))
         run.in_flight += len(applied.ready) + len(applied.skipped) + len(applied.loop_ends) - 1
         run.progress_at = time.time()
         if run.in_flight == 0:
@@ -248,6 +254,10 @@ class InMemoryCoordinationStore:
             return
         run.errors.append(error)
         run.status = "failed"
+
+    async def frontier(self, run_id: str) -> list[FrontierEntry]:
+        """What the run is owed, by akey (flowcraft_core.distributed.frontier)."""
+        return sorted(self._run(run_id).frontier.values(), key=lambda entry: entry.akey)
 
     async def resume_waiting(self, run_id: str, akey: str) -> bool:
         """Claim a waiting activation for a resume job (once)."""
