@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from flowcraft_core.distributed.frontier import LOOP_END, READY, SKIP, FrontierEntry
 from flowcraft_core.distributed.protocol import (
     Applied,
     Close,
@@ -141,4 +142,38 @@ def unpack_applied(text: str | bytes, *, replay: bool = False) -> Applied:
     )
 
 
-__all__ = ["VALUES_AT", "decode", "encode", "pack_transition", "unpack_applied"]
+_LoopEndWire = tuple[tuple[str, _Iteration], _Iteration, list[_CloseWire]]
+_frontier_decoder = msgspec.json.Decoder(tuple[str, msgspec.Raw])
+_followup_decoder = msgspec.json.Decoder(_FollowupWire)
+_loop_end_decoder = msgspec.json.Decoder(_LoopEndWire)
+
+
+def pack_ready(f: Followup) -> str:
+    """The frontier JSON of an activation recorded ready (as complete.lua writes it)."""
+    return '["r",[' + _followup(f.akey, f.node_id, f.iteration) + "," + str(TAKEN) + "]]"
+
+
+def unpack_frontier(akey: str, text: str | bytes) -> FrontierEntry:
+    """One field of ``P:{R}:frontier`` (keys.py): ``[kind, followup or loop end]``."""
+    kind, body = _frontier_decoder.decode(text)
+    if kind == "l":
+        (header, prefix), delivered, rest = _loop_end_decoder.decode(body)
+        end = LoopEnd(header, prefix, delivered, tuple(Close(*c) for c in rest))
+        return FrontierEntry(LOOP_END, akey, header, prefix, loop_end=end)
+    (_, node_id, iteration), status = _followup_decoder.decode(body)
+    if kind == "r":
+        return FrontierEntry(READY, akey, node_id, iteration, status)
+    if kind == "s":
+        return FrontierEntry(SKIP, akey, node_id, iteration, status)
+    raise ValueError(f"unknown frontier entry kind {kind!r} for {akey!r}")
+
+
+__all__ = [
+    "VALUES_AT",
+    "decode",
+    "encode",
+    "pack_ready",
+    "pack_transition",
+    "unpack_applied",
+    "unpack_frontier",
+]

@@ -23,10 +23,17 @@ key                    type   content
 ``P:{R}:exits``        hash   loop instance ``H#<prefix>`` -> exit edges delivered
                               (``,1,3,``)
 ``P:{R}:waiting``      hash   waiting activation (akey without ``~wait``) -> details JSON
+``P:{R}:frontier``     hash   what the run is owed (flowcraft_core.distributed.frontier):
+                              akey -> ``["r", followup]`` (recorded ready, not completed),
+                              ``["s", followup]`` (skip or block not yet propagated),
+                              ``["l", loop end]`` (loop end not yet applied; the akey
+                              is ``~end:H#<prefix>``); followup and loop end as in the
+                              Applied JSON of complete.lua
+``P:{R}:lock:reconcile`` string  the reconcile lease (a token, 60 s TTL; not a fixed key)
 ====================== ====== ==========================================================
 
 Scripts that can end a run take the fixed keys (`RunKeys.fixed`, in that order) as
-``KEYS[1..11]``; the per-target join keys are the only keys whose names a script builds itself
+``KEYS[1..12]``; the per-target join keys are the only keys whose names a script builds itself
 (``P:{R}:join:`` + a member of ``P:{R}:joins``, in lua/lib.lua `each_run_key`): to give them
 the run's TTL when it ends, and to clear an expired run's leftovers in `create_run`.
 """
@@ -37,7 +44,8 @@ from dataclasses import dataclass
 
 from flowcraft_core.ids import validate_run_id
 
-#: Names of the fixed per-run keys, in the order scripts receive them as KEYS[1..11].
+#: Names of the fixed per-run keys, in the order scripts receive them as KEYS[1..12]
+#: (lua/lib.lua's FIXED_KEYS is their number).
 FIXED = (
     "meta",
     "ctx",
@@ -50,6 +58,7 @@ FIXED = (
     "back",
     "exits",
     "waiting",
+    "frontier",
 )
 
 
@@ -99,8 +108,17 @@ class RunKeys:
         return self.base + "waiting"
 
     @property
+    def frontier(self) -> str:
+        return self.base + "frontier"
+
+    @property
+    def reconcile_lock(self) -> str:
+        """The reconcile lease (SPEC 9.6): SET NX with a TTL, never a fixed key."""
+        return self.base + "lock:reconcile"
+
+    @property
     def fixed(self) -> list[str]:
-        """KEYS[1..11] of the scripts that can end a run (the order of `FIXED`)."""
+        """KEYS[1..12] of the scripts that can end a run (the order of `FIXED`)."""
         base = self.base
         return [base + name for name in FIXED]
 
@@ -114,4 +132,25 @@ class RunKeys:
         return self.base + "join:" + akey
 
 
-__all__ = ["FIXED", "RunKeys", "validate_prefix"]
+def _glob_escape(text: str) -> str:
+    """`text` matched literally by a Redis glob (SCAN MATCH)."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def meta_pattern(prefix: str) -> str:
+    """SCAN MATCH pattern of every run's meta key under `prefix`: ``P:{*}:meta``."""
+    return _glob_escape(prefix) + ":{*}:meta"
+
+
+def run_id_of_meta_key(prefix: str, key: str) -> str | None:
+    """The run id of a key `meta_pattern` matched, or None if it is not a run's meta key."""
+    head, tail = prefix + ":{", "}:meta"
+    if not (key.startswith(head) and key.endswith(tail)):
+        return None
+    try:
+        return validate_run_id(key[len(head) : -len(tail)])
+    except ValueError:
+        return None
+
+
+__all__ = ["FIXED", "RunKeys", "meta_pattern", "run_id_of_meta_key", "validate_prefix"]

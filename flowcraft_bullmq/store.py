@@ -19,6 +19,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
 from flowcraft_core.context import MISSING
+from flowcraft_core.distributed.frontier import FrontierEntry
 from flowcraft_core.distributed.protocol import Applied, Followup, Loaded, Transition
 from flowcraft_core.errors import RunNotFoundError
 
@@ -83,6 +84,8 @@ class RedisCoordinationStore:
     ) -> None:
         keys = self.keys(run_id)
         args: list[Any] = [blueprint_id, pin, len(entries), self.state_ttl_s, keys.join_prefix]
+        for entry in entries:
+            args += (entry.akey, codec.pack_ready(entry))
         for key, value in context.items():
             args.append(key)
             args.append(codec.encode(value))
@@ -194,6 +197,17 @@ class RedisCoordinationStore:
             keys.fixed,
             [codec.encode(error), self.state_ttl_s, keys.join_prefix],
         )
+
+    async def frontier(self, run_id: str) -> list[FrontierEntry]:
+        """What the run is owed, by akey (flowcraft_core.distributed.frontier)."""
+        keys = self.keys(run_id)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.exists(keys.meta)
+            pipe.hgetall(keys.frontier)
+            exists, fields = await pipe.execute()
+        if not exists:
+            raise RunNotFoundError(run_id)
+        return [codec.unpack_frontier(akey, fields[akey]) for akey in sorted(fields)]
 
     async def resume_waiting(self, run_id: str, akey: str) -> bool:
         """Claim a waiting activation for a resume job (inFlight + 1, status running)."""

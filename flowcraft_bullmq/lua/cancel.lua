@@ -1,6 +1,6 @@
 --[==[ cancel: move a running or awaiting run to cancelled (InMemoryCoordinationStore.cancel).
 
-KEYS[1..11]  the run's fixed keys (keys.FIXED order, meta first)
+KEYS[1..12]  the run's fixed keys (keys.FIXED order, meta first)
 ARGV[1]      state TTL in seconds (0 = keep)
 ARGV[2]      join key prefix (keys.RunKeys.join_prefix)
 

@@ -1,9 +1,9 @@
 --[==[ complete: apply one activation's Transition, atomically and at most once per akey.
 Step for step what flowcraft_core.distributed.memory.InMemoryCoordinationStore.complete does.
 
-KEYS[1..11]  the run's fixed keys (keys.FIXED order): 1 meta, 2 ctx, 3 errors, 4 acts,
-             5 joins, 6 decided, 7 fired, 8 live, 9 back, 10 exits, 11 waiting
-KEYS[12..]   the join key of each resolution (header "r"), in order, then of each next
+KEYS[1..12]  the run's fixed keys (keys.FIXED order): 1 meta, 2 ctx, 3 errors, 4 acts,
+             5 joins, 6 decided, 7 fired, 8 live, 9 back, 10 exits, 11 waiting, 12 frontier
+KEYS[13..]   the join key of each resolution (header "r"), in order, then of each next
              iteration (header "n")
 ARGV[1]      the transition header (codec.pack_transition), JSON; user data is never inside,
              it is referenced by ARGV index:
@@ -36,6 +36,7 @@ local DEAD_ENTRY = '[1,null]'
 local meta, ctx, errors, acts = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local joins, decided, fired, live = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local back, exits, waiting = KEYS[9], KEYS[10], KEYS[11]
+local frontier = KEYS[12] -- what the run is owed (keys.py): this akey leaves, follow-ups enter
 
 local status = redis.call('HGET', meta, 'status')
 if not status then
@@ -69,6 +70,7 @@ if t.w then
 else
   redis.call('HDEL', waiting, t.b)
 end
+redis.call('HDEL', frontier, t.b)
 
 local ready, skipped, loop_ends = {}, {}, {}
 
@@ -132,6 +134,7 @@ local function resolve(jkey, r)
     end
   end
   local entry = '[' .. r[9] .. ',' .. outcome .. ']'
+  redis.call('HSET', frontier, target, (outcome == TAKEN and '["r",' or '["s",') .. entry .. ']')
   if outcome == TAKEN then
     ready[#ready + 1] = entry
   else
@@ -140,11 +143,11 @@ local function resolve(jkey, r)
 end
 
 for i, r in ipairs(t.r) do
-  resolve(KEYS[11 + i], r)
+  resolve(KEYS[FIXED_KEYS + i], r)
 end
 
 -- Back edges taken: the next iteration starts, once per iteration.
-local first_next = 11 + #t.r
+local first_next = FIXED_KEYS + #t.r
 for i, n in ipairs(t.n) do
   if redis.call('SADD', back, n[1]) == 1 then
     local jkey = KEYS[first_next + i]
@@ -154,6 +157,7 @@ for i, n in ipairs(t.n) do
     redis.call('SADD', joins, n[2])
     redis.call('SADD', decided, n[2])
     ready[#ready + 1] = '[' .. n[6] .. ',' .. TAKEN .. ']'
+    redis.call('HSET', frontier, n[2], '["r",' .. ready[#ready] .. ']')
   end
 end
 
@@ -194,6 +198,7 @@ for position, c in ipairs(t.c) do
       end
       loop_ends[#loop_ends + 1] = '[' .. c[4] .. ',[' .. table.concat(delivered, ',')
         .. '],[' .. table.concat(rest, ',') .. ']]'
+      redis.call('HSET', frontier, '~end:' .. c[2], '["l",' .. loop_ends[#loop_ends] .. ']')
       break
     end
   end

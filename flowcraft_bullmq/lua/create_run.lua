@@ -1,12 +1,13 @@
 --[==[ create_run: write a new run's meta and context (InMemoryCoordinationStore.create_run).
 
-KEYS[1..11]  the run's fixed keys (keys.FIXED order, meta first)
+KEYS[1..12]  the run's fixed keys (keys.FIXED order, meta first)
 ARGV[1]      blueprint id
 ARGV[2]      version pin (meta field blueprintVersion)
 ARGV[3]      number of entry activations (the initial inFlight)
 ARGV[4]      state TTL in seconds, for a run with no entries (0 = keep)
 ARGV[5]      join key prefix (keys.RunKeys.join_prefix)
-ARGV[6..]    the context: key, JSON value, key, JSON value, ...
+ARGV[6..]    the frontier of the entry activations, ARGV[3] pairs: akey, frontier JSON
+             (["r", followup], keys.py), ...; then the context: key, JSON value, ...
 
 Returns 1. Error EXISTS if the run exists. A run with no entries is completed at once.
 Leftovers of an expired run with the same id (its keys expire one by one) are deleted first.
@@ -22,7 +23,11 @@ local now = now_s()
 local entries = tonumber(ARGV[3])
 redis.call('HSET', meta, 'blueprintId', ARGV[1], 'blueprintVersion', ARGV[2], 'status', 'running',
   'createdAt', now, 'progressAt', now, 'inFlight', entries)
-for i = 6, #ARGV, 2 do
+local first_value = 6 + 2 * entries
+for i = 6, first_value - 1, 2 do
+  redis.call('HSET', KEYS[12], ARGV[i], ARGV[i + 1])
+end
+for i = first_value, #ARGV, 2 do
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
 end
 if entries == 0 then

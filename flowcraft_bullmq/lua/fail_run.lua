@@ -1,6 +1,6 @@
 --[==[ fail_run: fail a run with a run-level error (InMemoryCoordinationStore.fail_run).
 
-KEYS[1..11]  the run's fixed keys (keys.FIXED order, meta first)
+KEYS[1..12]  the run's fixed keys (keys.FIXED order, meta first)
 ARGV[1]      the error record, JSON
 ARGV[2]      state TTL in seconds (0 = keep)
 ARGV[3]      join key prefix (keys.RunKeys.join_prefix)

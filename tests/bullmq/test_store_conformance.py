@@ -656,7 +656,8 @@ async def test_create_run_clears_what_an_expired_run_left(redis_client: Redis) -
     await start(redis_store, "a@")
     assert (await redis_store.load(R, "a@", ())).done is None
     assert (await redis_store.load(R, "j@", ())).join == {}
-    assert set(await _ttls(redis_client)) == {f"flowcraft:{{{R}}}:meta"}
+    left = {f"flowcraft:{{{R}}}:{name}" for name in ("meta", "frontier")}  # a@ is owed
+    assert set(await _ttls(redis_client)) == left
 
 
 async def test_the_store_validates_its_options(redis_client: Redis, redis_port: int) -> None:
