@@ -83,7 +83,8 @@ class LocalCluster:
         return run_id
 
     async def drain(self) -> None:
-        """Process jobs until the queue is empty and every consumer is idle."""
+        """Process jobs until the queue is empty, no delayed (wake) job is pending and every
+        consumer is idle."""
         queue = self.queue.queue
 
         async def consume() -> None:
@@ -92,7 +93,10 @@ class LocalCluster:
                     job = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     if self._busy == 0:
-                        return
+                        if self.queue.delayed == 0:
+                            return
+                        await asyncio.sleep(0.002)  # a sleep's wake job is not due yet
+                        continue
                     await asyncio.sleep(0.0005)
                     continue
                 self._busy += 1
@@ -147,9 +151,24 @@ class LocalCluster:
         *,
         node_id: str | None = None,
     ) -> WorkflowResult:
-        await self.worker.resume(run_id, node_id=node_id, output=output, action=action)
+        """`resume`, then drain; the run's result."""
+        await self.resume(run_id, action, output, node_id=node_id)
         await self.drain()
         return await self.result(run_id)
+
+    async def resume(
+        self,
+        run_id: str,
+        action: str | None = None,
+        output: Any = None,
+        *,
+        node_id: str | None = None,
+    ) -> str:
+        """`"resumed"` (its resume job is queued) or `"buffered"` (SPEC 9.7), without draining.
+
+        A finished or cancelled run: RunNotAwaitingError. A `node_id` that is not a wait,
+        webhook or subflow node: ValueError."""
+        return await self.worker.resume(run_id, node_id=node_id, output=output, action=action)
 
     async def cancel_run(self, run_id: str) -> bool:
         return await self.store.cancel(run_id)

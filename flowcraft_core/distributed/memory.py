@@ -46,7 +46,13 @@ class _Run:
     back_taken: set[str] = field(default_factory=set)
     exits: dict[str, set[int]] = field(default_factory=dict)
     waiting: dict[str, dict[str, Any]] = field(default_factory=dict)
-    claimed: set[str] = field(default_factory=set)
+    #: Waiting activations claimed by a resume -> (output, action) for the resume job.
+    claimed: dict[str, tuple[Any, str | None]] = field(default_factory=dict)
+    #: Sleeping activations -> (wakeAt in epoch ms, input); kept after the wake.
+    sleeping: dict[str, tuple[float, Any]] = field(default_factory=dict)
+    wake_at: float = 0.0  # the latest wakeAt, epoch seconds (meta `wakeAt`)
+    #: Buffered resumes, oldest first: (node id or None, output, action); dropped at the end.
+    buffered: list[tuple[str | None, Any, str | None]] = field(default_factory=list)
     #: akey -> what the run is owed (flowcraft_core.distributed.frontier).
     frontier: dict[str, FrontierEntry] = field(default_factory=dict)
 
@@ -109,6 +115,8 @@ class InMemoryCoordinationStore:
             fired=run.fired.get(akey),
             values=values,
             waiting=akey in run.waiting,
+            sleeping=run.sleeping.get(akey),
+            claimed=run.claimed.get(akey),
         )
 
     async def complete(self, run_id: str, t: Transition) -> Applied:
@@ -123,6 +131,7 @@ class InMemoryCoordinationStore:
                 loop_ends=recorded.loop_ends,
                 finished=recorded.finished,
                 replay=True,
+                taken=recorded.taken,
             )
         ctx = run.context
         for key, value, deleted in t.ops:
@@ -135,11 +144,16 @@ class InMemoryCoordinationStore:
         if t.error is not None:
             run.errors.append(t.error)
         base = t.akey.removesuffix("~wait")
-        if t.waiting is not None:
+        # A wait that starts takes a buffered resume, if one matches, instead of waiting.
+        taken = self._take_buffered(run, t.node_id) if t.waiting is not None else None
+        if t.waiting is not None and taken is None:
             run.waiting[base] = t.waiting
         else:
             run.waiting.pop(base, None)
-        applied = Applied()
+        if t.sleep is not None:
+            run.sleeping[base.removesuffix("~sleep")] = t.sleep
+            run.wake_at = max(run.wake_at, t.sleep[0] / 1000.0)
+        applied = Applied(taken=taken)
         for r in t.resolutions:
             record = run.joins.get(r.target)
             if r.expected == 0:
@@ -192,13 +206,18 @@ class InMemoryCoordinationStore:
             rest = tuple(t.close[position + 1 :])
             applied.loop_ends.append(LoopEnd(c.header_id, c.prefix, delivered, rest))
             break
-        run.frontier.pop(base, None)
+        if taken is None:  # a wait that took a buffered resume is still owed its completion
+            run.frontier.pop(base, None)
         run.frontier.update((entry.akey, entry) for entry in entries_of(applied))
-        run.in_flight += len(applied.ready) + len(applied.skipped) + len(applied.loop_ends) - 1
+        # A sleeping activation, or a wait that took a buffered resume, stays in flight.
+        ended = 0 if t.sleep is not None or taken is not None else 1
+        run.in_flight += len(applied.ready) + len(applied.skipped) + len(applied.loop_ends) - ended
         run.progress_at = time.time()
         if run.in_flight == 0:
             run.status = self._final_status(run)
             applied.finished = run.status
+            if run.status in FINISHED_STATUSES:
+                run.buffered.clear()
         run.acts[t.akey] = applied
         return applied
 
@@ -206,6 +225,18 @@ class InMemoryCoordinationStore:
     def _open(run: _Run, counters: Sequence[str]) -> None:
         for counter in counters:
             run.live[counter] = run.live.get(counter, 0) + 1
+
+    @staticmethod
+    def _take_buffered(run: _Run, node_id: str) -> tuple[Any, str | None] | None:
+        """Remove and return the oldest buffered resume naming `node_id`, else the oldest
+        naming no node (SPEC 9.7)."""
+        chosen = next((i for i, b in enumerate(run.buffered) if b[0] == node_id), None)
+        if chosen is None:
+            chosen = next((i for i, b in enumerate(run.buffered) if b[0] is None), None)
+        if chosen is None:
+            return None
+        _, output, action = run.buffered.pop(chosen)
+        return output, action
 
     @staticmethod
     def _final_status(run: _Run) -> str:
@@ -246,6 +277,7 @@ class InMemoryCoordinationStore:
         if run.status in FINISHED_STATUSES:
             return False
         run.status = "cancelled"
+        run.buffered.clear()
         return True
 
     async def fail_run(self, run_id: str, error: dict[str, Any]) -> None:
@@ -254,20 +286,38 @@ class InMemoryCoordinationStore:
             return
         run.errors.append(error)
         run.status = "failed"
+        run.buffered.clear()
 
     async def frontier(self, run_id: str) -> list[FrontierEntry]:
         """What the run is owed, by akey (flowcraft_core.distributed.frontier)."""
         return sorted(self._run(run_id).frontier.values(), key=lambda entry: entry.akey)
 
-    async def resume_waiting(self, run_id: str, akey: str) -> bool:
-        """Claim a waiting activation for a resume job (once)."""
+    async def resume_waiting(
+        self, run_id: str, akey: str, output: Any = None, action: str | None = None
+    ) -> bool:
+        """Claim a waiting activation for a resume job (once), recording (output, action)."""
         run = self._run(run_id)
         if akey not in run.waiting or run.status in FINISHED_STATUSES or akey in run.claimed:
             return False
-        run.claimed.add(akey)  # a second resume of the same activation gets False
+        run.claimed[akey] = (output, action)  # a second resume of the same activation: False
         run.in_flight += 1
         run.status = RUNNING
         return True
+
+    async def buffer_resume(
+        self, run_id: str, node_id: str | None, output: Any, action: str | None
+    ) -> str:
+        """Buffer a resume that matches no waiting activation (SPEC 9.7): "buffered";
+        "finished" if the run has ended; "retry" if an unclaimed activation it matches is
+        waiting now (claim that one instead)."""
+        run = self._run(run_id)
+        if run.status in FINISHED_STATUSES:
+            return "finished"
+        for key in run.waiting:
+            if key not in run.claimed and (node_id is None or key.rpartition("@")[0] == node_id):
+                return "retry"
+        run.buffered.append((node_id, output, action))
+        return "buffered"
 
 
 class InMemoryJobQueue:
@@ -277,6 +327,7 @@ class InMemoryJobQueue:
         self.queue: asyncio.Queue[Job] = asyncio.Queue()
         self.seen: set[str] = set()
         self.added = 0
+        self.delayed = 0  # delayed jobs not yet due
 
     async def add_bulk(self, jobs: Sequence[Job]) -> None:
         for job in jobs:
@@ -284,7 +335,15 @@ class InMemoryJobQueue:
                 continue
             self.seen.add(job.job_id)
             self.added += 1
-            self.queue.put_nowait(job)
+            if job.delay_ms > 0:
+                self.delayed += 1
+                asyncio.get_running_loop().call_later(job.delay_ms / 1000.0, self._due, job)
+            else:
+                self.queue.put_nowait(job)
+
+    def _due(self, job: Job) -> None:
+        self.delayed -= 1
+        self.queue.put_nowait(job)
 
 
 __all__ = ["InMemoryCoordinationStore", "InMemoryJobQueue", "decide"]

@@ -16,11 +16,15 @@ from ..ids import activation_id
 # Job kinds.
 NODE = "node"
 RESUME = "resume"
+#: A durable sleep's delayed job (`<activation id>-~wake`, SPEC 9.3, 9.7).
+WAKE = "wake"
 
 # Activation outcomes a transition reports.
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 WAITING = "waiting"
+#: A sleep node parked until its wake job (stays in flight; SPEC 9.7).
+SLEEPING = "sleeping"
 SKIPPED = "skipped"
 BLOCKED = "blocked"
 LOOP_END = "loopend"
@@ -53,11 +57,15 @@ class Job:
     iteration: tuple[int, ...]
     kind: str = NODE
     seq: int = 0
+    #: Run no earlier than this many ms after it is added (a wake job); not part of the data.
+    delay_ms: int = 0
 
     @property
     def job_id(self) -> str:
         base = activation_id(self.run_id, self.node_id, self.iteration)
-        return base if self.kind == NODE else f"{base}-~{self.kind}{self.seq}"
+        if self.kind == NODE:
+            return base
+        return f"{base}-~{self.kind}" if self.kind == WAKE else f"{base}-~{self.kind}{self.seq}"
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -133,6 +141,8 @@ class Transition:
     next: list[NextIteration] = field(default_factory=list)
     exits: list[tuple[str, int]] = field(default_factory=list)
     close: list[Close] = field(default_factory=list)
+    #: A sleeping activation: (wakeAt in epoch ms, its input); it stays in flight.
+    sleep: tuple[float, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -163,6 +173,8 @@ class Applied:
     finished: str | None = None
     replay: bool = False
     ignored: bool = False  # the run had already finished (e.g. cancelled)
+    #: A waiting transition took a buffered resume: (output, action) completes it at once.
+    taken: tuple[Any, str | None] | None = None
 
 
 @dataclass(slots=True)
@@ -179,6 +191,10 @@ class Loaded:
     fired: str | None
     values: dict[str, Any]
     waiting: bool = False
+    #: The activation sleeps: (wakeAt in epoch ms, its input).
+    sleeping: tuple[float, Any] | None = None
+    #: The activation was claimed by a resume: (output, action) for its resume job.
+    claimed: tuple[Any, str | None] | None = None
 
 
 class CoordinationStore(Protocol):
@@ -210,7 +226,13 @@ class CoordinationStore(Protocol):
         self, run_id: str
     ) -> tuple[str, dict[str, Any], list[dict[str, Any]], dict[str, dict[str, Any]]]: ...
 
-    async def resume_waiting(self, run_id: str, akey: str) -> bool: ...
+    async def resume_waiting(
+        self, run_id: str, akey: str, output: Any = None, action: str | None = None
+    ) -> bool: ...
+
+    async def buffer_resume(
+        self, run_id: str, node_id: str | None, output: Any, action: str | None
+    ) -> str: ...
 
     async def cancel(self, run_id: str) -> bool: ...
 
@@ -231,8 +253,10 @@ __all__ = [
     "RESUME",
     "RUNNING",
     "SKIPPED",
+    "SLEEPING",
     "SUCCEEDED",
     "WAITING",
+    "WAKE",
     "Applied",
     "Close",
     "CoordinationStore",

@@ -18,6 +18,7 @@ from .protocol import (
     FAILED,
     LOOP_END,
     SKIPPED,
+    SLEEPING,
     SUCCEEDED,
     WAITING,
     Close,
@@ -191,6 +192,25 @@ def waiting(
     )
 
 
+def sleeping(
+    node: NodePlan,
+    iteration: tuple[int, ...],
+    wake_at_ms: float,
+    value: Any,
+    delivered: tuple[bool, Any],
+) -> Transition:
+    """A durable sleep (SPEC 9.7): the activation stays in flight (and its loop counters open)
+    until its wake job completes it with `value`, its input, as output."""
+    return Transition(
+        akey=akey(node.id, iteration) + "~sleep",
+        node_id=node.id,
+        iteration=iteration,
+        outcome=SLEEPING,
+        ops=_inputs_op(node, delivered),
+        sleep=(float(wake_at_ms), value),
+    )
+
+
 def loop_end(
     plan: ExecutionPlan,
     header_id: str,
@@ -237,6 +257,7 @@ __all__ = [
     "delivered_value",
     "loop_end",
     "skipped",
+    "sleeping",
     "success",
     "uniform",
     "waiting",

@@ -24,7 +24,7 @@ from ..errors import (
 from ..events import FlowEvent, NodeAwaiting, NodeSkipped
 from ..expressions import Evaluator
 from ..reserved import BATCH_GATHER, BATCH_SCATTER, INPUTS_PREFIX, SUBFLOW
-from ..results import ErrorRecord, NodeResult
+from ..results import ErrorRecord
 from ..runtime.activation import ActivationRunner
 from ..runtime.executor import FAILED as OUT_FAILED
 from ..runtime.executor import SUCCEEDED as OUT_SUCCEEDED
@@ -34,11 +34,12 @@ from ..runtime.routing import ContextReader, resolve_inputs, route
 from ..runtime.runtime import FlowRuntime
 from ..runtime.state import DEAD, FAILED_RES
 from ..versioning import blueprint_pin
-from . import transitions
+from . import durable, transitions
 from .preload import preload_keys
 from .protocol import (
     FAILED,
     FINISHED_STATUSES,
+    NODE,
     Applied,
     CoordinationStore,
     Job,
@@ -174,6 +175,9 @@ class DistributedWorker:
         if loaded.done is not None:
             await self.follow(plan, run_id, loaded.done)
             return
+        if job.kind != NODE or loaded.sleeping is not None:  # a wake or a resume (SPEC 9.7)
+            await durable.handle_parked(self, plan, job, loaded)
+            return
         node = plan.nodes[plan.by_id[job.node_id]]
         delivered = transitions.delivered_value(plan, node, loaded.join, loaded.fired)
         host = self._host(plan, run_id, loaded.values)
@@ -190,6 +194,9 @@ class DistributedWorker:
                 host, plan, node, job.iteration, delivered, loaded.join
             )
         applied = await self.store.complete(run_id, transition)
+        applied = await durable.after_complete(
+            self, host, plan, node, job.iteration, transition, applied
+        )
         await host.flush()
         await self.follow(plan, run_id, applied)
 
@@ -249,6 +256,9 @@ class DistributedWorker:
         if delivered[0]:
             data[INPUTS_PREFIX + node.id] = delivered[1]
         host.node_started(node.id, iteration, value)
+        parked = durable.sleeping(node, iteration, value, delivered)
+        if parked is not None:  # a durable sleep holds no worker (SPEC 9.7)
+            return parked
         spec = host.attempt_spec(node, iteration, value)
         started = time.perf_counter()
         if node.uses in _NOT_DISTRIBUTED:
@@ -383,38 +393,10 @@ class DistributedWorker:
         node_id: str | None,
         output: Any,
         action: str | None,
-    ) -> bool:
-        """Complete a waiting activation with `NodeResult(output, action)`; False if none."""
-        status, _ctx, _errors, waiting = await self.store.result(run_id)
-        if status in FINISHED_STATUSES or not waiting:
-            return False
-        run_blueprint = await self._blueprint_of(run_id)
-        if run_blueprint is None:
-            return False
-        plan = get_plan(run_blueprint, self.runtime.evaluator)
-        keys = sorted(waiting, key=lambda k: (plan.by_id[k.split("@", 1)[0]], k))
-        if node_id is not None:
-            keys = [k for k in keys if k.split("@", 1)[0] == node_id]
-        if not keys:
-            return False
-        key = keys[0]
-        if not await self.store.resume_waiting(run_id, key):
-            return False
-        loaded = await self.store.load(run_id, key, None)
-        node_name, _, it_text = key.partition("@")
-        iteration = tuple(int(i) for i in it_text.split(".")) if it_text else ()
-        node = plan.nodes[plan.by_id[node_name]]
-        host = self._host(plan, run_id, loaded.values)
-        outcome = Outcome(
-            OUT_SUCCEEDED, result=NodeResult(output=output, action=action), attempts=1
-        )
-        transition = self.outcome_transition(
-            host, plan, node, iteration, outcome, (False, None), time.perf_counter()
-        )
-        applied = await self.store.complete(run_id, transition)
-        await host.flush()
-        await self.follow(plan, run_id, applied)
-        return True
+    ) -> str:
+        """Resume a waiting activation with `NodeResult(output, action)` through a resume job:
+        `"resumed"`, or `"buffered"` when none matches yet (SPEC 9.7; `durable.resume`)."""
+        return await durable.resume(self, run_id, node_id=node_id, output=output, action=action)
 
     async def _blueprint_of(self, run_id: str) -> Blueprint | None:
         loaded = await self.store.load(run_id, "", ())

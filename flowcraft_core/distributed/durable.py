@@ -1,0 +1,248 @@
+"""Durable sleeps and resumes on the worker side (SPEC 5.3, 9.7), technology-neutral.
+
+* **Sleep.** A `sleep` activation whose wake time is in the future does not hold a worker: the
+  job records it with a `sleeping` transition (its input and wakeAt; it stays in flight, so the
+  run stays `running`) and adds a delayed wake job, `<activation id>-~wake`. The wake job
+  completes the activation with its input as output and normal routing. A wake of a finished
+  or cancelled run, or of an activation already completed, changes nothing. A node job
+  delivered again for a sleeping activation only re-adds its wake job (deduplicated by id).
+* **Resume.** `resume` claims the first matching waiting activation (once; the claim records
+  the output and action) and adds a `-~resume0` job that completes it with normal routing, so
+  a client needs no node code. When nothing matches, the request is buffered in FIFO order
+  (`CoordinationStore.buffer_resume`); a wait activation that starts later takes the oldest
+  one naming it, else the oldest naming no node, inside its own `complete` (atomically), and
+  the worker completes it at once (`Applied.taken`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+from ..blueprint.model import Blueprint
+from ..errors import BlueprintError, Problem, RunNotAwaitingError
+from ..events import NodeAwaiting
+from ..nodes.sleep import wake_at_ms
+from ..reserved import SLEEP, SUBFLOW, WAITING_KEYS
+from ..results import NodeResult
+from ..runtime.executor import SUCCEEDED as OUT_SUCCEEDED
+from ..runtime.executor import AttemptSpec, Outcome
+from ..runtime.plan import ExecutionPlan, NodePlan, get_plan
+from . import transitions
+from .protocol import FINISHED_STATUSES, NODE, RESUME, WAKE, Applied, Job, Loaded, Transition
+
+if TYPE_CHECKING:
+    from .worker import DistributedWorker, _JobHost
+
+logger = logging.getLogger("flowcraft_core.distributed")
+
+#: `resume` tries to claim or buffer this many times; it retries only when an activation it
+#: matches started waiting between its read and its buffering (a race, so this is plenty).
+_RESUME_TRIES: Final = 20
+
+#: Results of `resume`.
+RESUMED: Final = "resumed"
+BUFFERED: Final = "buffered"
+
+
+def now_ms() -> float:
+    return time.time() * 1000.0
+
+
+def split_akey(key: str) -> tuple[str, tuple[int, ...]]:
+    """(node id, iteration) of an akey `<nodeId>@<i.j>`."""
+    node_id, _, text = key.rpartition("@")
+    return node_id, tuple(int(i) for i in text.split(".")) if text else ()
+
+
+def wake_job(run_id: str, node_id: str, iteration: tuple[int, ...], wake_at: float) -> Job:
+    """The delayed job that ends a sleep at `wake_at` (epoch ms)."""
+    delay = max(0, math.ceil(wake_at - now_ms()))
+    return Job(run_id, node_id, iteration, kind=WAKE, delay_ms=delay)
+
+
+# ----------------------------------------------------------------- sleep
+def sleeping(
+    node: NodePlan, iteration: tuple[int, ...], value: Any, delivered: tuple[bool, Any]
+) -> Transition | None:
+    """The `sleeping` transition of a sleep activation that must wait, else None (a sleep of
+    zero or in the past runs in its job like any node and completes at once)."""
+    if node.uses != SLEEP:
+        return None
+    wake_at = wake_at_ms(node.params, now_ms())
+    if wake_at <= now_ms():
+        return None
+    return transitions.sleeping(node, iteration, wake_at, value, delivered)
+
+
+async def after_complete(
+    worker: DistributedWorker,
+    host: _JobHost,
+    plan: ExecutionPlan,
+    node: NodePlan,
+    iteration: tuple[int, ...],
+    transition: Transition,
+    applied: Applied,
+) -> Applied:
+    """What a node job does after its `complete`: a sleep adds its wake job; a wait that took a
+    buffered resume is completed at once (the answer to follow up is then that completion's)."""
+    if applied.ignored:
+        return applied
+    run_id = host.run_id
+    if transition.sleep is not None:
+        wake_at = transition.sleep[0]
+        await worker.queue.add_bulk([wake_job(run_id, node.id, iteration, wake_at)])
+        return applied
+    if applied.taken is None:
+        return applied
+    if host.events is not None:  # it never waited
+        host.events = [
+            e
+            for e in host.events
+            if not (isinstance(e, NodeAwaiting) and e.node_id == node.id)
+        ]
+    output, action = applied.taken
+    return await _complete_with(worker, host, plan, node, iteration, output, action)
+
+
+async def _complete_with(
+    worker: DistributedWorker,
+    host: _JobHost,
+    plan: ExecutionPlan,
+    node: NodePlan,
+    iteration: tuple[int, ...],
+    output: Any,
+    action: str | None,
+) -> Applied:
+    outcome = Outcome(OUT_SUCCEEDED, result=NodeResult(output=output, action=action), attempts=1)
+    transition = worker.outcome_transition(
+        host, plan, node, iteration, outcome, (False, None), time.perf_counter()
+    )
+    return await worker.store.complete(host.run_id, transition)
+
+
+async def _woken(engine: Any, node: NodePlan, spec: AttemptSpec) -> Outcome:
+    """The sleep built-in once its time has come: the input passes through."""
+    return Outcome(OUT_SUCCEEDED, result=NodeResult(output=spec.input), attempts=1)
+
+
+async def handle_parked(
+    worker: DistributedWorker, plan: ExecutionPlan, job: Job, loaded: Loaded
+) -> None:
+    """A wake or resume job, or a node job of an activation that sleeps (not completed)."""
+    run_id = job.run_id
+    node = plan.nodes[plan.by_id[job.node_id]]
+    iteration = job.iteration
+    if job.kind == NODE:
+        # Delivered again after it went to sleep: (re-)add its wake job, nothing else.
+        assert loaded.sleeping is not None
+        wake_at = loaded.sleeping[0]
+        await worker.queue.add_bulk([wake_job(run_id, node.id, iteration, wake_at)])
+        return
+    host = worker._host(plan, run_id, loaded.values)
+    started = time.perf_counter()
+    if job.kind == WAKE and loaded.sleeping is not None:
+        # Through the middleware, as the sleep node's whole activation is in-process.
+        host.impls = list(host.impls)
+        host.impls[node.index] = _woken
+        spec = host.attempt_spec(node, iteration, loaded.sleeping[1])
+        outcome = await host.execute(node, spec)
+        transition = worker.outcome_transition(
+            host, plan, node, iteration, outcome, (False, None), started
+        )
+        applied = await worker.store.complete(run_id, transition)
+    elif job.kind == RESUME and loaded.claimed is not None:
+        output, action = loaded.claimed
+        applied = await _complete_with(worker, host, plan, node, iteration, output, action)
+    else:
+        logger.warning(
+            "job %s: activation %r has nothing to complete (kind %r): acknowledged",
+            job.job_id,
+            node.id,
+            job.kind,
+            extra={"run_id": run_id, "node_id": node.id},
+        )
+        return
+    await host.flush()
+    await worker.follow(plan, run_id, applied)
+
+
+# ----------------------------------------------------------------- resume
+def check_resume_target(bp: Blueprint, node_id: str) -> None:
+    """ValueError unless `node_id` names a wait, webhook or subflow node of `bp`."""
+    node = next((n for n in bp.nodes if n.id == node_id), None)
+    if node is None:
+        raise ValueError(f"blueprint {bp.id!r} has no node {node_id!r}")
+    if node.uses not in WAITING_KEYS and node.uses != SUBFLOW:
+        raise ValueError(
+            f"node {node_id!r} uses {node.uses!r}: only wait, webhook and subflow nodes "
+            "can be resumed"
+        )
+
+
+def _not_awaiting(
+    run_id: str, node_id: str | None, status: str, waiting: Sequence[str]
+) -> RunNotAwaitingError:
+    where = f"node {node_id!r} of run {run_id!r}" if node_id else f"run {run_id!r}"
+    return RunNotAwaitingError(
+        f"{where} is not waiting (run status: {status})", waiting=sorted(set(waiting))
+    )
+
+
+async def resume(
+    worker: DistributedWorker,
+    run_id: str,
+    *,
+    node_id: str | None,
+    output: Any,
+    action: str | None,
+) -> str:
+    """SPEC 9.7: `"resumed"` (a matching waiting activation was claimed and its resume job
+    added) or `"buffered"`. A finished or cancelled run raises RunNotAwaitingError; an unknown
+    run RunNotFoundError; a `node_id` that is not a wait, webhook or subflow node ValueError."""
+    store = worker.store
+    blueprint_id = (await store.load(run_id, "", ())).blueprint_id
+    bp = worker.runtime.blueprints.get(blueprint_id)
+    if bp is None:
+        raise BlueprintError(
+            blueprint_id,
+            [Problem("$", "UNKNOWN_BLUEPRINT", "this process has no blueprint with this id")],
+        )
+    if node_id is not None:
+        check_resume_target(bp, node_id)
+    order = get_plan(bp, worker.runtime.evaluator).by_id
+    for _ in range(_RESUME_TRIES):
+        status, _ctx, _errors, waiting = await store.result(run_id)
+        if status in FINISHED_STATUSES:
+            raise _not_awaiting(run_id, node_id, status, [])
+        keys = sorted(waiting, key=lambda k: (order.get(split_akey(k)[0], len(order)), k))
+        if node_id is not None:
+            keys = [k for k in keys if split_akey(k)[0] == node_id]
+        for key in keys:  # a claimed one (resumed already) answers False
+            if await store.resume_waiting(run_id, key, output, action):
+                name, iteration = split_akey(key)
+                await worker.queue.add_bulk([Job(run_id, name, iteration, kind=RESUME)])
+                return RESUMED
+        answer = await store.buffer_resume(run_id, node_id, output, action)
+        if answer == BUFFERED:
+            return BUFFERED
+        if answer == "finished":
+            raise _not_awaiting(run_id, node_id, await store.status(run_id), [])
+        # "retry": an activation it matches started waiting meanwhile; claim that one.
+    raise RuntimeError(f"could not resume or buffer a resume of run {run_id!r}")
+
+
+__all__ = [
+    "BUFFERED",
+    "RESUMED",
+    "after_complete",
+    "check_resume_target",
+    "handle_parked",
+    "resume",
+    "sleeping",
+    "split_akey",
+    "wake_job",
+]
