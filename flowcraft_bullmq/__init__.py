@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .connection import RedisSettings
     from .context import RedisContext
     from .queue import BullMQJobQueue
+    from .reconciler import ReconcileStats, create_reconciler
     from .store import RedisCoordinationStore
 
 # Libraries add no handlers (SPEC 7.4).
@@ -26,6 +27,8 @@ _LAZY = {
     "RedisSettings": ".connection",
     "RedisContext": ".context",
     "RedisCoordinationStore": ".store",
+    "ReconcileStats": ".reconciler",
+    "create_reconciler": ".reconciler",
 }
 
 
@@ -41,7 +44,9 @@ def __getattr__(name: str) -> Any:
 __all__: list[str] = [
     "BullMQAdapter",
     "BullMQJobQueue",
+    "ReconcileStats",
     "RedisContext",
     "RedisCoordinationStore",
     "RedisSettings",
+    "create_reconciler",
 ]

@@ -56,6 +56,7 @@ from flowcraft_core.versioning import blueprint_pin
 
 from .connection import ConnectionLike, RedisConnector, check_eviction_policy
 from .queue import DEFAULT_ATTEMPTS, DEFAULT_RETENTION, BullMQJobQueue
+from .reconciler import RECONCILE_JOB_NAME, process_tick, reconcile_run
 from .store import RedisCoordinationStore
 
 logger = logging.getLogger("flowcraft_bullmq.adapter")
@@ -395,10 +396,12 @@ class BullMQAdapter:
         self._abort.set()
 
     # ----------------------------------------------------------------- the worker side
-    async def _process(self, job: Any, token: str) -> None:
+    async def _process(self, job: Any, token: str) -> Any:
         """BullMQ processor: one activation job. Raises only for infrastructure errors
         (BullMQ retries them); a job's last failed attempt fails the run, never silently."""
         assert self._worker is not None
+        if job.name == RECONCILE_JOB_NAME:  # a reconcile scheduler tick (reconciler.py)
+            return await process_tick(self, job)
         try:
             data = Job.from_data(job.data)
         except (KeyError, TypeError, ValueError) as exc:
@@ -681,6 +684,12 @@ class BullMQAdapter:
                 f"node {node_id!r} uses {node.uses!r}: only wait, webhook and subflow nodes "
                 "can be resumed"
             )
+
+    async def reconcile(self, run_id: str) -> list[str]:
+        """Re-enqueue what a run is owed, from its recorded state (SPEC 9.10): activations
+        recorded ready whose job is missing or finished, and skips and loop ends whose
+        propagation never ran. Returns the ids of the jobs enqueued (reconciler.py)."""
+        return await reconcile_run(self, run_id)
 
     async def cancel_run(self, run_id: str) -> bool:
         """Cancel a running or awaiting run: True; False if it had already finished."""
