@@ -1,5 +1,5 @@
 """The distributed commands of `flowcraft` (SPEC 10): `worker`, `start`, `status`, `resume`,
-`cancel`.
+`cancel`, `reconcile`.
 
 `flowcraft_core.cli` loads this group with importlib when `flowcraft_bullmq` is importable
 (core never imports it statically). Importing this module stays cheap: BullMQ and redis-py
@@ -59,6 +59,26 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
 def _distributed_options(parser: argparse.ArgumentParser) -> None:
     """What every distributed command takes (SPEC 10)."""
     _redis_options(parser)
@@ -92,6 +112,24 @@ def register(
     _distributed_options(worker)
     worker.add_argument(
         "--concurrency", type=_positive_int, default=10, metavar="N", help="jobs at once (10)"
+    )
+    worker.add_argument(
+        "--lock-duration",
+        type=_positive_float,
+        metavar="S",
+        help="BullMQ job lock in seconds (10): a dead worker's job is redelivered after it",
+    )
+    worker.add_argument(
+        "--stalled-interval",
+        type=_positive_float,
+        metavar="S",
+        help="seconds between BullMQ's checks for stalled jobs (5)",
+    )
+    worker.add_argument(
+        "--max-stalled-count",
+        type=_non_negative_int,
+        metavar="N",
+        help="stalls before an activation fails with WorkerLostError (3)",
     )
     worker.set_defaults(handler=worker_command)
 
@@ -149,6 +187,41 @@ def register(
     cancel.add_argument("run_id", metavar="RUN_ID")
     _distributed_options(cancel)
     cancel.set_defaults(handler=cancel_command)
+
+    reconcile = subparsers.add_parser(
+        "reconcile",
+        parents=[common],
+        help="re-enqueue the lost work of stalled distributed runs",
+        description="Find runs that made no progress for --threshold seconds and re-enqueue "
+        "what they are owed, from their recorded state. --once (the default) makes one pass "
+        "and prints its stats (exit 1 if a run could not be reconciled); --cron upserts a "
+        "BullMQ job scheduler whose ticks the workers run, and exits. Give --blueprints so "
+        "pending skips and loop ends can be propagated.",
+    )
+    when = reconcile.add_mutually_exclusive_group()
+    when.add_argument("--once", action="store_true", help="one pass now (the default)")
+    when.add_argument(
+        "--cron",
+        metavar="EXPR",
+        help="schedule passes on the workers: a cron pattern ('*/5 * * * *'; with 6 "
+        "fields, seconds come first)",
+    )
+    reconcile.add_argument(
+        "--threshold",
+        type=_non_negative_float,
+        default=300.0,
+        metavar="S",
+        help="a running run is stalled after S seconds without progress (300)",
+    )
+    reconcile.add_argument(
+        "--scan-count",
+        type=_positive_int,
+        default=100,
+        metavar="N",
+        help="meta keys per SCAN page (100)",
+    )
+    _distributed_options(reconcile)
+    reconcile.set_defaults(handler=reconcile_command)
 
 
 # --------------------------------------------------------------------------- plumbing
@@ -218,7 +291,16 @@ def _require_blueprints(args: argparse.Namespace) -> None:
 
 def worker_command(args: argparse.Namespace) -> int:
     _require_blueprints(args)
-    adapter = _adapter(args, concurrency=args.concurrency)
+    options = {
+        name: value
+        for name, value in (
+            ("lock_duration_s", args.lock_duration),
+            ("stalled_interval_s", args.stalled_interval),
+            ("max_stalled_count", args.max_stalled_count),
+        )
+        if value is not None
+    }
+    adapter = _adapter(args, concurrency=args.concurrency, **options)
     with _infrastructure_errors(args):
         signals = asyncio.run(_serve(adapter, args))
     # A second signal cancelled in-flight activations: not a graceful stop.
@@ -352,6 +434,30 @@ def cancel_command(args: argparse.Namespace) -> int:
     return ExitCode.FAILED
 
 
+def reconcile_command(args: argparse.Namespace) -> int:
+    async def call(adapter: BullMQAdapter) -> Any:
+        from .reconciler import adapter_reconciler
+
+        reconciler = await adapter_reconciler(
+            adapter, stalled_threshold_s=args.threshold, scan_count=args.scan_count
+        )
+        if args.cron is None:
+            return await reconciler.run()
+        await reconciler.schedule(cron=args.cron)
+        return None
+
+    stats = _client_call(args, call)
+    if stats is None:
+        print(
+            f"reconcile scheduled on queue {args.queue!r}: {args.cron!r} "
+            f"(threshold {args.threshold:g}s)"
+        )
+        return ExitCode.OK
+    for name in ("scanned_keys", "stalled_runs", "reconciled_runs", "failed_runs"):
+        print(f"{name}: {getattr(stats, name)}")
+    return ExitCode.FAILED if stats.failed_runs else ExitCode.OK
+
+
 def _print_result(result: Any, blueprint_id: str, args: argparse.Namespace) -> None:
     """The `run` command's report when the blueprint is at hand, else a plain one."""
     from flowcraft_core.cli.run import print_result
@@ -395,6 +501,7 @@ __all__ = [
     "DEFAULT_REDIS_URL",
     "REDIS_URL_ENV",
     "cancel_command",
+    "reconcile_command",
     "register",
     "resume_command",
     "start_command",
