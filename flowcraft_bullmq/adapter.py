@@ -32,9 +32,6 @@ from flowcraft_core.distributed.protocol import FINISHED_STATUSES, Applied, Foll
 from flowcraft_core.distributed.protocol import Transition as _Transition
 from flowcraft_core.distributed.worker import error_json
 from flowcraft_core.errors import (
-    BlueprintError,
-    Problem,
-    RunNotAwaitingError,
     RunNotFoundError,
     WorkerLostError,
 )
@@ -46,8 +43,6 @@ from flowcraft_core.reserved import (
     AWAITING_DETAILS,
     AWAITING_NODE_IDS,
     EXECUTION_ID,
-    SUBFLOW,
-    WAITING_KEYS,
 )
 from flowcraft_core.results import ErrorRecord, RunStatus, WorkflowResult
 from flowcraft_core.runtime import FlowRuntime
@@ -171,8 +166,15 @@ class _FinishHook:
     ) -> tuple[str, dict[str, Any], list[dict[str, Any]], dict[str, dict[str, Any]]]:
         return await self.store.result(run_id)
 
-    async def resume_waiting(self, run_id: str, akey: str) -> bool:
-        return await self.store.resume_waiting(run_id, akey)
+    async def resume_waiting(
+        self, run_id: str, akey: str, output: Any = None, action: str | None = None
+    ) -> bool:
+        return await self.store.resume_waiting(run_id, akey, output, action)
+
+    async def buffer_resume(
+        self, run_id: str, node_id: str | None, output: Any, action: str | None
+    ) -> str:
+        return await self.store.buffer_resume(run_id, node_id, output, action)
 
     async def cancel(self, run_id: str) -> bool:
         cancelled = await self.store.cancel(run_id)
@@ -648,42 +650,17 @@ class BullMQAdapter:
         *,
         node_id: str | None = None,
     ) -> str:
-        """Complete a waiting activation with `NodeResult(output, action)`: `"resumed"`.
+        """Resume a waiting activation with `NodeResult(output, action)` (SPEC 9.7).
 
-        RunNotAwaitingError when nothing (or not `node_id`) is waiting; early resumes are not
-        buffered yet. A `node_id` that is not a wait, webhook or subflow node: ValueError.
+        `"resumed"`: the first matching waiting activation (`node_id`'s, else the first in
+        blueprint order) is claimed, once, and a `-~resume0` job completes it with normal
+        routing, so only the action's edges are taken. `"buffered"`: nothing matches yet, so
+        the request waits in the run's FIFO until a wait activation that it matches starts.
+        A finished or cancelled run: RunNotAwaitingError. A `node_id` that is not a wait,
+        webhook or subflow node: ValueError. Needs no node code (the job runs on a worker).
         """
-        store, client_worker, _ = await self._ready()
-        if node_id is not None:
-            self._check_resume_target(client_worker, await store.load(run_id, "", ()), node_id)
-        if await client_worker.resume(run_id, node_id=node_id, output=output, action=action):
-            return "resumed"
-        status, _, _, waiting = await store.result(run_id)
-        waiting_ids = sorted({key.split("@", 1)[0] for key in waiting})
-        where = f"node {node_id!r} of run {run_id!r}" if node_id else f"run {run_id!r}"
-        detail = f"; waiting: {', '.join(waiting_ids)}" if waiting_ids else ""
-        raise RunNotAwaitingError(
-            f"{where} is not waiting (run status: {status}{detail})", waiting=waiting_ids
-        )
-
-    @staticmethod
-    def _check_resume_target(
-        client_worker: DistributedWorker, loaded: Loaded, node_id: str
-    ) -> None:
-        bp = client_worker.runtime.blueprints.get(loaded.blueprint_id)
-        if bp is None:
-            raise BlueprintError(
-                loaded.blueprint_id,
-                [Problem("$", "UNKNOWN_BLUEPRINT", "this process has no blueprint with this id")],
-            )
-        node = next((n for n in bp.nodes if n.id == node_id), None)
-        if node is None:
-            raise ValueError(f"blueprint {bp.id!r} has no node {node_id!r}")
-        if node.uses not in WAITING_KEYS and node.uses != SUBFLOW:
-            raise ValueError(
-                f"node {node_id!r} uses {node.uses!r}: only wait, webhook and subflow nodes "
-                "can be resumed"
-            )
+        _, client_worker, _ = await self._ready()
+        return await client_worker.resume(run_id, node_id=node_id, output=output, action=action)
 
     async def reconcile(self, run_id: str) -> list[str]:
         """Re-enqueue what a run is owed, from its recorded state (SPEC 9.10): activations

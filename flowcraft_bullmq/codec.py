@@ -104,6 +104,10 @@ def pack_transition(t: Transition) -> tuple[bytes, list[bytes], list[str]]:
         header["e"] = ref(t.error)
     if t.waiting is not None:
         header["w"] = ref(t.waiting)
+        header["q"] = _encoder.encode(t.node_id).decode()  # may take a buffered resume
+    if t.sleep is not None:
+        wake_at, value = t.sleep
+        header["z"] = [t.akey.removesuffix("~sleep"), repr(wake_at / 1000.0), ref([wake_at, value])]
     targets = [r.target for r in t.resolutions] + [n.target for n in t.next]
     return _encoder.encode(header), values, targets
 
@@ -118,6 +122,7 @@ class _AppliedWire(msgspec.Struct, frozen=True):
     s: list[_FollowupWire]
     l: list[tuple[tuple[str, _Iteration], _Iteration, list[_CloseWire]]]  # noqa: E741
     f: str | None
+    q: tuple[Any, str | None] | None = None  # a taken buffered resume: (output, action)
 
 
 _applied_decoder = msgspec.json.Decoder(_AppliedWire)
@@ -139,7 +144,25 @@ def unpack_applied(text: str | bytes, *, replay: bool = False) -> Applied:
         ],
         finished=wire.f,
         replay=replay,
+        taken=wire.q,
     )
+
+
+_pair_decoder = msgspec.json.Decoder(tuple[Any, Any])
+
+
+def unpack_pair(text: str | bytes | None) -> Any:
+    """A sleep record ``[wakeAt ms, input]`` or a resume claim ``[output, action]`` as a tuple;
+    None if absent (or an old claim mark)."""
+    if text is None or text[:1] not in ("[", b"["):
+        return None
+    return _pair_decoder.decode(text)
+
+
+def resume_entry(node_id: str | None, output: Any, action: str | None) -> bytes:
+    """A buffered resume in ``P:{R}:resume``: the node id JSON (or null), a newline, then
+    ``[output, action]`` JSON (complete.lua matches the first line; JSON has no raw newline)."""
+    return _encoder.encode(node_id) + b"\n" + _encoder.encode([output, action])
 
 
 _LoopEndWire = tuple[tuple[str, _Iteration], _Iteration, list[_CloseWire]]
@@ -174,6 +197,8 @@ __all__ = [
     "encode",
     "pack_ready",
     "pack_transition",
+    "resume_entry",
     "unpack_applied",
     "unpack_frontier",
+    "unpack_pair",
 ]

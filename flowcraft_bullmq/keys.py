@@ -8,11 +8,14 @@ they never contain a brace; akeys may contain any character but only ever follow
 key                    type   content
 ====================== ====== ==========================================================
 ``P:{R}:meta``         hash   ``blueprintId``, ``blueprintVersion`` (the pin), ``status``,
-                              ``createdAt``, ``progressAt``, ``finishedAt``, ``inFlight``
+                              ``createdAt``, ``progressAt``, ``finishedAt``, ``inFlight``,
+                              ``wakeAt`` (the latest wake time of a sleep, epoch s)
 ``P:{R}:ctx``          hash   the context: one field per key, JSON text (None -> null)
 ``P:{R}:errors``       list   error records (JSON), in the order they were recorded
 ``P:{R}:acts``         hash   akey -> the recorded answer (compact Applied JSON) of a
-                              completed activation; redelivery replays it
+                              completed activation; redelivery replays it. Also
+                              ``<akey>~wake`` -> ``[wakeAt ms, input]`` of a sleep, and
+                              ``<akey>~claim`` -> ``[output, action]`` of a resume
 ``P:{R}:joins``        set    target akeys that have a join record
 ``P:{R}:join:<akey>``  hash   one target's join record: pred node id -> JSON
                               ``[status, value]`` (membership = HSETNX semantics)
@@ -29,6 +32,10 @@ key                    type   content
                               ``["l", loop end]`` (loop end not yet applied; the akey
                               is ``~end:H#<prefix>``); followup and loop end as in the
                               Applied JSON of complete.lua
+``P:{R}:resume``       list   buffered resumes, oldest first: the node id JSON (or
+                              ``null``), a newline, ``[output, action]`` JSON (not a
+                              fixed key: scripts get or build it; lib.lua `finish`
+                              deletes it)
 ``P:{R}:lock:reconcile`` string  the reconcile lease (a token, 60 s TTL; not a fixed key)
 ====================== ====== ==========================================================
 
@@ -106,6 +113,11 @@ class RunKeys:
     @property
     def waiting(self) -> str:
         return self.base + "waiting"
+
+    @property
+    def resume(self) -> str:
+        """Buffered resumes (SPEC 9.7): a list, not a fixed key; deleted when the run ends."""
+        return self.base + "resume"
 
     @property
     def frontier(self) -> str:

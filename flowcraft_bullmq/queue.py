@@ -42,12 +42,11 @@ class BullMQJobQueue:
         )
 
     def entry(self, job: Job) -> dict[str, Any]:
-        """One `addBulk` entry."""
-        return {
-            "name": JOB_NAME,
-            "data": job.to_data(),
-            "opts": {**self.job_options, "jobId": job.job_id},
-        }
+        """One `addBulk` entry; a job with `delay_ms` (a sleep's wake) is a delayed job."""
+        opts = {**self.job_options, "jobId": job.job_id}
+        if job.delay_ms > 0:
+            opts["delay"] = int(job.delay_ms)
+        return {"name": JOB_NAME, "data": job.to_data(), "opts": opts}
 
     async def add_bulk(self, jobs: Sequence[Job]) -> None:
         if not jobs:

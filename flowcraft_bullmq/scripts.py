@@ -15,10 +15,21 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 #: Every script, by file name (without `.lua`).
-NAMES = ("create_run", "load", "complete", "commit", "cancel", "fail_run", "resume_waiting")
+NAMES = (
+    "create_run",
+    "load",
+    "complete",
+    "commit",
+    "cancel",
+    "fail_run",
+    "resume_waiting",
+    "buffer_resume",
+)
 
 #: The scripts that get lua/lib.lua in front of them.
-WITH_LIB = frozenset({"create_run", "complete", "cancel", "fail_run", "resume_waiting"})
+WITH_LIB = frozenset(
+    {"create_run", "complete", "cancel", "fail_run", "resume_waiting", "buffer_resume"}
+)
 
 
 def _read(name: str) -> str:
@@ -50,6 +61,7 @@ class Scripts:
     cancel: AsyncScript
     fail_run: AsyncScript
     resume_waiting: AsyncScript
+    buffer_resume: AsyncScript
 
 
 __all__ = ["NAMES", "WITH_LIB", "Scripts", "source"]

@@ -100,7 +100,7 @@ class RedisCoordinationStore:
             [run.meta, run.ctx, run.acts, run.fired, run.waiting, run.join(akey)],
             args,
         )
-        status, blueprint_id, pin, done, fired, waiting, join, values = reply
+        status, blueprint_id, pin, done, fired, waiting, join, values, sleep, claim = reply
         decode = codec.decode
         return Loaded(
             status=status,
@@ -111,6 +111,8 @@ class RedisCoordinationStore:
             fired=fired,
             values={values[i]: decode(values[i + 1]) for i in range(0, len(values), 2)},
             waiting=bool(waiting),
+            sleeping=codec.unpack_pair(sleep),
+            claimed=codec.unpack_pair(claim),
         )
 
     async def complete(self, run_id: str, transition: Transition) -> Applied:
@@ -119,7 +121,10 @@ class RedisCoordinationStore:
         kind, text = await self._call(
             run_id,
             self._scripts.complete,
-            keys.fixed + [keys.join(target) for target in targets],
+            keys.fixed
+            + [keys.join(target) for target in targets]
+            # A waiting transition may take a buffered resume: the list is the last key.
+            + ([keys.resume] if transition.waiting is not None else []),
             [header, self.state_ttl_s, keys.join_prefix, *values],
         )
         if kind == "ignored":
@@ -209,13 +214,33 @@ class RedisCoordinationStore:
             raise RunNotFoundError(run_id)
         return [codec.unpack_frontier(akey, fields[akey]) for akey in sorted(fields)]
 
-    async def resume_waiting(self, run_id: str, akey: str) -> bool:
-        """Claim a waiting activation for a resume job (inFlight + 1, status running)."""
+    async def resume_waiting(
+        self, run_id: str, akey: str, output: Any = None, action: str | None = None
+    ) -> bool:
+        """Claim a waiting activation for a resume job (inFlight + 1, status running); the
+        claim records (output, action) for the job."""
         keys = self.keys(run_id)
         claimed = await self._call(
-            run_id, self._scripts.resume_waiting, [keys.meta, keys.waiting, keys.acts], [akey]
+            run_id,
+            self._scripts.resume_waiting,
+            [keys.meta, keys.waiting, keys.acts],
+            [akey, codec.encode([output, action])],
         )
         return bool(claimed)
+
+    async def buffer_resume(
+        self, run_id: str, node_id: str | None, output: Any, action: str | None
+    ) -> str:
+        """Buffer a resume that matches no waiting activation: "buffered", "finished" or
+        "retry" (see lua/buffer_resume.lua)."""
+        keys = self.keys(run_id)
+        answer = await self._call(
+            run_id,
+            self._scripts.buffer_resume,
+            [keys.meta, keys.waiting, keys.acts, keys.resume],
+            [node_id or "", codec.resume_entry(node_id, output, action)],
+        )
+        return str(answer)
 
 
 def _decode_hash(fields: Mapping[str, str]) -> dict[str, Any]:

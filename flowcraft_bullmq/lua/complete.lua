@@ -18,6 +18,10 @@ ARGV[1]      the transition header (codec.pack_transition), JSON; user data is n
                     followup JSON], ...]
                x  [[loop instance, exit edge index], ...]
                c  [[counter, loop instance, Close JSON, [header id, prefix] JSON], ...]
+               q  a waiting transition: the node id as JSON; it takes a buffered resume
+                  (the resume list is then the last key, KEYS[#KEYS]) instead of waiting
+               z  a sleeping transition: [akey, wakeAt in epoch seconds (text), index of
+                  the sleep record [wakeAt ms, input]] (acts "<akey>~wake", meta wakeAt)
 ARGV[2]      state TTL in seconds (0 = keep the keys of a finished run)
 ARGV[3]      join key prefix (keys.RunKeys.join_prefix)
 ARGV[4..]    JSON texts referenced by index: context values, the output, join entries
@@ -27,7 +31,8 @@ Returns {"applied", Applied JSON}, {"replay", recorded Applied JSON} or {"ignore
 Error NORUN if the run does not exist.
 Applied JSON: {"r": [[followup, 0], ...], "s": [[followup, status], ...],
                "l": [[[header id, prefix], [delivered edge indices], [Close, ...]], ...],
-               "f": final status or null}
+               "f": final status or null, "q": [output, action] of a taken resume}
+A sleeping transition, or a waiting one that took a buffered resume, stays in flight.
 ]==]
 
 local TAKEN, FAILED_RES = 0, 2
@@ -51,6 +56,28 @@ if recorded then
   return {'replay', recorded}
 end
 
+-- A wait that starts takes the oldest buffered resume naming its node, else the oldest naming
+-- none (SPEC 9.7). Entries are "<node id JSON or null>\n<[output, action] JSON>".
+local taken = nil
+if t.q then
+  local resume_list, fallback = KEYS[#KEYS], nil
+  for _, item in ipairs(redis.call('LRANGE', resume_list, 0, -1)) do
+    local head = string.sub(item, 1, string.find(item, '\n', 1, true) - 1)
+    if head == t.q then
+      taken = item
+      break
+    end
+    if head == 'null' and not fallback then
+      fallback = item
+    end
+  end
+  taken = taken or fallback
+  if taken then
+    redis.call('LREM', resume_list, 1, taken)
+    taken = string.sub(taken, string.find(taken, '\n', 1, true) + 1)
+  end
+end
+
 -- Writes, output, error, waiting mark.
 for _, op in ipairs(t.o) do
   if op[2] == 0 then
@@ -65,12 +92,20 @@ end
 if t.e then
   redis.call('RPUSH', errors, ARGV[t.e])
 end
-if t.w then
+if t.w and not taken then
   redis.call('HSET', waiting, t.b, ARGV[t.w])
 else
   redis.call('HDEL', waiting, t.b)
 end
-redis.call('HDEL', frontier, t.b)
+if not taken then -- a wait that took a buffered resume is still owed its completion
+  redis.call('HDEL', frontier, t.b)
+end
+if t.z then
+  redis.call('HSET', acts, t.z[1] .. '~wake', ARGV[t.z[3]])
+  if tonumber(t.z[2]) > tonumber(redis.call('HGET', meta, 'wakeAt') or '0') then
+    redis.call('HSET', meta, 'wakeAt', t.z[2])
+  end
+end
 
 local ready, skipped, loop_ends = {}, {}, {}
 
@@ -205,7 +240,9 @@ for position, c in ipairs(t.c) do
 end
 
 -- In-flight accounting and the final status.
-local in_flight = redis.call('HINCRBY', meta, 'inFlight', #ready + #skipped + #loop_ends - 1)
+local ended = (t.z or taken) and 0 or 1 -- a sleep, or a wait that took a resume, stays
+local in_flight = redis.call('HINCRBY', meta, 'inFlight',
+  #ready + #skipped + #loop_ends - ended)
 local now = now_s()
 redis.call('HSET', meta, 'progressAt', now)
 local final = nil
@@ -222,7 +259,7 @@ if in_flight == 0 then
 end
 local applied = '{"r":[' .. table.concat(ready, ',') .. '],"s":[' .. table.concat(skipped, ',')
   .. '],"l":[' .. table.concat(loop_ends, ',') .. '],"f":'
-  .. (final and ('"' .. final .. '"') or 'null') .. '}'
+  .. (final and ('"' .. final .. '"') or 'null') .. (taken and (',"q":' .. taken) or '') .. '}'
 redis.call('HSET', acts, t.a, applied)
 if final then
   if FINISHED[final] then

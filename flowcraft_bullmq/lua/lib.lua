@@ -33,6 +33,8 @@ end
 -- Call it after the script's last write, so keys it created get the TTL too.
 local function finish(status, now, ttl, join_prefix)
   redis.call('HSET', KEYS[1], 'status', status, 'finishedAt', now)
+  -- Buffered resumes (P:{R}:resume, keys.RunKeys.resume) are dropped when the run ends.
+  redis.call('DEL', string.sub(join_prefix, 1, -6) .. 'resume')
   if ttl > 0 then
     each_run_key(join_prefix, function(key) redis.call('EXPIRE', key, ttl) end)
   end

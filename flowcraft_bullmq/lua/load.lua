@@ -12,7 +12,8 @@ ARGV[2]  "1" = the whole context, "0" = only the keys ARGV[3..]
 ARGV[3..] context keys
 
 Returns {status, blueprintId, blueprintVersion (the pin), recorded Applied JSON | nil,
-         fired pred | nil, waiting 0 | 1, {pred, [status, value] JSON, ...}, {key, JSON value, ...}}.
+         fired pred | nil, waiting 0 | 1, {pred, [status, value] JSON, ...}, {key, JSON value, ...},
+         sleep record [wakeAt ms, input] JSON | nil, resume claim [output, action] JSON | nil}.
 Error NORUN if the run does not exist.
 ]==]
 
@@ -44,4 +45,6 @@ return {
   redis.call('HEXISTS', KEYS[5], akey),
   redis.call('HGETALL', KEYS[6]),
   values,
+  redis.call('HGET', KEYS[3], akey .. '~wake'),
+  redis.call('HGET', KEYS[3], akey .. '~claim'),
 }

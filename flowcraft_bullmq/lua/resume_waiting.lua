@@ -5,6 +5,7 @@ KEYS[1]  meta
 KEYS[2]  waiting
 KEYS[3]  acts (the claim is recorded there as field "<akey>~claim")
 ARGV[1]  akey of the waiting activation (without "~wait")
+ARGV[2]  the resume, [output, action] JSON: the claim's value, read by the resume job
 
 Returns 1 (inFlight + 1, status running) if the activation is waiting, not yet claimed, and
 the run has not finished, else 0: a second resume of the same activation (a webhook delivered
@@ -22,7 +23,7 @@ end
 if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then
   return 0
 end
-if redis.call('HSETNX', KEYS[3], ARGV[1] .. '~claim', '1') == 0 then
+if redis.call('HSETNX', KEYS[3], ARGV[1] .. '~claim', ARGV[2]) == 0 then
   return 0
 end
 redis.call('HINCRBY', KEYS[1], 'inFlight', 1)
