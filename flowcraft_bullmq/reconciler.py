@@ -157,7 +157,11 @@ class Reconciler:
             run_id = run_id_of_meta_key(prefix, key)
             if run_id is None or status is None or _text(status) != RUNNING:
                 continue
-            times = [t for t in map(_seconds, (progress_at, wake_at, created_at)) if t is not None]
+            # createdAt only stands in for a missing progressAt (create_run writes both).
+            progress = _seconds(progress_at)
+            times = [t for t in (progress, _seconds(wake_at)) if t is not None]
+            if progress is None and (created := _seconds(created_at)) is not None:
+                times.append(created)
             if times and now - max(times) > self.stalled_threshold_s:
                 out.append(run_id)
         return out
