@@ -168,8 +168,9 @@ def register(
         "resume",
         parents=[common],
         help="resume a waiting distributed run",
-        description="Complete a waiting node with an action and output; prints 'resumed'. "
-        "Exit 2 if nothing is waiting.",
+        description="Complete a waiting node with an action and output; prints 'resumed', or "
+        "'buffered' when the wait has not started yet (it takes the resume when it does). "
+        "Exit 2 if the run has finished.",
     )
     resume.add_argument("run_id", metavar="RUN_ID")
     resume.add_argument("--action", help="the action that routes the waiting node's edges")
