@@ -25,6 +25,7 @@ from flowcraft_bullmq import (
 from flowcraft_core import FlowRuntime
 from flowcraft_core.cli import main
 from flowcraft_core.distributed import Job
+from flowcraft_core.distributed.protocol import WAKE
 
 CHAIN, _ = CASES["chain"]
 IF_ELSE, IF_ELSE_CONTEXT = CASES["if_else_join"]
@@ -36,6 +37,11 @@ APPROVAL: dict[str, Any] = {
         {"source": "a", "target": "ask"},
         {"source": "ask", "target": "yes", "action": "approve"},
     ],
+}
+SLEEPY: dict[str, Any] = {
+    "id": "sleepy",
+    "nodes": [n("a", "inc"), n("z", "sleep", params={"duration": "400ms"}), n("b", "inc")],
+    "edges": [{"source": "a", "target": "z"}, {"source": "z", "target": "b"}],
 }
 BLUEPRINTS = [CHAIN, IF_ELSE, LOOP, APPROVAL]
 IGNORED = frozenset({"_executionId"})
@@ -205,6 +211,29 @@ async def test_follow_ups_lost_after_complete_are_healed_by_reconcile(
         result = await a.wait_for_result(run_id, timeout_s=10)
     assert comparable(result, IGNORED) == await _in_process(blueprint, context)
     assert set(calls.values()) == {1}  # the crash came after complete: nothing ran twice
+
+
+async def test_a_lost_wake_job_is_added_again_once_the_sleep_is_over(
+    redis_url: str, prefix: str, client: Redis
+) -> None:
+    """A sleeping activation stays owed: its node job, run again, re-adds its wake job with
+    the remaining delay. A run is not stalled before its wakeAt."""
+    async with adapter(redis_url, prefix, blueprints=[SLEEPY], registry=make_registry()) as a:
+        run_id = await a.start_run("sleepy")
+        wake = Job(run_id, "z", (), kind=WAKE).job_id
+        await _until(lambda: _has_state(a, wake, "delayed"))
+        assert await _bull(a).remove(wake) == 1
+        reconciler = create_reconciler(adapter=a, redis=client, stalled_threshold_s=0.3)
+        assert await reconciler.run() == ReconcileStats(1, 0, 0, 0)  # asleep, not stalled
+        await asyncio.sleep(0.8)  # past wakeAt + the threshold: nothing woke it
+        assert await a.get_status(run_id) == "running"
+        assert await reconciler.run() == ReconcileStats(1, 1, 1, 0)
+        result = await a.wait_for_result(run_id, timeout_s=10)
+    assert comparable(result, IGNORED) == await _in_process(SLEEPY, None)
+
+
+async def _has_state(a: BullMQAdapter, job_id: str, state: str) -> bool:
+    return bool(await _bull(a).getJobState(job_id) == state)
 
 
 async def test_a_failing_reconcile_is_counted_and_the_scan_goes_on(
