@@ -220,11 +220,17 @@ class RedisCoordinationStore:
         """Claim a waiting activation for a resume job (inFlight + 1, status running); the
         claim records (output, action) for the job."""
         keys = self.keys(run_id)
+        node_id, _, text = akey.rpartition("@")
+        iteration = tuple(int(i) for i in text.split(".")) if text else ()
         claimed = await self._call(
             run_id,
             self._scripts.resume_waiting,
-            [keys.meta, keys.waiting, keys.acts],
-            [akey, codec.encode([output, action])],
+            [keys.meta, keys.waiting, keys.acts, keys.frontier],
+            [
+                akey,
+                codec.encode([output, action]),
+                codec.pack_ready(Followup(akey, node_id, iteration)),
+            ],
         )
         return bool(claimed)
 

@@ -4,8 +4,10 @@
 KEYS[1]  meta
 KEYS[2]  waiting
 KEYS[3]  acts (the claim is recorded there as field "<akey>~claim")
+KEYS[4]  frontier: the claimed activation is owed again, until its resume job completes it
 ARGV[1]  akey of the waiting activation (without "~wait")
 ARGV[2]  the resume, [output, action] JSON: the claim's value, read by the resume job
+ARGV[3]  its frontier entry (codec.pack_ready)
 
 Returns 1 (inFlight + 1, status running) if the activation is waiting, not yet claimed, and
 the run has not finished, else 0: a second resume of the same activation (a webhook delivered
@@ -28,4 +30,5 @@ if redis.call('HSETNX', KEYS[3], ARGV[1] .. '~claim', ARGV[2]) == 0 then
 end
 redis.call('HINCRBY', KEYS[1], 'inFlight', 1)
 redis.call('HSET', KEYS[1], 'status', 'running', 'progressAt', now_s())
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
 return 1

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from ..blueprint.model import Blueprint
@@ -100,9 +99,7 @@ async def after_complete(
         return applied
     if host.events is not None:  # it never waited
         host.events = [
-            e
-            for e in host.events
-            if not (isinstance(e, NodeAwaiting) and e.node_id == node.id)
+            e for e in host.events if not (isinstance(e, NodeAwaiting) and e.node_id == node.id)
         ]
     output, action = applied.taken
     return await _complete_with(worker, host, plan, node, iteration, output, action)
@@ -132,13 +129,13 @@ async def _woken(engine: Any, node: NodePlan, spec: AttemptSpec) -> Outcome:
 async def handle_parked(
     worker: DistributedWorker, plan: ExecutionPlan, job: Job, loaded: Loaded
 ) -> None:
-    """A wake or resume job, or a node job of an activation that sleeps (not completed)."""
+    """A wake or resume job, or the node job again (a redelivery, or the reconciler) of an
+    activation that sleeps or was claimed by a resume, and is not completed."""
     run_id = job.run_id
     node = plan.nodes[plan.by_id[job.node_id]]
     iteration = job.iteration
-    if job.kind == NODE:
-        # Delivered again after it went to sleep: (re-)add its wake job, nothing else.
-        assert loaded.sleeping is not None
+    if job.kind == NODE and loaded.sleeping is not None:
+        # It went to sleep already: (re-)add its wake job (deduplicated), nothing else.
         wake_at = loaded.sleeping[0]
         await worker.queue.add_bulk([wake_job(run_id, node.id, iteration, wake_at)])
         return
@@ -154,7 +151,8 @@ async def handle_parked(
             host, plan, node, iteration, outcome, (False, None), started
         )
         applied = await worker.store.complete(run_id, transition)
-    elif job.kind == RESUME and loaded.claimed is not None:
+    elif job.kind in (RESUME, NODE) and loaded.claimed is not None:
+        # A resume claimed it: its resume job, or its node job (if that job was lost).
         output, action = loaded.claimed
         applied = await _complete_with(worker, host, plan, node, iteration, output, action)
     else:
@@ -183,13 +181,9 @@ def check_resume_target(bp: Blueprint, node_id: str) -> None:
         )
 
 
-def _not_awaiting(
-    run_id: str, node_id: str | None, status: str, waiting: Sequence[str]
-) -> RunNotAwaitingError:
+def _not_awaiting(run_id: str, node_id: str | None, status: str) -> RunNotAwaitingError:
     where = f"node {node_id!r} of run {run_id!r}" if node_id else f"run {run_id!r}"
-    return RunNotAwaitingError(
-        f"{where} is not waiting (run status: {status})", waiting=sorted(set(waiting))
-    )
+    return RunNotAwaitingError(f"{where} is not waiting (run status: {status})")
 
 
 async def resume(
@@ -217,7 +211,7 @@ async def resume(
     for _ in range(_RESUME_TRIES):
         status, _ctx, _errors, waiting = await store.result(run_id)
         if status in FINISHED_STATUSES:
-            raise _not_awaiting(run_id, node_id, status, [])
+            raise _not_awaiting(run_id, node_id, status)
         keys = sorted(waiting, key=lambda k: (order.get(split_akey(k)[0], len(order)), k))
         if node_id is not None:
             keys = [k for k in keys if split_akey(k)[0] == node_id]
@@ -230,7 +224,7 @@ async def resume(
         if answer == BUFFERED:
             return BUFFERED
         if answer == "finished":
-            raise _not_awaiting(run_id, node_id, await store.status(run_id), [])
+            raise _not_awaiting(run_id, node_id, await store.status(run_id))
         # "retry": an activation it matches started waiting meanwhile; claim that one.
     raise RuntimeError(f"could not resume or buffer a resume of run {run_id!r}")
 

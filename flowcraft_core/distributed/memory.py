@@ -302,6 +302,10 @@ class InMemoryCoordinationStore:
         run.claimed[akey] = (output, action)  # a second resume of the same activation: False
         run.in_flight += 1
         run.status = RUNNING
+        # Owed again, until its resume job completes it (a lost job is re-enqueued).
+        node_id, _, text = akey.rpartition("@")
+        iteration = tuple(int(i) for i in text.split(".")) if text else ()
+        run.frontier[akey] = ready_entry(Followup(akey, node_id, iteration))
         return True
 
     async def buffer_resume(

@@ -175,7 +175,8 @@ class DistributedWorker:
         if loaded.done is not None:
             await self.follow(plan, run_id, loaded.done)
             return
-        if job.kind != NODE or loaded.sleeping is not None:  # a wake or a resume (SPEC 9.7)
+        if job.kind != NODE or loaded.sleeping is not None or loaded.claimed is not None:
+            # A wake or a resume, or a sleeping or resumed activation's job again (SPEC 9.7).
             await durable.handle_parked(self, plan, job, loaded)
             return
         node = plan.nodes[plan.by_id[job.node_id]]

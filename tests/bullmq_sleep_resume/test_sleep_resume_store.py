@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from flowcraft_bullmq import RedisCoordinationStore
 from flowcraft_core.context import MISSING
 from flowcraft_core.distributed import LocalCluster
+from flowcraft_core.distributed.frontier import ready_entry
 from flowcraft_core.distributed.memory import InMemoryCoordinationStore
 from flowcraft_core.distributed.protocol import (
     SLEEPING,
@@ -86,6 +87,8 @@ async def test_a_sleeping_activation_stays_in_flight(store: CoordinationStore) -
     )
     assert await store.complete(R, sleeps) == Applied()
     assert await store.status(R) == "running"
+    # Still owed (its node job, delivered again, re-adds the wake job).
+    assert await store.frontier(R) == [ready_entry(entry("z"))]  # type: ignore[attr-defined]
     loaded = await store.load(R, "z@", None)
     assert loaded.sleeping == (wake_at, {"x": [1, 2]}) and loaded.done is None
     assert loaded.values == {"_inputs.z": {"x": [1, 2]}}
@@ -133,7 +136,12 @@ async def test_buffering_races_and_claims(store: CoordinationStore) -> None:
     assert await store.buffer_resume(R, "x", 1, None) == "retry"
     assert await store.buffer_resume(R, None, 1, None) == "retry"
     assert await store.buffer_resume(R, "y", "for-y", None) == "buffered"  # y is not waiting
+    owed = [ready_entry(entry("y"))]
+    assert await store.frontier(R) == owed  # type: ignore[attr-defined]
     assert await store.resume_waiting(R, "x@", {"ok": True}, "approve") is True
+    # Owed again until its resume job completes it.
+    owed.insert(0, ready_entry(entry("x")))
+    assert await store.frontier(R) == owed  # type: ignore[attr-defined]
     assert (await store.load(R, "x@", ())).claimed == ({"ok": True}, "approve")
     assert await store.resume_waiting(R, "x@", 2, None) is False  # claimed once
     assert await store.buffer_resume(R, "x", 3, None) == "buffered"  # x is claimed

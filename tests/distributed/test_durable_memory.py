@@ -376,3 +376,19 @@ async def test_buffered_resumes_feed_a_wait_in_a_loop() -> None:
     )
     assert comparable(result) == comparable(local)
     assert result.context["_outputs.w"] == "answer2" and result.context["count"] == 3
+
+
+async def test_a_lost_resume_job_is_healed_by_the_activation_s_node_job() -> None:
+    """A client that claimed a wait and died before adding the resume job: the claimed
+    activation is owed again (in the frontier), and its node job completes it with the claim."""
+    cluster = LocalCluster(registry=make_registry(), blueprints=[APPROVAL])
+    assert (await cluster.run("approval", run_id="r1")).status == "awaiting"
+    assert [e.akey for e in await cluster.store.frontier("r1")] == []
+    assert await cluster.store.resume_waiting("r1", "ask@", 9, "reject") is True
+    assert [e.akey for e in await cluster.store.frontier("r1")] == ["ask@"]
+    await cluster.worker.handle(Job("r1", "ask", ()))  # what the reconciler re-enqueues
+    await cluster.drain()
+    result = await cluster.result("r1")
+    assert result.status == "completed" and result.context["_outputs.no"] == 10
+    local = await in_process(make_registry(), APPROVAL, [(None, 9, "reject")])
+    assert comparable(result) == comparable(local)
