@@ -46,12 +46,14 @@ from flowcraft_core.reserved import (
 )
 from flowcraft_core.results import ErrorRecord, RunStatus, WorkflowResult
 from flowcraft_core.runtime import FlowRuntime
+from flowcraft_core.runtime.executor import RetryLater
 from flowcraft_core.runtime.plan import get_plan
 from flowcraft_core.versioning import blueprint_pin
 
 from .connection import ConnectionLike, RedisConnector, check_eviction_policy
 from .queue import DEFAULT_ATTEMPTS, DEFAULT_RETENTION, BullMQJobQueue
 from .reconciler import RECONCILE_JOB_NAME, process_tick, reconcile_run
+from .retries import NodeAttemptFailed, QueueRetryOptions, check_retry_mode, queue_attempt
 from .store import RedisCoordinationStore
 
 logger = logging.getLogger("flowcraft_bullmq.adapter")
@@ -204,6 +206,7 @@ class BullMQAdapter:
         middleware: Sequence[Any] = (),
         evaluator: Evaluator | None = None,
         webhook_registrar: Any = None,
+        retry_mode: str = "in_process",
         state_ttl_s: int = 86_400,
         lock_duration_s: float = 10,
         stalled_interval_s: float = 5,
@@ -229,6 +232,7 @@ class BullMQAdapter:
         self.lock_duration_s = lock_duration_s
         self.stalled_interval_s = stalled_interval_s
         self.max_stalled_count = max_stalled_count
+        self.retry_mode = check_retry_mode(retry_mode)  # "queue": BullMQ retries (retries.py)
         self.job_options: dict[str, Any] = {
             **(job_retention if job_retention is not None else DEFAULT_RETENTION),
             **DEFAULT_ATTEMPTS,
@@ -297,7 +301,11 @@ class BullMQAdapter:
                     "defaultJobOptions": self.job_options,
                 },
             )
-            self._job_queue = BullMQJobQueue(self._queue, job_options=self.job_options)
+            self._job_queue = BullMQJobQueue(
+                self._queue,
+                job_options=self.job_options,
+                retry_options=QueueRetryOptions(self) if self.retry_mode == "queue" else None,
+            )
             self._client_worker = DistributedWorker(
                 store=self._store, queue=self._job_queue, **self._client_worker_args
             )
@@ -409,10 +417,13 @@ class BullMQAdapter:
         except (KeyError, TypeError, ValueError) as exc:
             logger.error("job %s has malformed data %r: %s", job.id, job.data, exc)
             raise UnrecoverableError(f"malformed flowcraft job data: {exc}") from exc
+        attempt = queue_attempt(job, data) if self.retry_mode == "queue" else None
         try:
-            await self._watched(data)
+            await self._watched(data, attempt)
         except RunNotFoundError:
             logger.warning("job %s: run %r not found (expired?): acknowledged", job.id, data.run_id)
+        except RetryLater as retry:  # retry_mode="queue": BullMQ runs the next attempt
+            raise NodeAttemptFailed(str(retry)) from retry.error
         except Exception as exc:
             attempts = int((job.opts or {}).get("attempts") or 1)
             final = int(job.attemptsMade or 0) + 1 >= attempts
@@ -428,11 +439,11 @@ class BullMQAdapter:
                 await self._fail_run(data, exc)
             raise
 
-    async def _watched(self, job: Job) -> None:
+    async def _watched(self, job: Job, attempt: int | None = None) -> None:
         """Handle a job; while it runs, check the run every lock_duration/2 and cancel the
         node once the run is cancelled or finished (SPEC 9.8). Short jobs cost nothing extra."""
         assert self._worker is not None and self._store is not None
-        task = asyncio.ensure_future(self._worker.handle(job))
+        task = asyncio.ensure_future(self._worker.handle(job, attempt=attempt))
         interval = self.lock_duration_s / 2
         try:
             while True:
@@ -470,6 +481,8 @@ class BullMQAdapter:
         )
 
     def _on_failed(self, job: Any, error: BaseException) -> None:
+        if isinstance(error, NodeAttemptFailed):  # a node attempt BullMQ retries (logged)
+            return
         logger.error("job %s failed: %s: %s", job.id, type(error).__name__, error)
         if isinstance(error, UnrecoverableError) and "stalled" in str(error):
             # BullMQ gave up on a job whose workers kept dying: the activation is lost.

@@ -8,7 +8,7 @@ jobs with all-digit custom ids).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
 
 from flowcraft_core.distributed import Job
@@ -35,15 +35,24 @@ DEFAULT_ATTEMPTS: Final[Mapping[str, Any]] = {
 class BullMQJobQueue:
     """`add_bulk` onto a `bullmq.Queue` in one pipeline."""
 
-    def __init__(self, queue: Any, *, job_options: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        queue: Any,
+        *,
+        job_options: Mapping[str, Any] | None = None,
+        retry_options: Callable[[Sequence[Job]], Awaitable[list[dict[str, Any] | None]]]
+        | None = None,
+    ) -> None:
         self.queue = queue
         self.job_options: dict[str, Any] = dict(
             job_options if job_options is not None else {**DEFAULT_RETENTION, **DEFAULT_ATTEMPTS}
         )
+        #: retry_mode="queue": per-job `attempts` and `backoff` (retries.QueueRetryOptions).
+        self.retry_options = retry_options
 
-    def entry(self, job: Job) -> dict[str, Any]:
+    def entry(self, job: Job, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """One `addBulk` entry; a job with `delay_ms` (a sleep's wake) is a delayed job."""
-        opts = {**self.job_options, "jobId": job.job_id}
+        opts = {**self.job_options, **(extra or {}), "jobId": job.job_id}
         if job.delay_ms > 0:
             opts["delay"] = int(job.delay_ms)
         return {"name": JOB_NAME, "data": job.to_data(), "opts": opts}
@@ -51,7 +60,13 @@ class BullMQJobQueue:
     async def add_bulk(self, jobs: Sequence[Job]) -> None:
         if not jobs:
             return
-        await self.queue.addBulk([self.entry(job) for job in jobs])
+        if self.retry_options is None:
+            await self.queue.addBulk([self.entry(job) for job in jobs])
+            return
+        extras = await self.retry_options(jobs)
+        await self.queue.addBulk(
+            [self.entry(job, extra) for job, extra in zip(jobs, extras, strict=True)]
+        )
 
 
 __all__ = ["DEFAULT_ATTEMPTS", "DEFAULT_RETENTION", "JOB_NAME", "BullMQJobQueue"]

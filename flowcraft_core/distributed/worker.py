@@ -28,7 +28,7 @@ from ..results import ErrorRecord
 from ..runtime.activation import ActivationRunner
 from ..runtime.executor import FAILED as OUT_FAILED
 from ..runtime.executor import SUCCEEDED as OUT_SUCCEEDED
-from ..runtime.executor import Executor, Implementation, Outcome
+from ..runtime.executor import Executor, Implementation, Outcome, RetryLater
 from ..runtime.plan import ExecutionPlan, NodePlan, get_plan
 from ..runtime.routing import ContextReader, resolve_inputs, route
 from ..runtime.runtime import FlowRuntime
@@ -97,6 +97,8 @@ class _JobHost(ActivationRunner):
         self.store = store
         self.data = data
         self.values = data
+        #: retry_mode="queue": the attempt this job runs (SPEC 9.5); None retries in-process.
+        self.queue_attempt: int | None = None
         self.events: list[FlowEvent] | None = [] if runtime._emitter is not None else None
         self.executor = Executor(
             store=store,
@@ -157,7 +159,9 @@ class DistributedWorker:
         self._known_plans: OrderedDict[str, ExecutionPlan] = OrderedDict()
 
     # ----------------------------------------------------------------- one job
-    async def handle(self, job: Job) -> None:
+    async def handle(self, job: Job, *, attempt: int | None = None) -> None:
+        """Run one job. `attempt` (retry_mode="queue", SPEC 9.5): the node attempt this job
+        runs; a retryable failure before the last one raises RetryLater (the queue retries)."""
         run_id = job.run_id
         key = akey(job.node_id, job.iteration)
         known = self._known_plans.get(run_id)
@@ -182,6 +186,7 @@ class DistributedWorker:
         node = plan.nodes[plan.by_id[job.node_id]]
         delivered = transitions.delivered_value(plan, node, loaded.join, loaded.fired)
         host = self._host(plan, run_id, loaded.values)
+        host.queue_attempt = attempt
         if (
             node.is_header
             and job.iteration
@@ -191,9 +196,13 @@ class DistributedWorker:
             error = LoopLimitError(node.id, limit, kind="max_loop_iterations")
             transition = self._failure(host, plan, node, job.iteration, error, 0, None, delivered)
         else:
-            transition = await self._execute(
-                host, plan, node, job.iteration, delivered, loaded.join
-            )
+            try:
+                transition = await self._execute(
+                    host, plan, node, job.iteration, delivered, loaded.join
+                )
+            except RetryLater:
+                await host.flush()  # node:retry; the queue runs the next attempt
+                raise
         applied = await self.store.complete(run_id, transition)
         applied = await durable.after_complete(
             self, host, plan, node, job.iteration, transition, applied
@@ -256,11 +265,14 @@ class DistributedWorker:
             value = delivered[1]
         if delivered[0]:
             data[INPUTS_PREFIX + node.id] = delivered[1]
-        host.node_started(node.id, iteration, value)
+        if (host.queue_attempt or 1) == 1:  # node:start once per activation
+            host.node_started(node.id, iteration, value)
         parked = durable.sleeping(node, iteration, value, delivered)
         if parked is not None:  # a durable sleep holds no worker (SPEC 9.7)
             return parked
         spec = host.attempt_spec(node, iteration, value)
+        if host.queue_attempt is not None:  # this job is attempt k; the queue retries
+            spec.first_attempt, spec.defer_retries = host.queue_attempt, True
         started = time.perf_counter()
         if node.uses in _NOT_DISTRIBUTED:
             error = BlueprintError(

@@ -163,7 +163,9 @@ class ActivationRunner:
 
         `runner(first_ctx)` runs the activation itself (a node, or a batch item).
         """
-        ctx = self.executor.make_context(spec, 1, WriteBuffer(spec.node_id), CancellationToken())
+        ctx = self.executor.make_context(
+            spec, spec.first_attempt, WriteBuffer(spec.node_id), CancellationToken()
+        )
         box: list[Outcome] = []
         reset = _ACTIVE.set((runner, box))
         try:

@@ -78,6 +78,18 @@ class AttemptCancelled(Exception):
     """Internal: the run was cancelled during this activation."""
 
 
+class RetryLater(BaseException):  # a signal, not an error: node code and middleware let it by
+    """Raised instead of waiting for the next attempt when retries are deferred to the queue
+    (`AttemptSpec.defer_retries`, distributed `retry_mode="queue"`, SPEC 9.5): the job fails
+    and the queue runs attempt `attempt + 1` after `delay_ms`. `node:retry` was emitted."""
+
+    def __init__(self, error: BaseException, attempt: int, delay_ms: float) -> None:
+        super().__init__(f"attempt {attempt} failed ({type(error).__name__}: {error})")
+        self.error = error
+        self.attempt = attempt
+        self.delay_ms = delay_ms
+
+
 @dataclass(slots=True, frozen=True)
 class Implementation:
     """An implementation classified once: class node, async function or blocking function."""
@@ -166,6 +178,10 @@ class AttemptSpec:
     retry_delay_ms: float
     exponential: bool
     timeout_ms: float | None
+    #: The attempt to start with (a queue retry runs attempt k in its k-th job).
+    first_attempt: int = 1
+    #: Raise RetryLater instead of waiting for the next attempt (the queue retries).
+    defer_retries: bool = False
 
 
 class Executor:
@@ -254,8 +270,9 @@ class Executor:
         """Up to `max_attempts` calls of `run_attempt`, each with its own buffer and signal."""
         last: BaseException | None = None
         attempt = 0
-        for attempt in range(1, spec.max_attempts + 1):
-            if attempt == 1 and first_ctx is not None:
+        first = max(1, min(spec.first_attempt, spec.max_attempts))
+        for attempt in range(first, spec.max_attempts + 1):
+            if attempt == first and first_ctx is not None:
                 ctx = first_ctx
                 buffer = ctx.context.buffer
                 signal = ctx.signal
@@ -306,6 +323,8 @@ class Executor:
                             error=exc,
                         )
                     )
+                if spec.defer_retries:
+                    raise RetryLater(exc, attempt, delay) from exc
                 if delay > 0:
                     await asyncio.sleep(delay / 1000.0)
             finally:
@@ -353,7 +372,7 @@ class Executor:
         def attempt(actx: NodeContext) -> Awaitable[Any]:
             return invoke_method(instance.exec, prep_result, actx)
 
-        first = self.make_context(spec, 1, fresh(), CancellationToken())
+        first = self.make_context(spec, spec.first_attempt, fresh(), CancellationToken())
         outcome = await self.attempts(spec, attempt, fresh_buffer=fresh, first_ctx=first)
         final_ctx = first
         if outcome.kind == FAILED:
@@ -461,6 +480,7 @@ __all__ = [
     "Executor",
     "Implementation",
     "Outcome",
+    "RetryLater",
     "Waiting",
     "allows_fallback",
     "normalize_result",

@@ -49,12 +49,16 @@ async def adapter(
     blueprints: Iterable[Any] | Mapping[str, Any],
     *,
     consume: bool = True,
+    registry: Mapping[str, Any] | None = None,
     **options: Any,
 ) -> AsyncIterator[BullMQAdapter]:
-    """A BullMQAdapter with the parity registry; consuming in this process unless told not."""
+    """A BullMQAdapter (by default with the parity registry when it consumes); consuming in
+    this process unless told not to."""
+    if registry is None and consume:
+        registry = make_registry()
     instance = BullMQAdapter(
         connection=redis_url,
-        registry=make_registry() if consume else None,
+        registry=registry,
         blueprints=blueprints,
         prefix=prefix,
         **options,
