@@ -25,7 +25,7 @@ from flowcraft_bullmq import (
 from flowcraft_core import FlowRuntime
 from flowcraft_core.cli import main
 from flowcraft_core.distributed import Job
-from flowcraft_core.distributed.protocol import WAKE
+from flowcraft_core.distributed.protocol import RESUME, WAKE
 
 CHAIN, _ = CASES["chain"]
 IF_ELSE, IF_ELSE_CONTEXT = CASES["if_else_join"]
@@ -230,6 +230,26 @@ async def test_a_lost_wake_job_is_added_again_once_the_sleep_is_over(
         assert await reconciler.run() == ReconcileStats(1, 1, 1, 0)
         result = await a.wait_for_result(run_id, timeout_s=10)
     assert comparable(result, IGNORED) == await _in_process(SLEEPY, None)
+
+
+async def test_a_resume_whose_job_was_lost_is_completed_by_reconcile(
+    redis_url: str, prefix: str, client: Redis
+) -> None:
+    """The claim records the resume, so the claimed wait stays owed until it completes: a
+    client that died between its claim and its `-~resume0` job loses nothing."""
+    async with adapter(redis_url, prefix, blueprints=[APPROVAL], registry=make_registry()) as w:
+        await w.start_run("approval", run_id="asked")
+        assert (await w.wait_for_result("asked", timeout_s=10)).status == "awaiting"
+    async with adapter(redis_url, prefix, blueprints=[APPROVAL], consume=False) as a:
+        assert await a.resume_with_action("asked", "approve", 7) == "resumed"
+        assert await _bull(a).remove(Job("asked", "ask", (), kind=RESUME).job_id) == 1
+        await age(client, prefix, "asked")
+        reconciler = create_reconciler(adapter=a, redis=client, stalled_threshold_s=60)
+        assert await reconciler.run() == ReconcileStats(1, 1, 1, 0)
+    async with adapter(redis_url, prefix, blueprints=[APPROVAL], registry=make_registry()) as w:
+        result = await w.wait_for_result("asked", timeout_s=10)
+    assert result.status == "completed"
+    assert (result.context["_outputs.ask"], result.context["_outputs.yes"]) == (7, 8)
 
 
 async def _has_state(a: BullMQAdapter, job_id: str, state: str) -> bool:
