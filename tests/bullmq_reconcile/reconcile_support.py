@@ -111,9 +111,9 @@ def lose_follow_ups_once(a: BullMQAdapter, when: Callable[[Applied], bool]) -> _
     worker.store = dying
     handle = worker.handle
 
-    async def handle_or_die(job: Job) -> None:
+    async def handle_or_die(job: Job, **options: Any) -> None:
         try:
-            await handle(job)
+            await handle(job, **options)
         except Crash:
             pass
 

@@ -263,9 +263,9 @@ def _cluster(store: Any, blueprint: dict[str, Any]) -> LocalCluster:
     cluster.worker.store = store
     handle = cluster.worker.handle
 
-    async def dying_worker(job: Job) -> None:
+    async def dying_worker(job: Job, **options: Any) -> None:
         try:
-            await handle(job)
+            await handle(job, **options)
         except _Crash:
             pass  # the job is gone with the worker
 

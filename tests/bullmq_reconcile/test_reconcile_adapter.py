@@ -125,11 +125,11 @@ async def test_a_finished_job_record_is_removed_and_its_activation_enqueued_agai
         handle = a._worker.handle
         dropped: list[str] = []
 
-        async def drop_b_once(job: Job) -> None:
+        async def drop_b_once(job: Job, **options: Any) -> None:
             if job.node_id == "b" and not dropped:
                 dropped.append(job.job_id)
                 return
-            await handle(job)
+            await handle(job, **options)
 
         a._worker.handle = drop_b_once  # type: ignore[method-assign]
         run_id = await a.start_run("chain")
