@@ -443,7 +443,12 @@ class BullMQAdapter:
         """Handle a job; while it runs, check the run every lock_duration/2 and cancel the
         node once the run is cancelled or finished (SPEC 9.8). Short jobs cost nothing extra."""
         assert self._worker is not None and self._store is not None
-        task = asyncio.ensure_future(self._worker.handle(job, attempt=attempt))
+        handling = (
+            self._worker.handle(job)
+            if attempt is None
+            else self._worker.handle(job, attempt=attempt)  # retry_mode="queue"
+        )
+        task = asyncio.ensure_future(handling)
         interval = self.lock_duration_s / 2
         try:
             while True:
