@@ -8,6 +8,7 @@ result.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from importlib import resources
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from distributed.test_memory_parity import CASES, comparable, make_registry
 from redis.asyncio import Redis
 
 from flowcraft_bullmq import RedisCoordinationStore
+from flowcraft_bullmq.keys import FIXED
 from flowcraft_core import FlowRuntime
 from flowcraft_core.distributed import LocalCluster
 from flowcraft_core.distributed.frontier import (
@@ -318,3 +320,10 @@ async def test_a_crash_after_any_complete_leaves_the_frontier_to_heal_from(
             local, frozenset({"_executionId"})
         ), at
         assert await store.frontier(run_id) == []
+
+
+def test_the_scripts_count_the_fixed_keys_keys_py_defines() -> None:
+    """Join keys follow the fixed keys in KEYS: lib.lua's count must be keys.FIXED's."""
+    lib = resources.files("flowcraft_bullmq").joinpath("lua", "lib.lua").read_text("utf-8")
+    assert f"local FIXED_KEYS = {len(FIXED)}\n" in lib
+    assert FIXED[-1] == "frontier"
