@@ -27,7 +27,7 @@ import redis.asyncio as redis
 from bullmq import Queue, UnrecoverableError, Worker
 
 from flowcraft_core.blueprint import Blueprint
-from flowcraft_core.distributed import CoordinationStore, DistributedWorker, Job, akey
+from flowcraft_core.distributed import CoordinationStore, DistributedWorker, Job, akey, transitions
 from flowcraft_core.distributed.protocol import FINISHED_STATUSES, Applied, Followup, Loaded
 from flowcraft_core.distributed.protocol import Transition as _Transition
 from flowcraft_core.distributed.worker import error_json
@@ -137,9 +137,15 @@ class _FinishHook:
         pin: str,
         context: Mapping[str, Any],
         entries: Sequence[Followup],
+        counters: Sequence[str] = (),
     ) -> None:
         await self.store.create_run(
-            run_id, blueprint_id=blueprint_id, pin=pin, context=context, entries=entries
+            run_id,
+            blueprint_id=blueprint_id,
+            pin=pin,
+            context=context,
+            entries=entries,
+            counters=counters,
         )
 
     async def load(self, run_id: str, akey: str, keys: Sequence[str] | None) -> Loaded:
@@ -538,14 +544,15 @@ class BullMQAdapter:
             if existing is not None:
                 return existing
         data[EXECUTION_ID] = run_id
-        entries = []
-        for index in plan.entries:
-            node = plan.nodes[index]
-            iteration = (0,) * len(node.loops)
-            entries.append(Followup(akey(node.id, iteration), node.id, iteration))
+        entries, counters = transitions.entries(plan)
         try:
             await store.create_run(
-                run_id, blueprint_id=bp.id, pin=blueprint_pin(bp), context=data, entries=entries
+                run_id,
+                blueprint_id=bp.id,
+                pin=blueprint_pin(bp),
+                context=data,
+                entries=entries,
+                counters=counters,
             )
         except BaseException:
             if idem is not None:

@@ -81,9 +81,11 @@ class RedisCoordinationStore:
         pin: str,
         context: Mapping[str, Any],
         entries: Sequence[Followup],
+        counters: Sequence[str] = (),
     ) -> None:
         keys = self.keys(run_id)
         args: list[Any] = [blueprint_id, pin, len(entries), self.state_ttl_s, keys.join_prefix]
+        args += [len(counters), *counters]
         for entry in entries:
             args += (entry.akey, codec.pack_ready(entry))
         for key, value in context.items():

@@ -6,7 +6,9 @@ ARGV[2]      version pin (meta field blueprintVersion)
 ARGV[3]      number of entry activations (the initial inFlight)
 ARGV[4]      state TTL in seconds, for a run with no entries (0 = keep)
 ARGV[5]      join key prefix (keys.RunKeys.join_prefix)
-ARGV[6..]    the frontier of the entry activations, ARGV[3] pairs: akey, frontier JSON
+ARGV[6]      number N of loop counters the entries open (an entry may be a loop header)
+ARGV[7..6+N] those counters (fields of the live hash, KEYS[8])
+then         the frontier of the entry activations, ARGV[3] pairs: akey, frontier JSON
              (["r", followup], keys.py), ...; then the context: key, JSON value, ...
 
 Returns 1. Error EXISTS if the run exists. A run with no entries is completed at once.
@@ -23,8 +25,13 @@ local now = now_s()
 local entries = tonumber(ARGV[3])
 redis.call('HSET', meta, 'blueprintId', ARGV[1], 'blueprintVersion', ARGV[2], 'status', 'running',
   'createdAt', now, 'progressAt', now, 'inFlight', entries)
-local first_value = 6 + 2 * entries
-for i = 6, first_value - 1, 2 do
+local ncounters = tonumber(ARGV[6])
+for i = 7, 6 + ncounters do
+  redis.call('HINCRBY', KEYS[8], ARGV[i], 1)
+end
+local first_entry = 7 + ncounters
+local first_value = first_entry + 2 * entries
+for i = first_entry, first_value - 1, 2 do
   redis.call('HSET', KEYS[12], ARGV[i], ARGV[i + 1])
 end
 for i = first_value, #ARGV, 2 do

@@ -18,8 +18,9 @@ from ..reserved import AWAITING_DETAILS, AWAITING_NODE_IDS, EXECUTION_ID
 from ..results import ErrorRecord, RunStatus, WorkflowResult
 from ..runtime.plan import get_plan
 from ..versioning import blueprint_pin
+from . import transitions
 from .memory import InMemoryCoordinationStore, InMemoryJobQueue
-from .protocol import Followup, Job, akey
+from .protocol import Job
 from .worker import DistributedWorker
 
 
@@ -68,13 +69,14 @@ class LocalCluster:
         plan = get_plan(bp, self.runtime.evaluator)
         self.runtime.implementations(plan)
         data[EXECUTION_ID] = run_id
-        entries = []
-        for index in plan.entries:
-            node = plan.nodes[index]
-            iteration = (0,) * len(node.loops)
-            entries.append(Followup(akey(node.id, iteration), node.id, iteration))
+        entries, counters = transitions.entries(plan)
         await self.store.create_run(
-            run_id, blueprint_id=bp.id, pin=blueprint_pin(bp), context=data, entries=entries
+            run_id,
+            blueprint_id=bp.id,
+            pin=blueprint_pin(bp),
+            context=data,
+            entries=entries,
+            counters=counters,
         )
         emitter = self.runtime._emitter
         if emitter is not None:

@@ -91,6 +91,7 @@ class InMemoryCoordinationStore:
         pin: str,
         context: Mapping[str, Any],
         entries: Sequence[Followup],
+        counters: Sequence[str] = (),
     ) -> None:
         if run_id in self.runs:
             raise ValueError(f"run {run_id!r} already exists")
@@ -98,6 +99,7 @@ class InMemoryCoordinationStore:
         run.in_flight = len(entries)
         run.progress_at = time.time()
         run.frontier = {e.akey: ready_entry(e) for e in entries}
+        self._open(run, counters)
         self.runs[run_id] = run
         if not entries:
             run.status = "completed"

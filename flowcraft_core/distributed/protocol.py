@@ -208,6 +208,7 @@ class CoordinationStore(Protocol):
         pin: str,
         context: Mapping[str, Any],
         entries: Sequence[Followup],
+        counters: Sequence[str] = (),
     ) -> None: ...
 
     async def load(self, run_id: str, akey: str, keys: Sequence[str] | None) -> Loaded: ...

@@ -22,6 +22,7 @@ from .protocol import (
     SUCCEEDED,
     WAITING,
     Close,
+    Followup,
     NextIteration,
     Resolution,
     Transition,
@@ -44,6 +45,19 @@ def closes(plan: ExecutionPlan, node: NodePlan, iteration: tuple[int, ...]) -> l
         header = plan.nodes[node.loops[depth]]
         out.append(Close(akey(header.id, iteration[: depth + 1]), header.id, iteration[:depth]))
     return out
+
+
+def entries(plan: ExecutionPlan) -> tuple[list[Followup], list[str]]:
+    """A new run's entry activations, and the loop counters they open (an entry may be a
+    loop header: its iteration counts as live from the start, as in RunState.seed)."""
+    followups: list[Followup] = []
+    opened: list[str] = []
+    for index in plan.entries:
+        node = plan.nodes[index]
+        iteration = (0,) * len(node.loops)
+        followups.append(Followup(akey(node.id, iteration), node.id, iteration))
+        opened += counters(plan, node, iteration)
+    return followups, opened
 
 
 def _dead_preds(plan: ExecutionPlan, node: NodePlan) -> tuple[str, ...]:
@@ -255,6 +269,7 @@ __all__ = [
     "closes",
     "counters",
     "delivered_value",
+    "entries",
     "loop_end",
     "skipped",
     "sleeping",

@@ -209,6 +209,16 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {
         },
         None,
     ),
+    "entry_loop_header": (
+        # The loop header is an entry node: its iteration is live from the start.
+        {
+            "id": "entryloop",
+            "metadata": {"cycleEntryPoints": ["A"]},
+            "nodes": [n("A", "count"), n("B", "inc")],
+            "edges": [e("A", "B"), e("B", "A", condition="count < 3")],
+        },
+        None,
+    ),
     "loop_guard": (
         {
             "id": "guard",
