@@ -40,11 +40,9 @@ from flowcraft_core.expressions import Evaluator
 from flowcraft_core.ids import new_run_id, validate_run_id
 from flowcraft_core.registry import as_registry
 from flowcraft_core.reserved import (
-    AWAITING_DETAILS,
-    AWAITING_NODE_IDS,
     EXECUTION_ID,
 )
-from flowcraft_core.results import ErrorRecord, RunStatus, WorkflowResult
+from flowcraft_core.results import RunStatus, WorkflowResult
 from flowcraft_core.runtime import FlowRuntime
 from flowcraft_core.runtime.executor import RetryLater
 from flowcraft_core.runtime.plan import get_plan
@@ -605,46 +603,9 @@ class BullMQAdapter:
 
     async def get_result(self, run_id: str) -> WorkflowResult | None:
         """The run's result, or None while it is `running`."""
-        store, client_worker, _ = await self._ready()
-        status, context, errors, waiting = await store.result(run_id)
-        if status == RunStatus.RUNNING:
-            return None
-        if status == RunStatus.AWAITING:
-            ids, details = await self._awaiting(store, client_worker, run_id, waiting)
-            context[AWAITING_NODE_IDS] = ids
-            context[AWAITING_DETAILS] = details
-        runtime = client_worker.runtime
-        return WorkflowResult(
-            run_id=run_id,
-            status=RunStatus(status),
-            context=context,
-            serialized_context=runtime.serializer.serialize(context),
-            errors=[ErrorRecord.from_json(e) for e in errors],
-        )
-
-    @staticmethod
-    async def _awaiting(
-        store: _FinishHook,
-        client_worker: DistributedWorker,
-        run_id: str,
-        waiting: Mapping[str, Any],
-    ) -> tuple[list[str], dict[str, Any]]:
-        """Waiting node ids and details in blueprint order (as the in-process engine lists)."""
-        runtime = client_worker.runtime
-        bp = runtime.blueprints.get((await store.load(run_id, "", ())).blueprint_id)
-        order = get_plan(bp, runtime.evaluator).by_id if bp is not None else {}
-        ordered = sorted(
-            waiting.items(),
-            key=lambda kv: (order.get(kv[0].split("@", 1)[0], len(order)), kv[0]),
-        )
-        ids: list[str] = []
-        details: dict[str, Any] = {}
-        for key, value in ordered:
-            node_id = key.split("@", 1)[0]
-            if node_id not in details:
-                ids.append(node_id)
-                details[node_id] = value
-        return ids, details
+        _, client_worker, _ = await self._ready()
+        result = await client_worker.result(run_id)
+        return None if result.status == RunStatus.RUNNING else result
 
     async def wait_for_result(
         self, run_id: str, *, timeout_s: float | None = None

@@ -14,8 +14,8 @@ from ..blueprint.model import Blueprint
 from ..events import WorkflowStart
 from ..expressions import Evaluator
 from ..ids import new_run_id, validate_run_id
-from ..reserved import AWAITING_DETAILS, AWAITING_NODE_IDS, EXECUTION_ID
-from ..results import ErrorRecord, RunStatus, WorkflowResult
+from ..reserved import EXECUTION_ID
+from ..results import WorkflowResult
 from ..runtime.plan import get_plan
 from ..versioning import blueprint_pin
 from . import transitions
@@ -110,29 +110,7 @@ class LocalCluster:
         await asyncio.gather(*(consume() for _ in range(self.workers)))
 
     async def result(self, run_id: str) -> WorkflowResult:
-        status, context, errors, waiting = await self.store.result(run_id)
-        if status == "awaiting":
-            bp = self.runtime.blueprints[(await self.store.load(run_id, "", ())).blueprint_id]
-            plan = get_plan(bp, self.runtime.evaluator)
-            ordered = sorted(
-                waiting.items(), key=lambda kv: (plan.by_id[kv[0].split("@")[0]], kv[0])
-            )
-            ids: list[str] = []
-            details: dict[str, Any] = {}
-            for key, value in ordered:
-                node_id = key.split("@", 1)[0]
-                if node_id not in details:
-                    ids.append(node_id)
-                    details[node_id] = value
-            context[AWAITING_NODE_IDS] = ids
-            context[AWAITING_DETAILS] = details
-        return WorkflowResult(
-            run_id=run_id,
-            status=RunStatus(status) if status != "running" else RunStatus.RUNNING,
-            context=context,
-            serialized_context=self.runtime.serializer.serialize(context),
-            errors=[ErrorRecord.from_json(e) for e in errors],
-        )
+        return await self.worker.result(run_id)
 
     async def run(
         self,

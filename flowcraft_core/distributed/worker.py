@@ -23,8 +23,15 @@ from ..errors import (
 )
 from ..events import FlowEvent, NodeAwaiting, NodeSkipped
 from ..expressions import Evaluator
-from ..reserved import BATCH_GATHER, BATCH_SCATTER, INPUTS_PREFIX, SUBFLOW
-from ..results import ErrorRecord
+from ..reserved import (
+    AWAITING_DETAILS,
+    AWAITING_NODE_IDS,
+    BATCH_GATHER,
+    BATCH_SCATTER,
+    INPUTS_PREFIX,
+    SUBFLOW,
+)
+from ..results import ErrorRecord, RunStatus, WorkflowResult
 from ..runtime.activation import ActivationRunner
 from ..runtime.executor import FAILED as OUT_FAILED
 from ..runtime.executor import SUCCEEDED as OUT_SUCCEEDED
@@ -410,6 +417,34 @@ class DistributedWorker:
         """Resume a waiting activation with `NodeResult(output, action)` through a resume job:
         `"resumed"`, or `"buffered"` when none matches yet (SPEC 9.7; `durable.resume`)."""
         return await durable.resume(self, run_id, node_id=node_id, output=output, action=action)
+
+    async def result(self, run_id: str) -> WorkflowResult:
+        """The run's result shaped as the in-process runtime shapes it: awaiting node ids and
+        details in blueprint order (RunNotFoundError for an unknown run)."""
+        status, context, errors, waiting = await self.store.result(run_id)
+        if status == RunStatus.AWAITING:
+            bp = await self._blueprint_of(run_id)
+            order = get_plan(bp, self.runtime.evaluator).by_id if bp is not None else {}
+            ordered = sorted(
+                waiting.items(),
+                key=lambda kv: (order.get(kv[0].split("@", 1)[0], len(order)), kv[0]),
+            )
+            ids: list[str] = []
+            details: dict[str, Any] = {}
+            for key, value in ordered:
+                node_id = key.split("@", 1)[0]
+                if node_id not in details:
+                    ids.append(node_id)
+                    details[node_id] = value
+            context[AWAITING_NODE_IDS] = ids
+            context[AWAITING_DETAILS] = details
+        return WorkflowResult(
+            run_id=run_id,
+            status=RunStatus(status),
+            context=context,
+            serialized_context=self.runtime.serializer.serialize(context),
+            errors=[ErrorRecord.from_json(e) for e in errors],
+        )
 
     async def _blueprint_of(self, run_id: str) -> Blueprint | None:
         loaded = await self.store.load(run_id, "", ())
