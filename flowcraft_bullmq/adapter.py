@@ -28,8 +28,7 @@ from bullmq import Queue, UnrecoverableError, Worker
 
 from flowcraft_core.blueprint import Blueprint
 from flowcraft_core.distributed import CoordinationStore, DistributedWorker, Job, akey, transitions
-from flowcraft_core.distributed.protocol import FINISHED_STATUSES, Applied, Followup, Loaded
-from flowcraft_core.distributed.protocol import Transition as _Transition
+from flowcraft_core.distributed.protocol import FINISHED_STATUSES
 from flowcraft_core.distributed.worker import error_json
 from flowcraft_core.errors import (
     RunNotFoundError,
@@ -49,6 +48,7 @@ from flowcraft_core.runtime.plan import get_plan
 from flowcraft_core.versioning import blueprint_pin
 
 from .connection import ConnectionLike, RedisConnector, check_eviction_policy
+from .idempotency import FinishHook, idempotency_redis_key, run_idempotency_key
 from .queue import DEFAULT_ATTEMPTS, DEFAULT_RETENTION, BullMQJobQueue
 from .reconciler import RECONCILE_JOB_NAME, process_tick, reconcile_run
 from .retries import NodeAttemptFailed, QueueRetryOptions, check_retry_mode, queue_attempt
@@ -60,16 +60,6 @@ logger = logging.getLogger("flowcraft_bullmq.adapter")
 _POLL_FIRST: Final = 0.005
 _POLL_MAX: Final = 0.2
 _POLL_FACTOR: Final = 1.5
-
-
-def idempotency_redis_key(prefix: str, key: str) -> str:
-    """`P:idem:<key>` -> run id (SPEC 9.6)."""
-    return f"{prefix}:idem:{key}"
-
-
-def run_idempotency_key(prefix: str, run_id: str) -> str:
-    """`P:{R}:idem` -> the run's idempotency key name, so its TTL can follow the run's."""
-    return f"{prefix}:{{{run_id}}}:idem"
 
 
 class _ClientRegistry(Mapping[str, Any]):
@@ -95,102 +85,6 @@ class _ClientRegistry(Mapping[str, Any]):
 
 async def _not_here(ctx: Any) -> None:
     raise RuntimeError("node implementations are not loaded in this (client) process")
-
-
-class _FinishHook:
-    """The coordination store, plus: when a run finishes, its idempotency key gets the run's TTL.
-
-    The idempotency key lives outside the run's hash slot, so the store's final script cannot
-    expire it; this runs right after (SPEC 9.6). One GET per finished run.
-    """
-
-    def __init__(
-        self, store: CoordinationStore, client: redis.Redis, prefix: str, ttl_s: int
-    ) -> None:
-        self.store = store
-        self.client = client
-        self.prefix = prefix
-        self.ttl_s = ttl_s
-
-    async def finished(self, run_id: str) -> None:
-        if self.ttl_s <= 0:
-            return
-        try:
-            reverse = run_idempotency_key(self.prefix, run_id)
-            key = await self.client.get(reverse)
-            if key is None:
-                return
-            async with self.client.pipeline(transaction=False) as pipe:
-                pipe.expire(str(key), self.ttl_s)
-                pipe.expire(reverse, self.ttl_s)
-                await pipe.execute()
-        except Exception:  # the run is done either way; a leaked key is only a leak
-            logger.warning("could not set the TTL of run %s's idempotency key", run_id)
-
-    async def create_run(
-        self,
-        run_id: str,
-        *,
-        blueprint_id: str,
-        pin: str,
-        context: Mapping[str, Any],
-        entries: Sequence[Followup],
-        counters: Sequence[str] = (),
-    ) -> None:
-        await self.store.create_run(
-            run_id,
-            blueprint_id=blueprint_id,
-            pin=pin,
-            context=context,
-            entries=entries,
-            counters=counters,
-        )
-
-    async def load(self, run_id: str, akey: str, keys: Sequence[str] | None) -> Loaded:
-        return await self.store.load(run_id, akey, keys)
-
-    async def complete(self, run_id: str, transition: _Transition) -> Applied:
-        applied = await self.store.complete(run_id, transition)
-        if applied.finished is not None and not applied.replay and not applied.ignored:
-            await self.finished(run_id)
-        return applied
-
-    async def get(self, run_id: str, key: str) -> Any:
-        return await self.store.get(run_id, key)
-
-    async def snapshot(self, run_id: str) -> dict[str, Any]:
-        return await self.store.snapshot(run_id)
-
-    async def commit(self, run_id: str, ops: Sequence[tuple[str, Any, bool]]) -> None:
-        await self.store.commit(run_id, ops)
-
-    async def status(self, run_id: str) -> str:
-        return await self.store.status(run_id)
-
-    async def result(
-        self, run_id: str
-    ) -> tuple[str, dict[str, Any], list[dict[str, Any]], dict[str, dict[str, Any]]]:
-        return await self.store.result(run_id)
-
-    async def resume_waiting(
-        self, run_id: str, akey: str, output: Any = None, action: str | None = None
-    ) -> bool:
-        return await self.store.resume_waiting(run_id, akey, output, action)
-
-    async def buffer_resume(
-        self, run_id: str, node_id: str | None, output: Any, action: str | None
-    ) -> str:
-        return await self.store.buffer_resume(run_id, node_id, output, action)
-
-    async def cancel(self, run_id: str) -> bool:
-        cancelled = await self.store.cancel(run_id)
-        if cancelled:
-            await self.finished(run_id)
-        return cancelled
-
-    async def fail_run(self, run_id: str, error: dict[str, Any]) -> None:
-        await self.store.fail_run(run_id, error)
-        await self.finished(run_id)
 
 
 class BullMQAdapter:
@@ -259,7 +153,7 @@ class BullMQAdapter:
             "registry": _ClientRegistry(as_registry(registry)),
         }
         self._client: redis.Redis | None = None
-        self._store: _FinishHook | None = None
+        self._store: FinishHook | None = None
         self._queue: Any = None
         self._job_queue: BullMQJobQueue | None = None
         self._client_worker: DistributedWorker | None = None
@@ -296,7 +190,7 @@ class BullMQAdapter:
             await check_eviction_policy(client, where=self.connector.describe())
             store = self._make_store(client)
             self._client = client
-            self._store = _FinishHook(store, client, self.prefix, self.state_ttl_s)
+            self._store = FinishHook(store, client, self.prefix, self.state_ttl_s)
             self._queue = Queue(
                 self.queue_name,
                 {
@@ -508,7 +402,7 @@ class BullMQAdapter:
             task.add_done_callback(self._tasks.discard)
 
     # ----------------------------------------------------------------- client API
-    async def _ready(self) -> tuple[_FinishHook, DistributedWorker, redis.Redis]:
+    async def _ready(self) -> tuple[FinishHook, DistributedWorker, redis.Redis]:
         await self.connect()
         assert self._store is not None and self._client_worker is not None
         assert self._client is not None

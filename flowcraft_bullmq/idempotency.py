@@ -1,0 +1,128 @@
+"""Idempotency keys (SPEC 9.2, 9.6) and the store wrapper that expires them with their run.
+
+`P:idem:<key>` lives outside the run's hash slot, so the run's final script cannot give it the
+run's TTL; `FinishHook` does it right after a run finishes, is cancelled or fails.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import redis.asyncio as redis
+
+from flowcraft_core.distributed import CoordinationStore
+from flowcraft_core.distributed.protocol import Applied, Followup, Loaded
+from flowcraft_core.distributed.protocol import Transition as _Transition
+
+logger = logging.getLogger("flowcraft_bullmq.adapter")
+
+
+def idempotency_redis_key(prefix: str, key: str) -> str:
+    """`P:idem:<key>` -> run id (SPEC 9.6)."""
+    return f"{prefix}:idem:{key}"
+
+
+def run_idempotency_key(prefix: str, run_id: str) -> str:
+    """`P:{R}:idem` -> the run's idempotency key name, so its TTL can follow the run's."""
+    return f"{prefix}:{{{run_id}}}:idem"
+
+
+class FinishHook:
+    """The coordination store, plus: when a run finishes, its idempotency key gets the run's TTL.
+
+    The idempotency key lives outside the run's hash slot, so the store's final script cannot
+    expire it; this runs right after (SPEC 9.6). One GET per finished run.
+    """
+
+    def __init__(
+        self, store: CoordinationStore, client: redis.Redis, prefix: str, ttl_s: int
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.prefix = prefix
+        self.ttl_s = ttl_s
+
+    async def finished(self, run_id: str) -> None:
+        if self.ttl_s <= 0:
+            return
+        try:
+            reverse = run_idempotency_key(self.prefix, run_id)
+            key = await self.client.get(reverse)
+            if key is None:
+                return
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.expire(str(key), self.ttl_s)
+                pipe.expire(reverse, self.ttl_s)
+                await pipe.execute()
+        except Exception:  # the run is done either way; a leaked key is only a leak
+            logger.warning("could not set the TTL of run %s's idempotency key", run_id)
+
+    async def create_run(
+        self,
+        run_id: str,
+        *,
+        blueprint_id: str,
+        pin: str,
+        context: Mapping[str, Any],
+        entries: Sequence[Followup],
+        counters: Sequence[str] = (),
+    ) -> None:
+        await self.store.create_run(
+            run_id,
+            blueprint_id=blueprint_id,
+            pin=pin,
+            context=context,
+            entries=entries,
+            counters=counters,
+        )
+
+    async def load(self, run_id: str, akey: str, keys: Sequence[str] | None) -> Loaded:
+        return await self.store.load(run_id, akey, keys)
+
+    async def complete(self, run_id: str, transition: _Transition) -> Applied:
+        applied = await self.store.complete(run_id, transition)
+        if applied.finished is not None and not applied.replay and not applied.ignored:
+            await self.finished(run_id)
+        return applied
+
+    async def get(self, run_id: str, key: str) -> Any:
+        return await self.store.get(run_id, key)
+
+    async def snapshot(self, run_id: str) -> dict[str, Any]:
+        return await self.store.snapshot(run_id)
+
+    async def commit(self, run_id: str, ops: Sequence[tuple[str, Any, bool]]) -> None:
+        await self.store.commit(run_id, ops)
+
+    async def status(self, run_id: str) -> str:
+        return await self.store.status(run_id)
+
+    async def result(
+        self, run_id: str
+    ) -> tuple[str, dict[str, Any], list[dict[str, Any]], dict[str, dict[str, Any]]]:
+        return await self.store.result(run_id)
+
+    async def resume_waiting(
+        self, run_id: str, akey: str, output: Any = None, action: str | None = None
+    ) -> bool:
+        return await self.store.resume_waiting(run_id, akey, output, action)
+
+    async def buffer_resume(
+        self, run_id: str, node_id: str | None, output: Any, action: str | None
+    ) -> str:
+        return await self.store.buffer_resume(run_id, node_id, output, action)
+
+    async def cancel(self, run_id: str) -> bool:
+        cancelled = await self.store.cancel(run_id)
+        if cancelled:
+            await self.finished(run_id)
+        return cancelled
+
+    async def fail_run(self, run_id: str, error: dict[str, Any]) -> None:
+        await self.store.fail_run(run_id, error)
+        await self.finished(run_id)
+
+
+__all__ = ["FinishHook", "idempotency_redis_key", "run_idempotency_key"]
