@@ -7,68 +7,18 @@ on a flushed database. If `redis-server` is missing, every test here fails with 
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
-import redis
 from redis.asyncio import Redis
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from redis_server import running_redis_server
 
 
 @pytest.fixture(scope="session")
 def redis_port() -> Iterator[int]:
     """Port of a throwaway `redis-server --save '' --appendonly no` on 127.0.0.1."""
-    binary = os.environ.get("FLOWCRAFT_REDIS_SERVER") or shutil.which("redis-server")
-    if binary is None:
-        pytest.fail(
-            "redis-server is required by tests/bullmq and was not found on PATH: install it "
-            "(e.g. 'apt-get install redis-server') or set FLOWCRAFT_REDIS_SERVER",
-            pytrace=False,
-        )
-    port = _free_port()
-    workdir = tempfile.mkdtemp(prefix="flowcraft-store-redis-")
-    log_path = os.path.join(workdir, "redis.log")
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly"]
-            + ["no", "--dir", workdir],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        probe = redis.Redis(host="127.0.0.1", port=port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                probe.ping()
-                break
-            except redis.ConnectionError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    with open(log_path, "rb") as f:
-                        output = f.read().decode(errors="replace")
-                    pytest.fail(f"redis-server did not start on {port}:\n{output}", pytrace=False)
-                time.sleep(0.02)
-        probe.close()
+    with running_redis_server("tests/bullmq") as port:
         yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
