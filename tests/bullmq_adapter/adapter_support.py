@@ -2,35 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
-from flowcraft_bullmq import BullMQAdapter
-
-
-@contextlib.asynccontextmanager
-async def adapter(
-    redis_url: str,
-    prefix: str,
-    *,
-    blueprints: Iterable[Any] | Mapping[str, Any],
-    registry: Mapping[str, Any] | None = None,
-    consume: bool = True,
-    **options: Any,
-) -> AsyncIterator[BullMQAdapter]:
-    """A BullMQAdapter on the test server; consuming (in this process) unless `consume=False`."""
-    instance = BullMQAdapter(
-        connection=redis_url, registry=registry, blueprints=blueprints, prefix=prefix, **options
-    )
-    try:
-        if consume:
-            await instance.start()
-        else:
-            await instance.connect()
-        yield instance
-    finally:
-        await instance.close(timeout_s=10)
+from bullmq_processes import adapter as adapter  # re-exported for the tests here
 
 
 def n(node_id: str, uses: str, **extra: Any) -> dict[str, Any]:

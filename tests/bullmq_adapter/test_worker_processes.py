@@ -11,9 +11,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +19,7 @@ from typing import Any
 import pytest
 import redis.asyncio as redis
 from adapter_support import APPROVAL, adapter, e, n
+from bullmq_processes import WorkerProcess as _SharedWorkerProcess
 from distributed.test_memory_parity import CASES, comparable, make_registry
 
 from flowcraft_core import FlowRuntime
@@ -38,55 +36,11 @@ SLOW_CHAIN = {
 BLUEPRINTS = [CASES["chain"][0], CASES["diamond"][0], APPROVAL, NAP, SLOW_CHAIN]
 
 
-class WorkerProcess:
-    """`python -m flowcraft_core.cli worker ...` with its stderr collected by a thread."""
+class WorkerProcess(_SharedWorkerProcess):
+    """A `flowcraft worker` subprocess importing this directory's node modules."""
 
     def __init__(self, args: list[str], trace: Path) -> None:
-        env = dict(
-            os.environ,
-            PYTHONPATH=os.pathsep.join([str(TESTS), str(HERE)]),
-            FLOWCRAFT_TEST_TRACE=str(trace),
-        )
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "flowcraft_core.cli", "worker", *args],
-            cwd=HERE,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line.rstrip("\n"))
-
-    @property
-    def stderr(self) -> str:
-        return "\n".join(self.lines)
-
-    def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while not any("consuming queue" in line for line in self.lines):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"worker did not start:\n{self.stderr}")
-            time.sleep(0.05)
-
-    def wait(self, timeout: float) -> int:
-        """The exit code, once the process has ended and its stderr is read and closed."""
-        code = self.proc.wait(timeout=timeout)
-        self.reader.join(timeout=5)
-        if self.proc.stderr is not None and not self.reader.is_alive():
-            self.proc.stderr.close()
-        return code
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.wait(timeout=10)
+        super().__init__(args, trace, HERE)
 
 
 @pytest.fixture(scope="module")

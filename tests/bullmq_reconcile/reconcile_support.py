@@ -4,11 +4,11 @@ ways to lose work the way a dying worker or a broken queue would."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import Callable
 from typing import Any
 
+from bullmq_processes import adapter as adapter  # re-exported for the tests here
 from distributed.test_memory_parity import make_registry
 from redis.asyncio import Redis
 
@@ -16,30 +16,6 @@ from flowcraft_bullmq import BullMQAdapter
 from flowcraft_core import NodeRegistry
 from flowcraft_core.distributed import Job
 from flowcraft_core.distributed.protocol import Applied, Transition
-
-
-@contextlib.asynccontextmanager
-async def adapter(
-    redis_url: str,
-    prefix: str,
-    *,
-    blueprints: Iterable[Any] | Mapping[str, Any],
-    registry: Mapping[str, Any] | None = None,
-    consume: bool = True,
-    **options: Any,
-) -> AsyncIterator[BullMQAdapter]:
-    """A BullMQAdapter on the test server; consuming (in this process) unless `consume=False`."""
-    instance = BullMQAdapter(
-        connection=redis_url, registry=registry, blueprints=blueprints, prefix=prefix, **options
-    )
-    try:
-        if consume:
-            await instance.start()
-        else:
-            await instance.connect()
-        yield instance
-    finally:
-        await instance.close(timeout_s=10)
 
 
 def counted_registry() -> tuple[NodeRegistry, Counter[str]]:

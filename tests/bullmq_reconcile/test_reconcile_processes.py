@@ -14,7 +14,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bullmq_processes import WorkerProcess as _SharedWorkerProcess
 from distributed.test_memory_parity import CASES, comparable
 from reconcile_nodes import registry
 from reconcile_support import adapter, age
@@ -49,50 +49,11 @@ IGNORED = frozenset({"_executionId"})
 FAST = ["--lock-duration", "2", "--stalled-interval", "1"]
 
 
-class WorkerProcess:
-    """`python -m flowcraft_core.cli worker ...`, its stderr collected by a thread."""
+class WorkerProcess(_SharedWorkerProcess):
+    """A `flowcraft worker` subprocess importing this directory's node modules."""
 
     def __init__(self, args: list[str], trace: Path) -> None:
-        env = dict(
-            os.environ,
-            PYTHONPATH=os.pathsep.join([str(TESTS), str(HERE)]),
-            FLOWCRAFT_TEST_TRACE=str(trace),
-        )
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "flowcraft_core.cli", "worker", *args],
-            cwd=HERE,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line.rstrip("\n"))
-
-    @property
-    def stderr(self) -> str:
-        return "\n".join(self.lines)
-
-    async def ready(self, within: float = 30) -> None:
-        deadline = time.monotonic() + within
-        while not any("consuming queue" in line for line in self.lines):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"worker did not start:\n{self.stderr}")
-            await asyncio.sleep(0.05)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()  # SIGKILL
-        self.proc.wait(timeout=10)
-        self.reader.join(timeout=5)
-        if self.proc.stderr is not None and not self.reader.is_alive():
-            self.proc.stderr.close()
+        super().__init__(args, trace, HERE)
 
 
 @pytest.fixture
