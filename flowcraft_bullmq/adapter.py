@@ -28,7 +28,7 @@ from bullmq import Queue, UnrecoverableError, Worker
 
 from flowcraft_core.blueprint import Blueprint
 from flowcraft_core.distributed import CoordinationStore, DistributedWorker, Job, akey, transitions
-from flowcraft_core.distributed.protocol import FINISHED_STATUSES
+from flowcraft_core.distributed.protocol import FINISHED_STATUSES, NODE
 from flowcraft_core.distributed.worker import error_json
 from flowcraft_core.errors import (
     RunNotFoundError,
@@ -368,6 +368,17 @@ class BullMQAdapter:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
 
+    async def _lost(self, job: Job, exc: WorkerLostError) -> None:
+        """A node job BullMQ gave up on fails its activation; other jobs fail the run."""
+        if job.kind != NODE or self._worker is None:
+            await self._fail_run(job, exc)
+            return
+        try:
+            await self._worker.fail_activation(job, exc)
+        except Exception:
+            logger.exception("could not fail activation of job %s", job.job_id)
+            await self._fail_run(job, exc)
+
     async def _fail_run(self, job: Job, exc: BaseException) -> None:
         assert self._store is not None
         try:
@@ -397,7 +408,7 @@ class BullMQAdapter:
                 f"activation {akey(data.node_id, data.iteration)!r} stalled more than "
                 f"{self.max_stalled_count} times (its workers died or lost their locks)"
             )
-            task = asyncio.get_running_loop().create_task(self._fail_run(data, lost))
+            task = asyncio.get_running_loop().create_task(self._lost(data, lost))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 

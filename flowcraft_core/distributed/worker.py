@@ -231,6 +231,24 @@ class DistributedWorker:
             self.runtime, plan, impls, fallbacks, run_id, values, StoreContext(self.store, run_id)
         )
 
+    async def fail_activation(self, job: Job, error: BaseException) -> None:
+        """Fail one activation without running it (its job stalled too often: SPEC 9.4 fails
+        the activation with WorkerLostError, and independent branches go on)."""
+        run_id = job.run_id
+        loaded = await self.store.load(run_id, akey(job.node_id, job.iteration), ())
+        if loaded.status in FINISHED_STATUSES or loaded.done is not None:
+            return
+        plan = await self._plan(run_id, loaded.blueprint_id, loaded.pin)
+        if plan is None:
+            return
+        node = plan.nodes[plan.by_id[job.node_id]]
+        host = self._host(plan, run_id, loaded.values)
+        delivered = transitions.delivered_value(plan, node, loaded.join, loaded.fired)
+        transition = self._failure(host, plan, node, job.iteration, error, 0, None, delivered)
+        applied = await self.store.complete(run_id, transition)
+        await host.flush()
+        await self.follow(plan, run_id, applied)
+
     async def _plan(self, run_id: str, blueprint_id: str, pin: str) -> ExecutionPlan | None:
         """The run's plan, or None after failing the run (unknown blueprint, other version)."""
         bp = self.runtime.blueprints.get(blueprint_id)

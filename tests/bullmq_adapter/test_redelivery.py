@@ -1,6 +1,7 @@
 """A worker that dies mid-job: BullMQ redelivers the job to another worker once its lock
 expires, the node runs again, and only one completion counts; a job that stalls more often
-than `max_stalled_count` fails the run with WorkerLostError."""
+than `max_stalled_count` fails its activation with WorkerLostError (SPEC 9.4), which blocks
+what depends on it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from adapter_support import adapter, e, n
 from distributed.test_memory_parity import make_registry
 
 from flowcraft_bullmq import BullMQAdapter
+from flowcraft_core import InMemoryEventBus
 
 FAST_RECOVERY: dict[str, Any] = {"lock_duration_s": 1, "stalled_interval_s": 0.5}
 
@@ -71,20 +73,25 @@ async def test_job_of_a_dead_worker_is_redelivered_and_counted_once(
     assert not result.errors
 
 
-async def test_job_that_stalls_too_often_fails_the_run(redis_url: str, prefix: str) -> None:
+async def test_job_that_stalls_too_often_fails_its_activation(redis_url: str, prefix: str) -> None:
     calls: list[str] = []
     started = asyncio.Event()
     registry = _registry(calls, started)
     options = {**FAST_RECOVERY, "max_stalled_count": 0}
     run_id = await _kill_mid_job(redis_url, prefix, registry, started, **options)
+    bus = InMemoryEventBus()
     async with adapter(
-        redis_url, prefix, registry=registry, blueprints=[BLUEPRINT], **options
+        redis_url, prefix, registry=registry, blueprints=[BLUEPRINT], event_bus=bus, **options
     ) as survivor:
         result = await survivor.wait_for_result(run_id, timeout_s=15)
     assert result.status == "failed"
     assert [(err.node_id, err.type) for err in result.errors] == [("s", "WorkerLostError")]
     assert "stalled more than 0 times" in result.errors[0].message
     assert len(calls) == 1
+    # Only the activation failed: routing went on and blocked its successor, as in-process.
+    skipped = [(ev.node_id, ev.reason) for ev in bus.of_type("node:skipped")]
+    assert skipped == [("b", "upstream_failed")]
+    assert [ev.node_id for ev in bus.of_type("node:error")] == ["s"]
 
 
 async def test_infrastructure_errors_are_retried_then_fail_the_run(
