@@ -24,6 +24,7 @@ from flowcraft_core.cli._common import (
     add_registry_option,
     dumps,
     load_registry,
+    number_argument,
     read_blueprint_dir,
     read_context,
     read_json_argument,
@@ -39,44 +40,10 @@ DEFAULT_REDIS_URL: Final = "redis://localhost:6379/0"
 T = TypeVar("T")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
+_positive_int = number_argument(int, 1)
+_positive_float = number_argument(float, 0, strict=True)
+_non_negative_float = number_argument(float, 0)
+_non_negative_int = number_argument(int, 0)
 
 
 def _distributed_options(parser: argparse.ArgumentParser) -> None:

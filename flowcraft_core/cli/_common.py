@@ -13,7 +13,7 @@ import importlib
 import json
 import os
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -50,6 +50,27 @@ class CliError(Exception):
 
 
 # --------------------------------------------------------------------------- blueprints
+
+
+def number_argument(
+    kind: type[int] | type[float], minimum: int, *, strict: bool = False
+) -> Callable[[str], Any]:
+    """An argparse `type=` that parses `kind` and requires `>= minimum` (`> minimum` if strict),
+    with one message shape for every numeric option of every command group."""
+    noun = "an integer" if kind is int else "a number"
+    bound = f"{'>' if strict else '>='} {minimum}"
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {noun} {bound}, got {text!r}") from None
+        if not (value > minimum if strict else value >= minimum):
+            shown = value if kind is int else text  # as typed for floats ("0", not "0.0")
+            raise argparse.ArgumentTypeError(f"expected {noun} {bound}, got {shown}")
+        return value
+
+    return parse
 
 
 def format_problem(source: str, problem: Problem) -> str:

@@ -30,6 +30,7 @@ from ._common import (
     blueprint_error,
     dumps,
     load_registry,
+    number_argument,
     read_blueprint_dir,
     read_context,
     resolve_blueprint,
@@ -46,14 +47,7 @@ EXIT_BY_STATUS: Final[Mapping[str, int]] = {
 _VALUE_WIDTH: Final = 400
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
+_positive_int = number_argument(int, 1)
 
 
 def register(

@@ -448,3 +448,25 @@ def test_watch_prints_progress_lines_to_stderr(capsys: CaptureFixture) -> None:
     assert ("skip", "approval") in marks
     assert ("ok", "notify") in marks
     assert "\x1b[" not in err  # not a terminal: no status line
+
+
+def test_numeric_options_refuse_out_of_range_values_with_one_message_shape() -> None:
+    import argparse
+
+    from flowcraft_core.cli._common import number_argument
+
+    positive = number_argument(int, 1)
+    above_zero = number_argument(float, 0, strict=True)
+    assert positive("3") == 3 and above_zero("0.5") == 0.5
+    for parse, text, message in [
+        (positive, "0", "expected an integer >= 1, got 0"),
+        (positive, "x", "expected an integer >= 1, got 'x'"),
+        (above_zero, "0", "expected a number > 0, got 0"),
+        (above_zero, "nan", "expected a number > 0, got nan"),
+    ]:
+        try:
+            parse(text)
+        except argparse.ArgumentTypeError as exc:
+            assert str(exc) == message
+        else:
+            raise AssertionError(f"{text!r} was accepted")
