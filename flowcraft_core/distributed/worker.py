@@ -37,7 +37,7 @@ from ..runtime.executor import FAILED as OUT_FAILED
 from ..runtime.executor import SUCCEEDED as OUT_SUCCEEDED
 from ..runtime.executor import Executor, Implementation, Outcome, RetryLater
 from ..runtime.plan import ExecutionPlan, NodePlan, get_plan
-from ..runtime.routing import ContextReader, resolve_inputs, route
+from ..runtime.routing import node_input, route
 from ..runtime.runtime import FlowRuntime
 from ..runtime.state import DEAD, FAILED_RES
 from ..versioning import blueprint_pin
@@ -281,13 +281,7 @@ class DistributedWorker:
         join: Mapping[str, Any],
     ) -> Transition:
         data = host.values
-        inputs = node.definition.inputs
-        if inputs is not None:
-            value = resolve_inputs(inputs, ContextReader(data))
-        elif not join:
-            value = data.get(INPUTS_PREFIX + node.id)
-        else:
-            value = delivered[1]
+        value = node_input(node, data, entry=not join, delivered=delivered[1])
         if delivered[0]:
             data[INPUTS_PREFIX + node.id] = delivered[1]
         if (host.queue_attempt or 1) == 1:  # node:start once per activation

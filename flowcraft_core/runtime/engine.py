@@ -37,7 +37,7 @@ from .executor import (
     Outcome,
 )
 from .plan import EdgePlan, ExecutionPlan, NodePlan
-from .routing import ContextReader, resolve_inputs, route
+from .routing import node_input, route
 from .state import DEAD, FAILED_RES, TAKEN, Act, RunState
 
 logger = logging.getLogger("flowcraft_core.engine")
@@ -239,13 +239,7 @@ class Engine(ActivationRunner):
 
     # ----------------------------------------------------------------- one activation
     def _input(self, act: Act) -> Any:
-        node = act.node
-        inputs = node.definition.inputs
-        if inputs is not None:
-            return resolve_inputs(inputs, ContextReader(self.data))
-        if act.entry:
-            return self.data.get(INPUTS_PREFIX + node.id)
-        return act.value
+        return node_input(act.node, self.data, entry=act.entry, delivered=act.value)
 
     async def _execute(self, act: Act) -> None:
         node = act.node

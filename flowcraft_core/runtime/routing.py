@@ -13,7 +13,7 @@ from typing import Any
 from ..context import DELETED, MISSING
 from ..errors import ExpressionError
 from ..expressions import Compiled, truthy
-from ..reserved import OUTPUTS_PREFIX
+from ..reserved import INPUTS_PREFIX, OUTPUTS_PREFIX
 from ..results import NodeResult
 from .plan import EdgePlan, NodePlan
 
@@ -254,6 +254,16 @@ def walk_path(value: Any, parts: Sequence[str]) -> Any:
     return value
 
 
+def node_input(node: NodePlan, data: Mapping[str, Any], *, entry: bool, delivered: Any) -> Any:
+    """`ctx.input` (SPEC 2.7): `inputs` beats edge values; an entry node reads `_inputs.<id>`."""
+    inputs = node.definition.inputs
+    if inputs is not None:
+        return resolve_inputs(inputs, ContextReader(data))
+    if entry:
+        return data.get(INPUTS_PREFIX + node.id)
+    return delivered
+
+
 def resolve_inputs(inputs: str | Mapping[str, str], reader: ContextReader) -> Any:
     if isinstance(inputs, str):
         return resolve_reference(inputs, reader)
@@ -266,6 +276,7 @@ __all__ = [
     "Scope",
     "edge_value",
     "evaluate",
+    "node_input",
     "resolve_inputs",
     "resolve_reference",
     "route",
