@@ -6,19 +6,25 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/bootstrap.sh
 V="$ROOT/.venv/bin"
-# The Redis tests start their own redis-server on a free loopback port; install it if missing.
-if ! command -v redis-server >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "== installing redis-server (apt-get)"
-        apt-get update -qq >/dev/null
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+# System programs the tests use (the Redis tests start their own redis-server on a free loopback
+# port, TLS tests make certificates with openssl). Installed with apt-get when missing.
+APT_UPDATED=0
+need() {  # need COMMAND DEBIAN_PACKAGE
+    if ! command -v "$1" >/dev/null 2>&1; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+            echo "== installing $2 (apt-get)"
+            if [ "$APT_UPDATED" = 0 ]; then apt-get update -qq >/dev/null; APT_UPDATED=1; fi
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+        fi
     fi
-fi
-if ! command -v redis-server >/dev/null 2>&1; then
-    echo "error: redis-server is required by the test suite and could not be installed" >&2
-    echo "       (install it, e.g. 'apt-get install redis-server', and run again)" >&2
-    exit 1
-fi
+    if ! command -v "$1" >/dev/null 2>&1; then
+        echo "error: $1 is required by the test suite and could not be installed" >&2
+        echo "       (install it, e.g. 'apt-get install $2', and run again)" >&2
+        exit 1
+    fi
+}
+need redis-server redis-server
+need openssl openssl
 echo "redis-server: $(redis-server --version)"
 echo "== ruff"
 "$V/ruff" check .
