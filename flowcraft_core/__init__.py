@@ -44,6 +44,7 @@ from .registry import NodeRegistry
 from .results import ErrorRecord, NodeResult, RunStatus, WorkflowResult
 from .runtime import FlowRuntime
 from .serializer import JsonSerializer
+from .typed import NodeTypes, NodeValidationError, typed
 
 # Libraries add no handlers (SPEC 7.4); this keeps Python's last-resort handler quiet.
 logging.getLogger("flowcraft_core").addHandler(logging.NullHandler())
@@ -74,6 +75,8 @@ __all__ = [
     "NodeRegistry",
     "NodeResult",
     "NodeTimeoutError",
+    "NodeTypes",
+    "NodeValidationError",
     "NonRetryableError",
     "Problem",
     "RegistryError",
@@ -90,4 +93,5 @@ __all__ = [
     "load_blueprint",
     "to_dot",
     "to_mermaid",
+    "typed",
 ]

@@ -6,9 +6,12 @@ import inspect
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
+from pydantic import BaseModel
+
 from .errors import RegistryError
 from .node import BaseNode
 from .reserved import BUILTIN_KEYS
+from .typed import typed
 
 T = TypeVar("T")
 
@@ -46,21 +49,41 @@ class NodeRegistry(Mapping[str, Any]):
             for name, impl in items.items():
                 self.register(name, impl)
 
-    def register(self, name: str, impl: Any, *, replace: bool = False) -> None:
+    def register(
+        self,
+        name: str,
+        impl: Any,
+        *,
+        replace: bool = False,
+        params: type[BaseModel] | None = None,
+        input: type[BaseModel] | None = None,
+        output: type[BaseModel] | None = None,
+    ) -> None:
+        """Bind `name`; `params`/`input`/`output` models make it a typed node (see `typed`)."""
         check_name(name)
         check_implementation(name, impl)
+        impl = typed(impl, params=params, input=input, output=output)
         if name in self._items and not replace:
             raise RegistryError(
                 f"implementation {name!r} is already registered (pass replace=True)", name=name
             )
         self._items[name] = impl
 
-    def node(self, name: str | None = None) -> Callable[[T], T]:
-        """Decorator: register under `name`, else `module.qualname`."""
+    def node(
+        self,
+        name: str | None = None,
+        *,
+        params: type[BaseModel] | None = None,
+        input: type[BaseModel] | None = None,
+        output: type[BaseModel] | None = None,
+    ) -> Callable[[T], T]:
+        """Decorator: register under `name`, else `module.qualname`; models as in `register`.
+
+        Returns the implementation unchanged (the registry holds the typed wrapper)."""
 
         def decorate(impl: T) -> T:
             key = name if name is not None else default_key(impl)
-            self.register(key, impl)
+            self.register(key, impl, params=params, input=input, output=output)
             return impl
 
         return decorate

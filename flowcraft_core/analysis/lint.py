@@ -20,6 +20,7 @@ from flowcraft_core.reserved import (
     SUBFLOW,
     WAITING_KEYS,
 )
+from flowcraft_core.typed import param_problems
 
 Severity = Literal["error", "warning"]
 
@@ -28,6 +29,7 @@ CODES: Mapping[str, Severity] = {
     "MISSING_IMPLEMENTATION": "error",
     "MISSING_FALLBACK_IMPLEMENTATION": "error",
     "INVALID_BATCH_WORKER": "error",
+    "INVALID_PARAMS": "error",
     "UNKNOWN_SUBFLOW_BLUEPRINT": "error",
     "UNREACHABLE_NODE": "warning",
     "CYCLE_WITHOUT_ENTRY_POINT": "warning",
@@ -83,6 +85,7 @@ def lint_blueprint(
     found.extend(linter.edges())
     if registry is not None:
         found.extend(linter.registry_checks())
+        found.extend(linter.typed_params())
     if blueprints is not None:
         ids = blueprints.keys() if isinstance(blueprints, Mapping) else {b.id for b in blueprints}
         found.extend(linter.subflows(ids))
@@ -255,6 +258,13 @@ class _Linter:
                         "not registered",
                         ".params.workerUsesKey",
                     )
+
+    def typed_params(self) -> Iterator[_Found]:
+        """Params that do not match a typed implementation's model (flowcraft_core.typed)."""
+        for problem in param_problems(self.bp.nodes, self.registry):
+            close = problem.path.index("]")  # paths read `nodes[<i>].params...`
+            node = self.bp.nodes[int(problem.path[len("nodes[") : close])]
+            yield self.node_issue(problem.code, node.id, problem.message, problem.path[close + 1 :])
 
     def subflows(self, known: Iterable[str]) -> Iterator[_Found]:
         ids = set(known)

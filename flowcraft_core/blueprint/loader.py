@@ -22,6 +22,7 @@ from yaml.resolver import Resolver
 
 from flowcraft_core.errors import BlueprintError, Problem
 from flowcraft_core.expressions import Evaluator
+from flowcraft_core.typed import param_problems
 
 from .._gc import gc_paused
 from .model import (
@@ -92,20 +93,26 @@ def load_blueprint(
     *,
     allow_unknown: bool = False,
     evaluator: Evaluator | None = None,
+    registry: Mapping[str, object] | None = None,
 ) -> Blueprint:
     """Load and validate a blueprint from a mapping, a file, or JSON/YAML text.
 
     A `str` without a newline that ends in `.json`, `.yaml` or `.yml` is a path; any other
     `str`/`bytes` is parsed as JSON, or as YAML when it is not JSON. Raises BlueprintError with
     every problem found; expressions are compiled with `evaluator` (default: the safe evaluator)
-    and kept in `bp._cache["expressions"]`.
+    and kept in `bp._cache["expressions"]`. With `registry`, the params of typed nodes are
+    checked against their models too (`INVALID_PARAMS`, see flowcraft_core.typed).
     """
     with gc_paused():
         data, plain_json = read_source(source)
         compiler = evaluator if evaluator is not None else default_evaluator()
-        return validate_data(
+        bp = validate_data(
             data, allow_unknown=allow_unknown, evaluator=compiler, plain_json=plain_json
         )
+    problems = param_problems(bp.nodes, registry)
+    if problems:
+        raise BlueprintError(bp.id, problems)
+    return bp
 
 
 def read_source(source: object) -> tuple[object, bool]:

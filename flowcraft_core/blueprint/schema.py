@@ -12,13 +12,14 @@ from __future__ import annotations
 import copy
 import functools
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Final, NamedTuple
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from flowcraft_core import reserved
+from flowcraft_core.typed import params_schemas
 
 from .builtin_params import params_json_schema
 from .model import Blueprint, BlueprintMetadata, NodeConfig
@@ -357,13 +358,28 @@ def _schema() -> dict[str, Any]:
     }
 
 
-def blueprint_json_schema() -> dict[str, Any]:
+def blueprint_json_schema(registry: Mapping[str, object] | None = None) -> dict[str, Any]:
     """JSON Schema (draft 2020-12) of the blueprint format, for editors and `flowcraft schema`.
 
     Fields starting with `_` are allowed everywhere the loader ignores them, and the parameters of
-    each built-in are described through `if`/`then` on `uses`. Returns a fresh copy.
+    each built-in are described through `if`/`then` on `uses`; with `registry`, so are the
+    params of its typed nodes (flowcraft_core.typed). Returns a fresh copy.
     """
-    return copy.deepcopy(_schema())
+    schema = copy.deepcopy(_schema())
+    typed = params_schemas(registry)
+    if typed:
+        defs = schema["$defs"]
+        rules = defs["NodeDefinition"]["allOf"]
+        for uses, params in sorted(typed.items()):
+            for name, definition in params.pop("$defs", {}).items():
+                defs.setdefault(name, definition)  # model names may repeat across nodes
+            rules.append(
+                {
+                    "if": {"properties": {"uses": {"const": uses}}, "required": ["uses"]},
+                    "then": {"properties": {"params": params}},
+                }
+            )
+    return schema
 
 
 __all__ = [

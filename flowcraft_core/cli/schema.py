@@ -6,7 +6,7 @@ import argparse
 
 from flowcraft_core.blueprint import blueprint_json_schema
 
-from ._common import ExitCode, dumps, write_output
+from ._common import ExitCode, add_registry_option, dumps, load_registry, write_output
 
 
 def register(
@@ -17,14 +17,17 @@ def register(
         "schema",
         parents=[common],
         help="print the blueprint JSON Schema",
-        description="Print the JSON Schema of the blueprint format.",
+        description="Print the JSON Schema of the blueprint format. With --registry, the "
+        "params of typed nodes (registered with pydantic models) are described too.",
     )
+    add_registry_option(parser)
     parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     parser.set_defaults(handler=schema_command)
 
 
 def schema_command(args: argparse.Namespace) -> int:
-    write_output(dumps(blueprint_json_schema(), indent=2) + "\n", args.output)
+    registry = load_registry(args.registry) if args.registry else None
+    write_output(dumps(blueprint_json_schema(registry), indent=2) + "\n", args.output)
     return ExitCode.OK
 
 

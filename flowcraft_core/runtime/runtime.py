@@ -34,6 +34,7 @@ from ..reserved import (
 )
 from ..results import ErrorRecord, RunStatus, WorkflowResult
 from ..serializer import JsonSerializer, Serializer, check_json
+from ..typed import param_problems
 from .activation import middleware_core
 from .engine import Engine
 from .executor import Implementation
@@ -195,6 +196,7 @@ class FlowRuntime:
                     info = lookup(worker, f"nodes[{node.index}].params.workerUsesKey")
                     if info is not None:
                         fallbacks[worker] = info
+        problems.extend(param_problems(plan.blueprint.nodes, self.registry))
         if problems:
             raise BlueprintError(plan.blueprint.id, problems)
         if len(self._impl_cache) > 256:

@@ -7,9 +7,21 @@ import os
 import signal
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from flowcraft_core import NodeContext, NodeRegistry
 
 registry = NodeRegistry()
+
+
+class Retries(BaseModel):
+    times: int = Field(ge=1)
+
+
+@registry.node("typed.retry", params=Retries)
+async def typed_retry(ctx: NodeContext) -> dict[str, Any]:
+    """A typed node: its params are checked by `flowcraft validate` (INVALID_PARAMS)."""
+    return {"output": ctx.params["times"]}
 
 
 @registry.node("echo")
