@@ -25,6 +25,7 @@ need() {  # need COMMAND DEBIAN_PACKAGE
 }
 need redis-server redis-server
 need openssl openssl
+need chromium chromium  # tests/inspector: the inspector page in a real headless browser
 echo "redis-server: $(redis-server --version)"
 echo "== ruff"
 "$V/ruff" check .
