@@ -49,6 +49,7 @@ from flowcraft_core.versioning import blueprint_pin
 
 from .connection import ConnectionLike, RedisConnector, check_eviction_policy
 from .idempotency import FinishHook, idempotency_redis_key, run_idempotency_key
+from .inspection import RunInspection, RunSummary, inspect_run, list_runs
 from .queue import DEFAULT_ATTEMPTS, DEFAULT_RETENTION, BullMQJobQueue
 from .reconciler import RECONCILE_JOB_NAME, process_tick, reconcile_run
 from .retries import NodeAttemptFailed, QueueRetryOptions, check_retry_mode, queue_attempt
@@ -563,6 +564,32 @@ class BullMQAdapter:
         """Cancel a running or awaiting run: True; False if it had already finished."""
         store, _, _ = await self._ready()
         return await store.cancel(run_id)
+
+    # ----------------------------------------------------------------- read-only views
+    @property
+    def blueprints(self) -> Mapping[str, Blueprint]:
+        """The blueprints this adapter loaded, by id (to draw a run's graph)."""
+        loaded: Mapping[str, Blueprint] = self._worker_args["blueprints"]
+        return loaded
+
+    async def list_runs(
+        self,
+        *,
+        limit: int = 100,
+        status: str | None = None,
+        blueprint_id: str | None = None,
+        max_scanned: int = 10_000,
+    ) -> list[RunSummary]:
+        """The newest runs first, optionally of one status or blueprint; finds them by SCAN
+        of at most `max_scanned` meta keys (inspection.py)."""
+        return await list_runs(
+            self, limit=limit, status=status, blueprint_id=blueprint_id, max_scanned=max_scanned
+        )
+
+    async def inspect_run(self, run_id: str) -> RunInspection:
+        """A run's meta, context, errors, waits and activations (with their BullMQ jobs'
+        times and attempts), read without writing anything; RunNotFoundError."""
+        return await inspect_run(self, run_id)
 
 
 __all__ = ["BullMQAdapter", "idempotency_redis_key", "run_idempotency_key"]
