@@ -25,6 +25,7 @@ from typing import Any, Final
 
 import redis.asyncio as redis
 from bullmq import Queue, UnrecoverableError, Worker
+from redis.exceptions import RedisError
 
 from flowcraft_core.blueprint import Blueprint
 from flowcraft_core.distributed import CoordinationStore, DistributedWorker, Job, akey, transitions
@@ -47,7 +48,7 @@ from flowcraft_core.runtime.executor import RetryLater
 from flowcraft_core.runtime.plan import get_plan
 from flowcraft_core.versioning import blueprint_pin
 
-from .connection import ConnectionLike, RedisConnector, check_eviction_policy
+from .connection import ConnectionLike, RedisConnector, check_eviction_policy, named_error
 from .idempotency import FinishHook, idempotency_redis_key, run_idempotency_key
 from .inspection import RunInspection, RunSummary, inspect_run, list_runs
 from .queue import DEFAULT_ATTEMPTS, DEFAULT_RETENTION, BullMQJobQueue
@@ -61,6 +62,8 @@ logger = logging.getLogger("flowcraft_bullmq.adapter")
 _POLL_FIRST: Final = 0.005
 _POLL_MAX: Final = 0.2
 _POLL_FACTOR: Final = 1.5
+#: BullMQ's pause before fetching again after a connection error (milliseconds).
+_RUN_RETRY_DELAY_MS: Final = 1000
 
 
 class _ClientRegistry(Mapping[str, Any]):
@@ -184,9 +187,11 @@ class BullMQAdapter:
             client = self.connector.client()
             try:
                 await client.ping()
-            except Exception:
+            except Exception as exc:
                 if self.connector.owns_client:
                     await client.aclose()
+                if isinstance(exc, RedisError):  # one message naming the server (no password)
+                    raise named_error(exc, self.connector.describe()) from exc
                 raise
             await check_eviction_policy(client, where=self.connector.describe())
             store = self._make_store(client)
@@ -238,6 +243,9 @@ class BullMQAdapter:
                 "name": f"{socket.gethostname()}:{os.getpid()}",
                 "removeOnComplete": self.job_options.get("removeOnComplete"),
                 "removeOnFail": self.job_options.get("removeOnFail"),
+                # After a lost connection BullMQ waits this long before fetching again
+                # (default 15 s): a restarted Redis is used again within a second.
+                "runRetryDelay": _RUN_RETRY_DELAY_MS,
             },
         )
         worker.on("error", self._on_error)

@@ -98,6 +98,14 @@ def register(
         metavar="N",
         help="stalls before an activation fails with WorkerLostError (3)",
     )
+    worker.add_argument(
+        "--connect-timeout",
+        type=_non_negative_float,
+        default=None,
+        metavar="S",
+        help="keep trying an unreachable Redis at start for S seconds, with backoff, then "
+        "exit 5 (30; a wrong password or certificate fails at once)",
+    )
     worker.set_defaults(handler=worker_command)
 
     start = subparsers.add_parser(
@@ -227,7 +235,9 @@ def _infrastructure_errors(args: argparse.Namespace) -> Iterator[None]:
 
         url = redact_url(args.redis or os.environ.get(REDIS_URL_ENV) or DEFAULT_REDIS_URL)
         text = " ".join(str(exc).split()) or type(exc).__name__
-        raise CliError(f"Redis at {url}: {text}", code=ExitCode.INFRASTRUCTURE) from exc
+        if not text.startswith("Redis at "):  # the adapter's errors name the server already
+            text = f"Redis at {url}: {text}"
+        raise CliError(text, code=ExitCode.INFRASTRUCTURE) from exc
 
 
 def _client_call(
@@ -302,8 +312,24 @@ async def _serve(adapter: BullMQAdapter, args: argparse.Namespace) -> int:
             installed.append(signum)
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
             pass
+    from .connection import WORKER_CONNECT_RETRY_S, connect_retrying
+
+    retry_for_s = WORKER_CONNECT_RETRY_S if args.connect_timeout is None else args.connect_timeout
     try:
         try:
+            connecting = asyncio.ensure_future(
+                connect_retrying(
+                    adapter.connect, adapter.connector.describe(), retry_for_s=retry_for_s
+                )
+            )
+            stopping = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not connecting.done():  # a signal while Redis is still unreachable
+                connecting.cancel()
+                await asyncio.gather(connecting, return_exceptions=True)
+                return signals
+            connecting.result()
             await adapter.start()
             print(
                 f"flowcraft worker: consuming queue {args.queue!r} (prefix {args.prefix!r}, "

@@ -7,19 +7,29 @@ blocking `BZPOPMIN` (up to 10 s), which stalls idle workers (bullmq 3.4.4, bug B
 A connection argument is a Redis URL, a `RedisSettings`, or a `redis.asyncio.Redis` the caller
 owns. The caller's client is used as it is for our own commands and never closed; BullMQ gets
 separate clients with the same server settings, because BullMQ closes the clients it is given.
+
+Connection failures (docs/security.md): the client API tries once and raises the redis-py error
+with a message naming the server, password masked (`named_error`); `flowcraft worker` retries an
+unreachable server with backoff for `--connect-timeout` seconds, then exits 5
+(`connect_retrying`). A wrong password or an untrusted certificate is never retried.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as redis
 from redis.asyncio.connection import BlockingConnectionPool, parse_url
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import AuthenticationError, RedisError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 logger = logging.getLogger("flowcraft_bullmq.adapter")
 
@@ -27,6 +37,11 @@ DEFAULT_URL = "redis://localhost:6379/0"
 #: Connections per pool the adapter builds, and how long a command waits for a free one.
 DEFAULT_MAX_CONNECTIONS = 64
 POOL_TIMEOUT_S = 60.0
+#: How long `flowcraft worker` keeps trying an unreachable Redis at start (`--connect-timeout`),
+#: and its backoff between attempts (doubling from the first to the cap).
+WORKER_CONNECT_RETRY_S: Final = 30.0
+_RETRY_FIRST_S: Final = 0.25
+_RETRY_MAX_S: Final = 5.0
 
 #: Pool keyword arguments that belong to one pool instance (or to redis-py's bookkeeping of
 #: the original timeouts) and must not be copied into a new pool.
@@ -167,6 +182,75 @@ def _describe_kwargs(kwargs: Mapping[str, Any]) -> str:
     return f"{scheme}://{host}:{port}/{kwargs.get('db', 0)}"
 
 
+def named_error(exc: RedisError, description: str, note: str = "") -> RedisError:
+    """`exc` again (same type, so callers can still tell a wrong password from a refused
+    connection), its message naming the server: `Redis at redis://:***@h:6379/0: ...`."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    message = f"Redis at {description}: {text}{note}"
+    try:
+        named = type(exc)(message)
+    except TypeError:  # an exception type with another constructor
+        named = RedisConnectionError(message)
+    named.__cause__ = exc
+    return named
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """A refused, reset or timed-out connection may heal; a refused password or certificate,
+    or a command error, will not (retrying them only delays the error)."""
+    if not isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        return False
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, AuthenticationError | ssl.SSLError | ssl.CertificateError):
+            return False
+        seen = seen.__cause__ or seen.__context__
+    return True
+
+
+async def connect_retrying(
+    connect: Callable[[], Awaitable[None]],
+    description: str,
+    *,
+    retry_for_s: float = WORKER_CONNECT_RETRY_S,
+) -> None:
+    """`await connect()`, retrying unreachable-server errors with backoff for `retry_for_s`.
+
+    Each retry logs a WARNING naming the server; the last error is raised with a note saying
+    how long it was retried. Other errors (authentication, TLS) are raised at once."""
+    deadline = time.monotonic() + retry_for_s
+    delay = _RETRY_FIRST_S
+    while True:
+        try:
+            await connect()
+            return
+        except RedisError as exc:
+            if not is_retryable(exc):
+                raise
+            left = deadline - time.monotonic()
+            if left <= 0:
+                if retry_for_s <= 0:
+                    raise
+                note = f" (still unreachable after retrying for {retry_for_s:g}s)"
+                raise named_error(_original(exc), description, note) from exc
+            wait = min(delay, left)
+            logger.warning(
+                "Redis at %s is unreachable (%s); retrying in %.2gs (giving up %gs after start)",
+                description,
+                " ".join(str(_original(exc)).split()),
+                wait,
+                retry_for_s,
+            )
+            await asyncio.sleep(wait)
+            delay = min(delay * 2, _RETRY_MAX_S)
+
+
+def _original(exc: RedisError) -> RedisError:
+    """The redis-py error under `named_error`'s wrapping (so notes do not repeat the URL)."""
+    cause = exc.__cause__
+    return cause if isinstance(cause, RedisError) else exc
+
+
 async def check_eviction_policy(client: redis.Redis, *, where: str = "") -> str | None:
     """Log a WARNING unless `maxmemory-policy` is `noeviction`; returns the policy if known.
 
@@ -202,9 +286,13 @@ async def check_eviction_policy(client: redis.Redis, *, where: str = "") -> str 
 
 __all__ = [
     "DEFAULT_URL",
+    "WORKER_CONNECT_RETRY_S",
     "ConnectionLike",
     "RedisConnector",
     "RedisSettings",
     "check_eviction_policy",
+    "connect_retrying",
+    "is_retryable",
+    "named_error",
     "redact_url",
 ]

@@ -215,6 +215,7 @@ def test_worker_input_and_infrastructure_errors(
     assert code == 2 and "worker needs --blueprints DIR" in err
     code = main(
         ["worker", "--redis", "redis://:pw@127.0.0.1:1/0", "--blueprints", str(blueprint_dir)]
+        + ["--connect-timeout", "0"]
     )
     _, err = capsys.readouterr()
     assert code == 5 and "Redis at redis://:***@127.0.0.1:1/0" in err and "pw@" not in err
