@@ -1,3 +1,5 @@
-from .inprocess import main
+"""Benchmarks: `python -m benchmarks` prints throughput figures and ratios (see cli.py)."""
+
+from .cli import main
 
 main()

@@ -14,36 +14,21 @@ import time
 import tracemalloc
 from typing import Any
 
-from flowcraft_core import Blueprint, FlowRuntime, NodeContext, NodeRegistry, load_blueprint
+from flowcraft_core import Blueprint, FlowRuntime, NodeRegistry, load_blueprint
 
-
-async def inc(ctx: NodeContext) -> dict[str, Any]:
-    return {"output": (ctx.input or 0) + 1}
+from . import nodes
 
 
 def registry() -> NodeRegistry:
-    reg = NodeRegistry()
-    reg.register("inc", inc)
-    return reg
+    return nodes.make_registry()
 
 
 def chain(n: int) -> Blueprint:
-    nodes = [{"id": f"n{i}", "uses": "inc"} for i in range(n)]
-    edges = [{"source": f"n{i}", "target": f"n{i + 1}"} for i in range(n - 1)]
-    return load_blueprint({"id": f"chain{n}", "nodes": nodes, "edges": edges})
+    return load_blueprint(nodes.chain(n))
 
 
 def fanout(width: int) -> Blueprint:
-    nodes = [{"id": "start", "uses": "inc"}]
-    nodes += [{"id": f"p{i}", "uses": "inc"} for i in range(width)]
-    nodes.append({"id": "join", "uses": "inc_join"})
-    edges = [{"source": "start", "target": f"p{i}"} for i in range(width)]
-    edges += [{"source": f"p{i}", "target": "join"} for i in range(width)]
-    return load_blueprint({"id": f"fanout{width}", "nodes": nodes, "edges": edges})
-
-
-async def inc_join(ctx: NodeContext) -> dict[str, Any]:
-    return {"output": sum(ctx.input.values()) if isinstance(ctx.input, dict) else 0}
+    return load_blueprint(nodes.fanout(width))
 
 
 def _timed_run(rt: FlowRuntime, bp: Blueprint, *, memory: bool) -> tuple[float, float, str]:
@@ -85,7 +70,6 @@ def scaling(sizes: list[int], *, memory: bool = True) -> list[dict[str, Any]]:
 
 def fanout_row(width: int = 1000) -> dict[str, Any]:
     reg = registry()
-    reg.register("inc_join", inc_join)
     bp = fanout(width)
     rt = FlowRuntime(registry=reg)
     first, _, _ = _timed_run(rt, bp, memory=False)

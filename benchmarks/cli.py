@@ -1,0 +1,272 @@
+"""`python -m benchmarks`: every figure of issue 6 in one table, with the targets met or not.
+
+Sections: in-process (FlowRuntime), distributed (BullMQAdapter on a redis-server and worker
+processes this command starts, plus a bare BullMQ worker as the baseline), peers (Dramatiq,
+Celery; skipped with a note when not installed). Progress goes to stderr, the table to stdout.
+Targets are printed, never asserted. Every process started is stopped on exit and on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import inprocess
+from .distributed import Measured, Results, Sizes
+
+SECTIONS = ("inprocess", "distributed", "peers")
+
+
+@dataclass
+class Target:
+    name: str
+    value: float | None
+    goal: str
+    met: bool | None  # None: not measured
+
+    def line(self) -> str:
+        value = "-" if self.value is None else f"{self.value:,.2f}"
+        state = "n/a" if self.met is None else ("met" if self.met else "unmet")
+        return f"{self.name:<46}{value:>12}  {self.goal:<12}{state}"
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def _target(name: str, value: float | None, goal: str, ok: Any) -> Target:
+    return Target(name, value, goal, None if value is None else bool(ok(value)))
+
+
+def distributed_table(rows: Sequence[Measured]) -> None:
+    print(
+        f"{'workload':<20}{'procs':>8}{'runs':>7}{'nodes':>8}{'seconds':>9}{'node/s':>9}"
+        f"{'run/s':>8}{'evalsha/n':>10}{'calls/n':>9}{'cpu us/n':>9}  check"
+    )
+    for r in rows:
+        runs = f"{r.runs:,}" if r.runs else "-"
+        print(
+            f"{r.workload:<20}{r.procs:>8}{runs:>7}{r.nodes:>8,}{r.seconds:>9.3f}"
+            f"{r.node_rate:>9,.0f}{r.run_rate:>8,.1f}{r.per_node('evalsha'):>10.2f}"
+            f"{r.calls_per_node:>9.1f}{r.cpu_us_per_node:>9.0f}  {r.check}"
+        )
+
+
+def header(args: argparse.Namespace) -> None:
+    redis_version = subprocess.run(
+        ["redis-server", "--version"], capture_output=True, text=True, check=False
+    ).stdout.split()
+    print(f"flowcraft benchmarks  {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC")
+    print(
+        f"machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
+        f"Python {platform.python_version()}, "
+        f"{' '.join(redis_version[:3]) if redis_version else 'redis-server ?'}"
+    )
+    print(f"command: python -m benchmarks {' '.join(sys.argv[1:])}".rstrip())
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: proves it works")
+    parser.add_argument("--only", choices=SECTIONS, action="append", help="run only this section")
+    parser.add_argument("--max-n", type=int, default=1_000_000, help="largest chainN (1000000)")
+    parser.add_argument("--concurrency", type=int, default=10, help="jobs per worker (10)")
+    args = parser.parse_args(argv)
+    sections = set(args.only or SECTIONS)
+    # Ctrl-C and SIGTERM unwind through the `with` blocks that stop the processes.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    header(args)
+    targets: list[Target] = []
+
+    if "inprocess" in sections:
+        print("\n== in-process (FlowRuntime, one process)")
+        print("  in-process...", file=sys.stderr, flush=True)
+        sizes = (
+            [1_000, 10_000]
+            if args.quick
+            else [n for n in (1_000, 10_000, 100_000, 1_000_000) if n <= args.max_n]
+        )
+        rows = inprocess.scaling(sizes)
+        rows.append(inprocess.fanout_row(100 if args.quick else 1000))
+        rows.append(inprocess.chain10_rate(100 if args.quick else 2000))
+        inprocess.print_table(rows)
+        targets += inprocess_targets(rows)
+
+    results = Results()
+    peer_rows: list[Measured] = []
+    if sections & {"distributed", "peers"}:
+        from .distributed import run as run_distributed
+        from .infra import Processes, redis_server
+
+        dsizes = Sizes.quick() if args.quick else Sizes()
+        dsizes.concurrency = args.concurrency
+        try:
+            with Processes() as procs, redis_server(procs) as url:
+                if "distributed" in sections:
+                    results = run_distributed(procs, url, dsizes)
+                if "peers" in sections:
+                    from . import peers
+
+                    peer_rows, notes = peers.run(url, dsizes)
+                    results.notes += notes
+        except KeyboardInterrupt:
+            print("interrupted: every process started was stopped", file=sys.stderr)
+            raise SystemExit(130) from None
+
+    if "distributed" in sections:
+        print(
+            f"\n== distributed (BullMQAdapter; flowcraft worker processes x concurrency "
+            f"{args.concurrency}; bare-bullmq: a bare BullMQ Worker draining empty jobs)"
+        )
+        if results.libraries:
+            print(f"worker: {results.libraries}")
+        distributed_table([*results.rows, *([results.bare] if results.bare else [])])
+        accounting(results)
+        targets += distributed_targets(results)
+    if "peers" in sections:
+        print("\n== peers (same Redis; chain10 and diamond8)")
+        if peer_rows:
+            distributed_table(peer_rows)
+        for note in results.notes:
+            print(f"note: {note}")
+        targets += peer_targets(results, peer_rows)
+    print("\n== targets")
+    print(f"{'target':<46}{'value':>12}  {'goal':<12}state")
+    for target in targets:
+        print(target.line())
+
+
+def inprocess_targets(rows: list[dict[str, Any]]) -> list[Target]:
+    by_name = {r["workload"].split()[0]: r for r in rows}
+    chain10 = next((r for r in rows if r["workload"].startswith("chain10 x")), None)
+    chains = [r for r in rows if r["workload"].startswith("chain") and r is not chain10]
+    out = []
+    if chain10 is not None:
+        out.append(
+            _target(
+                "inprocess chain10 node/s",
+                chain10["nodes"] / chain10["seconds"],
+                ">= 60,000",
+                lambda v: v >= 60_000,
+            )
+        )
+    if len(chains) >= 2:
+        out.append(
+            _target(
+                f"inprocess us/node {chains[-1]['workload']} / {chains[0]['workload']}",
+                chains[-1]["us_per_node"] / chains[0]["us_per_node"],
+                "<= 2",
+                lambda v: v <= 2,
+            )
+        )
+    million = by_name.get("chain1000000")
+    if million is not None:
+        out.append(
+            _target("inprocess chain1000000 seconds", million["seconds"], "< 60", lambda v: v < 60)
+        )
+        out.append(
+            _target(
+                "inprocess chain1000000 peak MiB", million["peak_mib"], "< 2048", lambda v: v < 2048
+            )
+        )
+    fan = by_name.get("fanout1000")
+    if fan is not None:
+        out.append(
+            _target("inprocess fanout1000 seconds", fan["seconds"], "< 0.1", lambda v: v < 0.1)
+        )
+    return out
+
+
+def _rate(results: Results, workload: str, procs: str) -> float | None:
+    row = results.find(workload, procs)
+    return row.node_rate if row is not None else None
+
+
+def distributed_targets(results: Results) -> list[Target]:
+    chain1 = _rate(results, "chain10", "1")
+    fan_id = next((r.workload for r in results.rows if r.workload.startswith("fanout")), "fanout")
+    bare = results.bare.node_rate if results.bare else None
+    out = [
+        _target(
+            "chain10 (1 worker) / bare BullMQ job rate",
+            _ratio(chain1, bare),
+            ">= 0.8",
+            lambda v: v >= 0.8,
+        ),
+        _target(
+            f"{fan_id} / chain10 per-node rate (1 worker)",
+            _ratio(_rate(results, fan_id, "1"), chain1),
+            ">= 0.8",
+            lambda v: v >= 0.8,
+        ),
+    ]
+    if results.accounting is not None:
+        out.append(
+            _target(
+                "our Redis round trips per node (MONITOR)",
+                results.accounting.ours_per_node,
+                "<= 3",
+                lambda v: v <= 3,
+            )
+        )
+    for workload in ("chain10", "diamond8"):
+        out.append(
+            _target(
+                f"{workload} scaling 1 -> 2 worker processes",
+                _ratio(_rate(results, workload, "2"), _rate(results, workload, "1")),
+                ">= 1.6",
+                lambda v: v >= 1.6,
+            )
+        )
+    return out
+
+
+def peer_targets(results: Results, peer_rows: list[Measured]) -> list[Target]:
+    out = []
+    for workload in ("chain10", "diamond8"):
+        dramatiq = next((r for r in peer_rows if r.workload == f"dramatiq-{workload}"), None)
+        celery = next((r for r in peer_rows if r.workload == f"celery-{workload}"), None)
+        ours = _rate(results, workload, "2")
+        out.append(
+            _target(
+                f"{workload} flowcraft (2 workers) / dramatiq",
+                _ratio(ours, dramatiq.node_rate if dramatiq else None),
+                ">= 1.2",
+                lambda v: v >= 1.2,
+            )
+        )
+        ratio = _ratio(ours, celery.node_rate if celery else None)
+        out.append(Target(f"{workload} flowcraft (2 workers) / celery", ratio, "(info)", None))
+    return out
+
+
+def accounting(results: Results) -> None:
+    acc = results.accounting
+    if acc is None:
+        return
+    chain1 = results.find("chain10", "1")
+    bare = results.bare
+    print(f"\nRedis work per node job (MONITOR sample: {acc.nodes} chain10 nodes, 1 worker):")
+    print(f"  ours    {acc.ours_per_node:5.2f} commands sent: {acc.breakdown(acc.ours)}")
+    print(f"  BullMQ  {acc.bullmq_per_node:5.2f} commands sent: {acc.breakdown(acc.bullmq)}")
+    if chain1 is not None and bare is not None:
+        ours = chain1.per_node("evalsha") - bare.per_node("evalsha")
+        print(
+            f"  by subtraction: EVALSHA/node chain10 {chain1.per_node('evalsha'):.2f} - bare "
+            f"BullMQ {bare.per_node('evalsha'):.2f} (incl. its add) = {ours:.2f} of ours"
+        )
+        print(
+            f"  Redis CPU/node: chain10 {chain1.cpu_us_per_node:.0f} us, bare BullMQ job "
+            f"{bare.cpu_us_per_node:.0f} us (INFO cpu sys+user deltas / nodes)"
+        )
+
+
+__all__ = ["main"]

@@ -1,0 +1,468 @@
+"""Distributed figures: flowcraft on real `flowcraft worker` processes, a bare BullMQ worker as
+the baseline, and the Redis work of each node job.
+
+Every workload's runs are started at once by this process (the client) and timed from the
+first `start_run` to the last run seen finished; the client polls the runs' statuses one at a
+time (one HGET per poll), so waiting costs Redis almost nothing.
+
+Redis accounting (per node job):
+- `INFO commandstats` deltas around each timed workload give EVALSHA calls per node (BullMQ's
+  scripts and ours together: commandstats cannot tell scripts apart) and all calls per node
+  (commands run inside scripts included), `INFO cpu` deltas give Redis CPU per node.
+- A short MONITOR sample (a separate chain10 batch, not timed) classifies every command a
+  worker sends: EVALSHA of one of our scripts (matched by SHA1 of `flowcraft_bullmq/lua`),
+  or a plain command on a run key (`P:{runId}:*`) is ours; everything else is BullMQ's
+  (named by the SHA1 of its `commands/*.lua`). Commands Lua scripts run and the client's own
+  connections (named `bench-client`) are left out. Each command sent is one round trip unless
+  it was pipelined, so "ours per node" is an upper bound on our round trips per node.
+- The bare run gives BullMQ's own EVALSHA per job; flowcraft's EVALSHA per node minus that is
+  the subtraction estimate of our script calls, printed next to the MONITOR figure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+import redis.asyncio as aredis
+
+from . import nodes
+from .infra import Proc, Processes, RedisStats
+
+CLIENT_NAME = "bench-client"
+PREFIX = "fcbench"
+QUEUE = "flowcraft"
+BARE_QUEUE = "bare"
+
+
+@dataclass
+class Sizes:
+    chain_runs: int = 200
+    diamond_runs: int = 200
+    fanout_runs: int = 10
+    fanout_width: int = 1000
+    bare_jobs: int = 20_000
+    sample_runs: int = 20  # chain10 runs under MONITOR
+    workers: tuple[int, ...] = (1, 2)
+    concurrency: int = 10
+
+    @classmethod
+    def quick(cls) -> Sizes:
+        return cls(
+            chain_runs=20,
+            diamond_runs=20,
+            fanout_runs=2,
+            fanout_width=100,
+            bare_jobs=500,
+            sample_runs=5,
+        )
+
+
+@dataclass
+class Measured:
+    """One timed workload."""
+
+    workload: str
+    procs: str
+    runs: int
+    nodes: int
+    seconds: float
+    redis: dict[str, float] = field(default_factory=dict)
+    check: str = ""
+
+    @property
+    def node_rate(self) -> float:
+        return self.nodes / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def run_rate(self) -> float:
+        return self.runs / self.seconds if self.seconds > 0 else 0.0
+
+    def per_node(self, key: str) -> float:
+        return self.redis.get(key, 0.0) / self.nodes if self.nodes else 0.0
+
+    @property
+    def calls_per_node(self) -> float:
+        calls = sum(v for k, v in self.redis.items() if not k.startswith("_"))
+        return calls / self.nodes if self.nodes else 0.0
+
+    @property
+    def cpu_us_per_node(self) -> float:
+        return self.per_node("_cpu_s") * 1e6
+
+
+@dataclass
+class Accounting:
+    """The MONITOR sample's classification of what the workers sent, per node job."""
+
+    nodes: int
+    ours: Counter[str]
+    bullmq: Counter[str]
+
+    @property
+    def ours_per_node(self) -> float:
+        return sum(self.ours.values()) / self.nodes if self.nodes else 0.0
+
+    @property
+    def bullmq_per_node(self) -> float:
+        return sum(self.bullmq.values()) / self.nodes if self.nodes else 0.0
+
+    def breakdown(self, counter: Counter[str]) -> str:
+        return ", ".join(f"{name} {n / self.nodes:.2f}" for name, n in counter.most_common(8))
+
+
+@dataclass
+class Results:
+    rows: list[Measured] = field(default_factory=list)
+    bare: Measured | None = None
+    accounting: Accounting | None = None
+    notes: list[str] = field(default_factory=list)
+    libraries: str = ""  # what the worker processes loaded (uvloop, hiredis)
+
+    def find(self, workload: str, procs: str) -> Measured | None:
+        return next((r for r in self.rows if r.workload == workload and r.procs == procs), None)
+
+
+# --------------------------------------------------------------------------- script names
+
+
+def our_scripts() -> dict[str, str]:
+    """SHA1 -> name of flowcraft_bullmq's Lua scripts (as sent to Redis)."""
+    from flowcraft_bullmq import scripts
+
+    return {hashlib.sha1(scripts.source(name).encode()).hexdigest(): name for name in scripts.NAMES}
+
+
+def bullmq_scripts() -> dict[str, str]:
+    """SHA1 -> name of BullMQ's Lua scripts."""
+    try:
+        from bullmq import redis_connection as rc
+    except ImportError:
+        return {}
+    out = {}
+    for name, filename in getattr(rc, "SCRIPT_DEFINITIONS", {}).items():
+        try:
+            text = rc.loadScript(filename)
+        except OSError:
+            continue
+        out[hashlib.sha1(text.encode()).hexdigest()] = name
+    return out
+
+
+_ARG = re.compile(r'"((?:[^"\\]|\\.)*)"')
+_LINE = re.compile(r"^\d+\.\d+ \[\d+ ([^\]]+)\] (.*)$")
+
+
+def classify(lines: list[str], skip: set[str], nodes: int) -> Accounting:
+    """What the workers sent, from MONITOR lines: ours or BullMQ's, by command or script."""
+    ours_sha, bull_sha = our_scripts(), bullmq_scripts()
+    ours: Counter[str] = Counter()
+    bull: Counter[str] = Counter()
+    for line in lines:
+        m = _LINE.match(line)
+        if m is None:
+            continue
+        source, rest = m.groups()
+        if source == "lua" or source in skip:
+            continue
+        args = _ARG.findall(rest)
+        if not args:
+            continue
+        cmd = args[0].lower()
+        if cmd in ("evalsha", "evalsha_ro") and len(args) > 1:
+            sha = args[1].lower()
+            if sha in ours_sha:
+                ours[f"{ours_sha[sha]}.lua"] += 1
+            else:
+                bull[bull_sha.get(sha, "script?")] += 1
+        elif cmd in ("client", "monitor", "info", "hello", "select", "ping"):
+            continue
+        elif len(args) > 1 and ":{" in args[1]:
+            ours[cmd] += 1
+        else:
+            bull[cmd] += 1
+    return Accounting(nodes=nodes, ours=ours, bullmq=bull)
+
+
+def worker_libraries(pid: int) -> str:
+    """Which of uvloop and hiredis a worker process has loaded (from its memory maps)."""
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return "uvloop/hiredis: unknown"
+    return ", ".join(
+        f"{lib} {'loaded' if lib in maps else 'not loaded'}" for lib in ("uvloop", "hiredis")
+    )
+
+
+# --------------------------------------------------------------------------- the client
+
+
+class Client:
+    """The benchmark's client: starts runs and waits for them, on named connections."""
+
+    def __init__(self, url: str, blueprints: list[dict[str, Any]]) -> None:
+        from flowcraft_bullmq import BullMQAdapter
+        from flowcraft_bullmq.connection import RedisSettings
+
+        self.url = url
+        settings = RedisSettings(url=url, options={"client_name": CLIENT_NAME})
+        self.adapter = BullMQAdapter(
+            connection=settings, blueprints=blueprints, queue_name=QUEUE, prefix=PREFIX
+        )
+        self.poller = aredis.Redis.from_url(url, decode_responses=True, client_name=CLIENT_NAME)
+        self.polls = 0
+
+    async def __aenter__(self) -> Client:
+        await self.adapter.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.poller.aclose()
+        await self.adapter.close()
+
+    async def start(self, blueprint_id: str, runs: int) -> list[str]:
+        return list(
+            await asyncio.gather(*(self.adapter.start_run(blueprint_id) for _ in range(runs)))
+        )
+
+    async def wait_all(self, run_ids: list[str], limit_s: float = 600) -> list[str]:
+        """Wait until every run has finished; their statuses. One HGET per poll."""
+        from flowcraft_bullmq.keys import RunKeys
+
+        pending = list(run_ids)
+        statuses = []
+        deadline = time.monotonic() + limit_s
+        while pending:
+            status = await self.poller.hget(RunKeys.of(PREFIX, pending[-1]).meta, "status")
+            self.polls += 1
+            if status not in (None, "running"):
+                statuses.append(str(status))
+                pending.pop()
+                continue
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(pending)} runs still running after {limit_s}s")
+            await asyncio.sleep(0.002)
+        return statuses
+
+    async def check(self, run_id: str, node_id: str, expected: int) -> str:
+        """ "completed" when the run completed with `node_id`'s output as expected."""
+        result = await self.adapter.get_result(run_id)
+        if result is None:
+            return "running?"
+        got = result.outputs.get(node_id)
+        if str(result.status) != "completed" or got != expected:
+            return f"{result.status}:{node_id}={got!r}"
+        return "completed"
+
+
+# --------------------------------------------------------------------------- workloads
+
+
+@dataclass
+class Workload:
+    blueprint: dict[str, Any]
+    runs: int
+    last: str  # the node whose output is checked
+    expected: int
+
+    @property
+    def id(self) -> str:
+        return str(self.blueprint["id"])
+
+    @property
+    def nodes(self) -> int:
+        return nodes.node_count(self.blueprint)
+
+
+def workloads(sizes: Sizes) -> list[Workload]:
+    width = sizes.fanout_width
+    return [
+        Workload(nodes.chain(10), sizes.chain_runs, "n9", 10),
+        Workload(nodes.diamond(8), sizes.diamond_runs, "end", 8 * 2 + 1),
+        Workload(nodes.fanout(width), sizes.fanout_runs, "join", width * 2),
+    ]
+
+
+async def timed(
+    client: Client, stats: RedisStats, work: Workload, procs: str, runs: int | None = None
+) -> Measured:
+    runs = work.runs if runs is None else runs
+    before = stats.snapshot()
+    started = time.perf_counter()
+    run_ids = await client.start(work.id, runs)
+    statuses = await client.wait_all(run_ids)
+    elapsed = time.perf_counter() - started
+    delta = RedisStats.delta(before, stats.snapshot())
+    bad = Counter(s for s in statuses if s != "completed")
+    check = await client.check(run_ids[0], work.last, work.expected)
+    if bad:
+        check = f"{check} ({dict(bad)})"
+    return Measured(work.id, procs, runs, runs * work.nodes, elapsed, delta, check)
+
+
+def write_blueprints(directory: Path, works: list[Workload]) -> None:
+    for work in works:
+        (directory / f"{work.id}.json").write_text(json.dumps(work.blueprint))
+
+
+def start_workers(
+    procs: Processes, url: str, bp_dir: Path, count: int, concurrency: int
+) -> list[Proc]:
+    started = []
+    for i in range(count):
+        proc = procs.python(
+            f"flowcraft worker {i + 1}",
+            "-m",
+            "flowcraft_core.cli",
+            "worker",
+            "--redis",
+            url,
+            "--registry",
+            "benchmarks.nodes:registry",
+            "--blueprints",
+            str(bp_dir),
+            "--concurrency",
+            str(concurrency),
+            "--queue",
+            QUEUE,
+            "--prefix",
+            PREFIX,
+        )
+        started.append(proc)
+    for proc in started:
+        proc.wait_for("consuming queue")
+    return started
+
+
+def monitor_sample(
+    procs: Processes, url: str, client: Client, work: Workload, runs: int
+) -> Accounting:
+    """Run `runs` runs of `work` under `redis-cli monitor` and classify what workers sent."""
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    mon = procs.start("redis-cli monitor", ["redis-cli", "-p", port, "monitor"])
+    mon.wait_for("OK", timeout=10)
+
+    async def go() -> None:
+        await client.wait_all(await client.start(work.id, runs))
+
+    LOOP.run(go())
+    sync = redis.Redis.from_url(url, decode_responses=True)
+    named = {c["addr"] for c in sync.client_list() if c.get("name") == CLIENT_NAME}
+    sync.ping()
+    sync.close()
+    time.sleep(0.2)
+    mon.stop()
+    return classify(list(mon.lines), named, runs * work.nodes)
+
+
+class _Loop:
+    """One event loop in a thread for the client, so its connections live across phases."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+
+LOOP: _Loop  # set by run()
+
+
+def bare_baseline(procs: Processes, url: str, stats: RedisStats, sizes: Sizes) -> Measured:
+    """Add `bare_jobs` empty jobs (as flowcraft adds its node jobs), drain them in a process."""
+    from bullmq import Queue
+
+    from flowcraft_bullmq.connection import RedisConnector
+    from flowcraft_bullmq.queue import DEFAULT_ATTEMPTS, DEFAULT_RETENTION
+
+    async def add() -> None:
+        options = {**DEFAULT_RETENTION, **DEFAULT_ATTEMPTS}
+        queue = Queue(
+            BARE_QUEUE, {"connection": RedisConnector(url).new_client(), "prefix": PREFIX}
+        )
+        for start in range(0, sizes.bare_jobs, 1000):
+            end = min(start + 1000, sizes.bare_jobs)
+            await queue.addBulk(
+                [
+                    {"name": "node", "data": {"i": i}, "opts": {**options, "jobId": f"j-{i}"}}
+                    for i in range(start, end)
+                ]
+            )
+        await queue.close()
+
+    before = stats.snapshot()  # the adds count: flowcraft's node jobs add their successors
+    LOOP.run(add())
+    proc = procs.python(
+        "bare BullMQ worker",
+        "-m",
+        "benchmarks.bare",
+        "--redis",
+        url,
+        "--queue",
+        BARE_QUEUE,
+        "--prefix",
+        PREFIX,
+        "--jobs",
+        str(sizes.bare_jobs),
+        "--concurrency",
+        str(sizes.concurrency),
+    )
+    proc.wait_for("drained", timeout=600)
+    proc.stop()
+    delta = RedisStats.delta(before, stats.snapshot())
+    line = next(line for line in proc.lines if line.startswith("drained"))
+    seconds = float(line.split()[-2])
+    return Measured("bare-bullmq", "1", 0, sizes.bare_jobs, seconds, delta, "drained")
+
+
+def run(procs: Processes, url: str, sizes: Sizes, log: Any = sys.stderr) -> Results:
+    """Every distributed figure, on the redis-server at `url`."""
+    global LOOP
+    LOOP = _Loop()
+    results = Results()
+    works = workloads(sizes)
+    stats = RedisStats(url)
+    bp_dir = Path(tempfile.mkdtemp(prefix="flowcraft-bench-bp-"))
+    write_blueprints(bp_dir, works)
+    client = Client(url, [w.blueprint for w in works])
+    LOOP.run(client.__aenter__())
+    try:
+        for count in sizes.workers:
+            print(f"  flowcraft: {count} worker process(es)...", file=log, flush=True)
+            with Processes() as phase:
+                workers = start_workers(phase, url, bp_dir, count, sizes.concurrency)
+                results.libraries = worker_libraries(workers[0].popen.pid)
+                for work in works:  # warm up: scripts loaded, plans compiled, pools open
+                    LOOP.run(timed(client, stats, work, str(count), runs=min(work.runs, 10)))
+                for work in works:
+                    results.rows.append(LOOP.run(timed(client, stats, work, str(count))))
+                if count == 1:
+                    results.accounting = monitor_sample(
+                        phase, url, client, works[0], sizes.sample_runs
+                    )
+        print("  bare BullMQ worker...", file=log, flush=True)
+        results.bare = bare_baseline(procs, url, stats, sizes)
+    finally:
+        LOOP.run(client.__aexit__())
+        stats.close()
+        LOOP.loop.call_soon_threadsafe(LOOP.loop.stop)
+        LOOP.thread.join(timeout=5)
+    return results
+
+
+__all__ = ["Accounting", "Measured", "Results", "Sizes", "classify", "run"]
