@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import redis.asyncio as redis
 from bullmq_processes import WorkerProcess, adapter
-from conftest import chain, completes, run_chain, worker_process
 from redis_server import TlsFiles, running_redis_server
+from sec_support import chain, completes, run_chain, worker_process
 from security_nodes import registry
 
 from flowcraft_bullmq import RedisSettings
