@@ -104,6 +104,10 @@ class WorkflowResult:
     context: dict[str, Any]
     serialized_context: str
     errors: list[ErrorRecord] = field(default_factory=list)
+    #: Node ids whose compensation ran, in the order they ran (a failed run; see
+    #: docs/compensation.md), and the compensations that failed.
+    compensated: list[str] = field(default_factory=list)
+    compensation_failed: list[ErrorRecord] = field(default_factory=list)
 
     @property
     def outputs(self) -> dict[str, Any]:

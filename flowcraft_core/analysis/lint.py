@@ -248,6 +248,14 @@ class _Linter:
                     "a registered implementation",
                     ".config.fallback",
                 )
+            undo = node.config.compensate
+            if undo is not None and not self.registered(undo):
+                yield self.node_issue(
+                    "MISSING_IMPLEMENTATION",
+                    node.id,
+                    f"node {node.id!r} is compensated by {undo!r}, which is not registered",
+                    ".config.compensate",
+                )
             worker = node.params.get("workerUsesKey")
             if node.uses == BATCH_SCATTER and isinstance(worker, str):
                 if not self.registered(worker):

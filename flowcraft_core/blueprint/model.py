@@ -80,6 +80,11 @@ class NodeConfig(_FrozenModel):
         alias="joinStrategy",
         description="Wait for every incoming edge, or fire on the first.",
     )
+    compensate: Key | None = Field(
+        None,
+        description="Implementation key that undoes this node's work if the run fails after "
+        "the node completed (saga rollback); it receives the node's output.",
+    )
 
 
 class NodeDefinition(_FrozenModel):

@@ -28,6 +28,13 @@ from ..reserved import INPUTS_PREFIX, OUTPUTS_PREFIX
 from ..results import ErrorRecord, NodeResult
 from .activation import ActivationRunner
 from .batches import Batches
+from .compensation import (
+    CompensationReport,
+    Completed,
+    compensate_one,
+    failure_record,
+    has_compensation,
+)
 from .executor import (
     FAILED,
     SUCCEEDED,
@@ -87,6 +94,11 @@ class Engine(ActivationRunner):
         #: Private state of waiting activations (a subflow's child context).
         self.waiting_state: dict[tuple[int, tuple[int, ...]], Any] = {}
         self.cancelled = False
+        #: Completions to compensate if the run fails (only nodes naming `config.compensate`).
+        self.completed: list[Completed] = []
+        self.tracks_completions = has_compensation(plan)
+        #: False when the run opted out of compensation.
+        self.compensate = True
         self.batches = Batches(self)
         self.state = RunState(
             plan.nodes,
@@ -318,6 +330,8 @@ class Engine(ActivationRunner):
         if ops:
             self.store.apply(ops.items())
         data[OUTPUTS_PREFIX + node.id] = result.output
+        if self.tracks_completions and node.config.compensate is not None:
+            self.completed.append(Completed(node.id, iteration, result.output))
         if outcome.stand_in is not None:
             data[OUTPUTS_PREFIX + outcome.stand_in] = result.output
         if node.is_scatter:
@@ -416,6 +430,21 @@ class Engine(ActivationRunner):
 
     def pending(self) -> list[str]:
         return self.state.pending()
+
+    async def compensate_all(self) -> CompensationReport:
+        """Run the recorded completions' compensations, newest first (the run failed)."""
+        report = CompensationReport([], [])
+        for item in reversed(self.completed):
+            outcome = await compensate_one(self, self.plan, item)
+            if outcome.kind == SUCCEEDED:
+                if outcome.ops:
+                    self.store.apply(outcome.ops.items())
+                report.compensated.append(item.node_id)
+            else:
+                report.failed.append(failure_record(item, outcome))
+        if self.events:
+            await self.flush()
+        return report
 
 
 __all__ = ["Act", "Engine"]

@@ -180,6 +180,11 @@ class FlowRuntime:
                 info = lookup(node.fallback_key, f"nodes[{node.index}].config.fallback")
                 if info is not None:
                     fallbacks[node.fallback_key] = info
+            compensate = node.config.compensate
+            if compensate is not None:
+                info = lookup(compensate, f"nodes[{node.index}].config.compensate")
+                if info is not None:
+                    fallbacks[compensate] = info
             if node.uses == SUBFLOW:
                 child = node.params.get("blueprintId")
                 if child not in self.blueprints:
@@ -214,8 +219,11 @@ class FlowRuntime:
         signal: CancellationToken | None = None,
         concurrency: int | None = None,
         parent: tuple[str, str] | None = None,
+        compensate: bool = True,
     ) -> WorkflowResult:
-        """Run a blueprint to its end (or to `awaiting`); see SPEC 3."""
+        """Run a blueprint to its end (or to `awaiting`); see SPEC 3.
+
+        `compensate=False` opts this run out of compensation (docs/compensation.md)."""
         bp = self.resolve_blueprint(blueprint)
         data = self.initial_data(initial_context)
         run_id = validate_run_id(run_id) if run_id is not None else new_run_id()
@@ -236,6 +244,7 @@ class FlowRuntime:
                     parent_node_id=parent[1] if parent else None,
                 )
             )
+        engine.compensate = compensate
         engine.seed(plan.entries)
         return await self._drive(engine)
 
@@ -289,6 +298,9 @@ class FlowRuntime:
 
     async def _finish(self, engine: Engine, status: RunStatus) -> WorkflowResult:
         await engine.flush()
+        report = None
+        if status == RunStatus.FAILED and engine.compensate and engine.completed:
+            report = await engine.compensate_all()
         context = dict(engine.data)
         if status == RunStatus.AWAITING:
             context.update(engine.awaiting_state())
@@ -323,6 +335,8 @@ class FlowRuntime:
             context=context,
             serialized_context=self.serializer.serialize(context),
             errors=errors,
+            compensated=report.compensated if report is not None else [],
+            compensation_failed=report.failed if report is not None else [],
         )
 
     async def resume(

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import RunNotAwaitingError
 from ..versioning import blueprint_pin
+from .compensation import Completed
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -23,7 +24,7 @@ def dump(engine: Engine) -> dict[str, Any]:
     def ref(key: tuple[int, tuple[int, ...]]) -> list[Any]:
         return [nodes[key[0]].id, list(key[1])]
 
-    return {
+    snapshot: dict[str, Any] = {
         "format": FORMAT,
         "blueprintId": engine.blueprint_id,
         "pin": blueprint_pin(engine.plan.blueprint),
@@ -46,6 +47,11 @@ def dump(engine: Engine) -> dict[str, Any]:
             ref(key) + [sorted(edges)] for key, edges in engine.state.exits_delivered.items()
         ],
     }
+    if engine.completed:  # compensations owed if the resumed run fails
+        snapshot["completed"] = [item.to_json() for item in engine.completed]
+    if not engine.compensate:
+        snapshot["compensate"] = False
+    return snapshot
 
 
 def restore(engine: Engine, state: Any) -> None:
@@ -75,6 +81,8 @@ def restore(engine: Engine, state: Any) -> None:
     engine.state.back_taken.update(key(raw) for raw in state.get("backTaken", []))
     for raw in state.get("exits", []):
         engine.state.exits_delivered[key(raw[:2])] = {int(i) for i in raw[2]}
+    engine.completed.extend(Completed.from_json(raw) for raw in state.get("completed", []))
+    engine.compensate = bool(state.get("compensate", True))
 
 
 __all__ = ["dump", "restore"]

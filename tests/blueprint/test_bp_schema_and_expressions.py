@@ -79,6 +79,7 @@ def test_schema_uses_json_names_and_describes_every_field() -> None:
         "timeout",
         "fallback",
         "joinStrategy",
+        "compensate",
     }
     assert "cycleEntryPoints" in defs["BlueprintMetadata"]["properties"]
     for part in (schema, *defs.values()):
