@@ -44,6 +44,7 @@ _positive_int = number_argument(int, 1)
 _positive_float = number_argument(float, 0, strict=True)
 _non_negative_float = number_argument(float, 0)
 _non_negative_int = number_argument(int, 0)
+_port = number_argument(int, 0)
 
 
 def _distributed_options(parser: argparse.ArgumentParser) -> None:
@@ -138,6 +139,23 @@ def register(
     status.add_argument("--json", action="store_true", help="print the result as JSON")
     _distributed_options(status)
     status.set_defaults(handler=status_command)
+
+    inspect = subparsers.add_parser(
+        "inspect",
+        parents=[common],
+        help="serve the run inspector web page",
+        description="Serve a web page of recent runs and of each run's graph, timeline, "
+        "context and errors, with resume and cancel buttons, until SIGINT or SIGTERM. "
+        "Give --blueprints to draw graphs and resume. It has no authentication: it listens "
+        "on 127.0.0.1 unless --host says otherwise. Needs the 'inspect' extra (uvicorn).",
+    )
+    inspect.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    inspect.add_argument(
+        "--port", type=_port, default=8080, metavar="N", help="port (8080; 0 picks a free one)"
+    )
+    _redis_options(inspect)
+    add_blueprints_option(inspect)
+    inspect.set_defaults(handler=inspect_command)
 
     resume = subparsers.add_parser(
         "resume",
@@ -378,22 +396,61 @@ def start_command(args: argparse.Namespace) -> int:
 
 
 def status_command(args: argparse.Namespace) -> int:
-    async def call(adapter: BullMQAdapter) -> tuple[str, Any]:
+    """The run's status, activations (state, attempts, times), waits, errors and outputs,
+    read through `BullMQAdapter.inspect_run`; coloured by rich when it is installed."""
+
+    async def call(adapter: BullMQAdapter) -> tuple[Any, Any]:
         try:
-            return await adapter.get_blueprint_id(args.run_id), await adapter.get_result(
-                args.run_id
-            )
+            run = await adapter.inspect_run(args.run_id)
+            result = await adapter.get_result(args.run_id) if args.json else None
         except RunNotFoundError as exc:
             raise CliError(str(exc)) from None
+        return run, result
 
-    blueprint_id, result = _client_call(args, call)
-    if result is None:
-        if args.json:
-            print(dumps({"runId": args.run_id, "status": "running"}, indent=2))
-        else:
-            print(f"blueprint: {blueprint_id}\nrun:       {args.run_id}\nstatus:    running")
+    run, result = _client_call(args, call)
+    if args.json:
+        document = run.to_json()
+        if result is not None:  # the context as the run's result shapes it (awaiting ids)
+            document["context"] = result.context
+        print(dumps(document, indent=2))
         return ExitCode.OK
-    _print_result(result, blueprint_id, args)
+    from .inspector.terminal import print_status
+
+    bp = (
+        read_blueprint_dir(args.blueprints).get(run.summary.blueprint_id)
+        if args.blueprints
+        else None
+    )
+    print_status(run, bp)
+    return ExitCode.OK
+
+
+def inspect_command(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise CliError(
+            f"flowcraft inspect needs uvicorn: pip install 'flowcraft[inspect]' ({exc})"
+        ) from exc
+    from .connection import redact_url
+    from .inspector.serve import bind, serve
+
+    try:
+        sock = bind(args.host, args.port)
+    except OSError as exc:
+        raise CliError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    url = redact_url(args.redis or os.environ.get(REDIS_URL_ENV) or DEFAULT_REDIS_URL)
+    adapter = _adapter(args)
+
+    async def go() -> None:
+        async with adapter:
+            await serve(adapter, sock, where=f"{url} · prefix {args.prefix} · queue {args.queue}")
+
+    try:
+        with _infrastructure_errors(args):
+            asyncio.run(go())
+    finally:
+        sock.close()
     return ExitCode.OK
 
 
@@ -495,6 +552,7 @@ __all__ = [
     "DEFAULT_REDIS_URL",
     "REDIS_URL_ENV",
     "cancel_command",
+    "inspect_command",
     "reconcile_command",
     "register",
     "resume_command",
