@@ -11,8 +11,9 @@ How an activation's state is derived (there is no per-activation status field):
 
 * ``failed``: completed and the run has an error record for its node and iteration;
 * ``done``: completed and ``_outputs.<node>`` is in the context; ``skipped`` otherwise (a skip
-  or block writes no output). In a loop the output key holds the last iteration's output, so a
-  skipped iteration of a node that succeeded in another one reads as done;
+  or block writes no output), and also when the run's other jobs are kept but this activation
+  has none (a skip never has a job: this tells a skipped loop iteration of a node that ran in
+  another iteration; once BullMQ removed the jobs, such an iteration reads as done);
 * ``waiting``: in the waiting hash; ``sleeping``: a durable sleep not yet woken;
 * ``running``/``queued``: owed and not completed, by its job (started or not); ``skipped`` for
   an owed skip whose propagation is pending; ``cancelled`` for owed work of a finished run.
@@ -108,6 +109,20 @@ class Activation:
     error: dict[str, Any] | None = None
     #: A job's failure as BullMQ recorded it (infrastructure errors, queue-mode retries).
     job_failure: str | None = None
+
+    @property
+    def ran_s(self) -> float | None:
+        """Seconds its (last) job ran, when BullMQ recorded both ends."""
+        if self.finished_at is None or self.started_at is None:
+            return None
+        return self.finished_at - self.started_at
+
+    @property
+    def problem(self) -> str:
+        """Its error record as ``Type: message``, else BullMQ's failure reason, else ''."""
+        if self.error is not None:
+            return f"{self.error.get('type')}: {self.error.get('message')}"
+        return self.job_failure or ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -341,9 +356,15 @@ async def inspect_run(adapter: BullMQAdapter, run_id: str) -> RunInspection:
             replies = await pipe.execute()
         jobs = {akey: [ids[akey], *reply] for akey, reply in zip(with_job, replies, strict=True)}
 
+    # A skipped or blocked activation never had a job: once this run's jobs are known to be
+    # kept, a completed activation without one was skipped (in a loop, the output key alone
+    # cannot tell a skipped iteration from one that ran).
+    jobs_kept = any(reply[1] is not None for reply in jobs.values())
     activations: list[Activation] = []
     for akey, (node_id, iteration, state) in found.items():
         job = jobs.get(akey)
+        if state == "done" and jobs_kept and (job is None or job[1] is None):
+            state = "skipped"
         error = failures.get(akey)
         attempts = int(error.get("attempts") or 0) if error else 0
         enqueued = started = ended = None

@@ -348,22 +348,12 @@ def _timeline(run: RunInspection, bp: Blueprint | None, now: float) -> str:
                 f'<span class="bar st-{escape(a.state)}" style="left:{_pct(begin - start, span)}%;'
                 f'width:{max(0.4, _pct(stop - begin, span))}%"></span>'
             )
-        ran = (
-            a.finished_at - a.started_at
-            if a.finished_at is not None and a.started_at is not None
-            else None
-        )
-        detail = ""
-        if a.error is not None:
-            detail = escape(f"{a.error.get('type')}: {a.error.get('message')}")
-        elif a.job_failure:
-            detail = escape(a.job_failure)
         rows.append(
             f'<tr{anchor} data-akey="{escape(a.akey)}" data-state="{escape(a.state)}">'
             f"<td><code>{escape(label)}</code></td><td>{badge(a.state)}</td>"
             f'<td class="num">{a.attempts}</td><td>{fmt_time(a.started_at)}</td>'
-            f'<td class="num">{fmt_duration(ran)}</td>'
-            f'<td class="track">{bar}</td><td class="detail">{detail}</td></tr>'
+            f'<td class="num">{fmt_duration(a.ran_s)}</td>'
+            f'<td class="track">{bar}</td><td class="detail">{escape(a.problem)}</td></tr>'
         )
     return (
         '<section class="timeline"><h2>Timeline</h2>'
