@@ -31,6 +31,8 @@ from flowcraft_core.cli._common import (
 )
 from flowcraft_core.errors import RunNotAwaitingError, RunNotFoundError
 
+from .operations import WorkerOperations, add_worker_options
+
 if TYPE_CHECKING:
     from .adapter import BullMQAdapter
 
@@ -107,6 +109,7 @@ def register(
         help="keep trying an unreachable Redis at start for S seconds, with backoff, then "
         "exit 5 (30; a wrong password or certificate fails at once)",
     )
+    add_worker_options(worker)
     worker.set_defaults(handler=worker_command)
 
     start = subparsers.add_parser(
@@ -221,7 +224,11 @@ def register(
 # --------------------------------------------------------------------------- plumbing
 
 
-def _adapter(args: argparse.Namespace, **kwargs: Any) -> BullMQAdapter:
+def _adapter(
+    args: argparse.Namespace,
+    adapter_class: type[BullMQAdapter] | None = None,
+    **kwargs: Any,
+) -> BullMQAdapter:
     try:
         from .adapter import BullMQAdapter
     except ImportError as exc:
@@ -231,7 +238,7 @@ def _adapter(args: argparse.Namespace, **kwargs: Any) -> BullMQAdapter:
     url = args.redis or os.environ.get(REDIS_URL_ENV) or DEFAULT_REDIS_URL
     registry = load_registry(args.registry) if getattr(args, "registry", None) else None
     blueprints = read_blueprint_dir(getattr(args, "blueprints", None))
-    return BullMQAdapter(
+    return (adapter_class or BullMQAdapter)(
         connection=url,
         registry=registry,
         blueprints=blueprints,
@@ -296,14 +303,15 @@ def worker_command(args: argparse.Namespace) -> int:
         )
         if value is not None
     }
-    adapter = _adapter(args, concurrency=args.concurrency, **options)
+    ops = WorkerOperations(args)
+    adapter = _adapter(args, concurrency=args.concurrency, **options, **ops.adapter_options())
     with _infrastructure_errors(args):
-        signals = asyncio.run(_serve(adapter, args))
+        signals = asyncio.run(_serve(adapter, args, ops))
     # A second signal cancelled in-flight activations: not a graceful stop.
     return ExitCode.OK if signals < 2 else 130
 
 
-async def _serve(adapter: BullMQAdapter, args: argparse.Namespace) -> int:
+async def _serve(adapter: BullMQAdapter, args: argparse.Namespace, ops: WorkerOperations) -> int:
     """Consume until a signal; returns how many signals arrived."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -334,6 +342,7 @@ async def _serve(adapter: BullMQAdapter, args: argparse.Namespace) -> int:
 
     retry_for_s = WORKER_CONNECT_RETRY_S if args.connect_timeout is None else args.connect_timeout
     try:
+        await ops.start(adapter)
         try:
             connecting = asyncio.ensure_future(
                 connect_retrying(
@@ -349,6 +358,7 @@ async def _serve(adapter: BullMQAdapter, args: argparse.Namespace) -> int:
                 return signals
             connecting.result()
             await adapter.start()
+            ops.consuming()
             print(
                 f"flowcraft worker: consuming queue {args.queue!r} (prefix {args.prefix!r}, "
                 f"concurrency {args.concurrency}) on {adapter.connector.describe()}",
@@ -356,13 +366,15 @@ async def _serve(adapter: BullMQAdapter, args: argparse.Namespace) -> int:
                 flush=True,
             )
             await stop.wait()
+            ops.draining()
         finally:
-            await adapter.close()
+            await adapter.close(timeout_s=args.grace_period)
         print("flowcraft worker: stopped", file=sys.stderr, flush=True)
         return signals
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
+        await ops.stop()
 
 
 # --------------------------------------------------------------------------- client commands

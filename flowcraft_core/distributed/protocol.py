@@ -7,7 +7,7 @@ Everything here is JSON data so a Lua script can apply it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -48,6 +48,12 @@ def loop_instance_key(header_id: str, prefix: Sequence[int]) -> str:
     return f"{header_id}#{iteration_text(prefix)}"
 
 
+#: Tracing's hook (flowcraft_core.tracing), None while tracing is off: called with each new
+#: job's run id and the trace context it was read with; returns the context the job carries,
+#: so every job of a traced run carries the run's trace across processes (SPEC 9, issue 9).
+job_trace_hook: Callable[[str, Mapping[str, str] | None], Mapping[str, str] | None] | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
     """One queue job: an activation to run (or a resume to apply)."""
@@ -59,6 +65,12 @@ class Job:
     seq: int = 0
     #: Run no earlier than this many ms after it is added (a wake job); not part of the data.
     delay_ms: int = 0
+    #: The run's W3C trace context (`traceparent`), only while tracing is on.
+    trace: Mapping[str, str] | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if job_trace_hook is not None:
+            object.__setattr__(self, "trace", job_trace_hook(self.run_id, self.trace))
 
     @property
     def job_id(self) -> str:
@@ -68,13 +80,16 @@ class Job:
         return f"{base}-~{self.kind}" if self.kind == WAKE else f"{base}-~{self.kind}{self.seq}"
 
     def to_data(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "runId": self.run_id,
             "nodeId": self.node_id,
             "iteration": list(self.iteration),
             "kind": self.kind,
             "seq": self.seq,
         }
+        if self.trace:
+            data["trace"] = dict(self.trace)
+        return data
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> Job:
@@ -84,7 +99,15 @@ class Job:
             iteration=tuple(int(i) for i in data.get("iteration") or ()),
             kind=str(data.get("kind", NODE)),
             seq=int(data.get("seq", 0)),
+            trace=_trace(data.get("trace")),
         )
+
+
+def _trace(value: Any) -> dict[str, str] | None:
+    """A job's trace context, if it is a flat string mapping (anything else is dropped)."""
+    if not isinstance(value, Mapping):
+        return None
+    return {str(k): v for k, v in value.items() if isinstance(v, str)} or None
 
 
 @dataclass(slots=True)
