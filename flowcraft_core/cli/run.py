@@ -72,7 +72,9 @@ def register(
     )
     parser.add_argument("--watch", action="store_true", help="show live node progress")
     parser.add_argument(
-        "--json", action="store_true", help='print {"runId", "status", "context", "errors"}'
+        "--json",
+        action="store_true",
+        help='print {"runId", "status", "context", "errors", "compensated", "compensationFailed"}',
     )
     parser.set_defaults(handler=run_command)
 
@@ -149,6 +151,8 @@ def _json_result(result: WorkflowResult) -> dict[str, Any]:
         "status": str(result.status),
         "context": result.context,
         "errors": [error.to_json() for error in result.errors],
+        "compensated": result.compensated,
+        "compensationFailed": [error.to_json() for error in result.compensation_failed],
     }
 
 
@@ -202,6 +206,12 @@ def print_result(
             text += f"; fallback failed: {fb.get('type')}: {fb.get('message')}"
         errors.append((error.node_id or "(run)", text))
     _section("errors", errors)
+    compensation = [(node_id, "compensated") for node_id in result.compensated]
+    compensation += [
+        (error.node_id or "(run)", f"failed: {error.type}: {error.message}")
+        for error in result.compensation_failed
+    ]
+    _section("compensation", compensation)
 
 
 def _waiting(info: Any) -> str:

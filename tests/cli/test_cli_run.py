@@ -78,7 +78,14 @@ def test_json_output(capsys: CaptureFixture) -> None:
 
     assert code == 0
     document = json.loads(out)
-    assert set(document) == {"runId", "status", "context", "errors"}
+    assert set(document) == {
+        "runId",
+        "status",
+        "context",
+        "errors",
+        "compensated",
+        "compensationFailed",
+    }
     assert document["status"] == "completed"
     assert document["errors"] == []
     assert document["context"]["_executionId"] == document["runId"]
