@@ -51,6 +51,16 @@ def fmt_time(epoch: float | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S") + f".{moment.microsecond // 1000:03d}Z"
 
 
+def clock(epoch: float | None) -> str:
+    """The time of day of `fmt_time` (the page header has the date)."""
+    return fmt_time(epoch)[11:] if epoch is not None else "–"
+
+
+def cut(text: str, limit: int) -> str:
+    """`text`, or its first `limit - 1` characters and an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def fmt_duration(seconds: float | None) -> str:
     if seconds is None:
         return "–"
@@ -184,7 +194,11 @@ def run_page(
             "--blueprints DIR): the graph is not drawn and resume is not available."
         )
     facts = [
-        ("Blueprint", f'{escape(s.blueprint_id)} <span class="muted">{escape(run.pin)}</span>'),
+        (
+            "Blueprint",
+            f'{escape(s.blueprint_id)} <span class="muted" title="{escape(run.pin)}">'
+            f"{escape(cut(run.pin, 20))}</span>",
+        ),
         ("Started", fmt_time(s.created_at)),
         ("Finished", fmt_time(s.finished_at)),
         ("Duration", fmt_duration(s.duration_s(now)) + ("" if finished else " (so far)")),
@@ -351,7 +365,7 @@ def _timeline(run: RunInspection, bp: Blueprint | None, now: float) -> str:
         rows.append(
             f'<tr{anchor} data-akey="{escape(a.akey)}" data-state="{escape(a.state)}">'
             f"<td><code>{escape(label)}</code></td><td>{badge(a.state)}</td>"
-            f'<td class="num">{a.attempts}</td><td>{fmt_time(a.started_at)}</td>'
+            f'<td class="num">{a.attempts}</td><td class="time">{clock(a.started_at)}</td>'
             f'<td class="num">{fmt_duration(a.ran_s)}</td>'
             f'<td class="track">{bar}</td><td class="detail">{escape(a.problem)}</td></tr>'
         )
@@ -397,6 +411,8 @@ __all__ = [
     "RETRY_NOTE",
     "RUN_STATUSES",
     "STATES",
+    "clock",
+    "cut",
     "dumps",
     "fmt_duration",
     "fmt_time",

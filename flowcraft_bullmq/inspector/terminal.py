@@ -16,7 +16,7 @@ from flowcraft_core.blueprint import Blueprint
 from flowcraft_core.distributed.protocol import FINISHED_STATUSES
 
 from ..inspection import NOT_REACHED, RunInspection
-from .pages import RETRY_NOTE, dumps, fmt_duration, fmt_time
+from .pages import RETRY_NOTE, clock, cut, dumps, fmt_duration, fmt_time
 
 #: Values are cut to this many characters (the web page expands them).
 VALUE_CHARS: Final = 100
@@ -36,8 +36,8 @@ _STYLES: Final = {
 }
 
 
-def _cut(text: str, limit: int = VALUE_CHARS) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _cut(text: str) -> str:
+    return cut(text, VALUE_CHARS)
 
 
 def status_report(
@@ -66,7 +66,7 @@ def status_report(
                 a.akey.removesuffix("@"),
                 a.state,
                 str(a.attempts or ""),
-                fmt_time(a.started_at)[11:] if a.started_at else "",
+                clock(a.started_at) if a.started_at else "",
                 fmt_duration(a.ran_s) if a.ran_s is not None else "",
                 _cut(a.problem),
             )
