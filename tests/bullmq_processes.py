@@ -45,16 +45,16 @@ async def adapter(
 
 class WorkerProcess:
     """`python -m flowcraft_core.cli worker ...` run from `cwd` (whose modules it can import),
-    with its stderr collected by a thread."""
+    with its stderr collected by a thread; `command` runs another subcommand (`inspect`)."""
 
-    def __init__(self, args: list[str], trace: Path, cwd: Path) -> None:
+    def __init__(self, args: list[str], trace: Path, cwd: Path, command: str = "worker") -> None:
         env = dict(
             os.environ,
             PYTHONPATH=os.pathsep.join([str(TESTS), str(cwd)]),
             FLOWCRAFT_TEST_TRACE=str(trace),
         )
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "flowcraft_core.cli", "worker", *args],
+            [sys.executable, "-m", "flowcraft_core.cli", command, *args],
             cwd=cwd,
             env=env,
             stdout=subprocess.DEVNULL,

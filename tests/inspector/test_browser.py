@@ -13,15 +13,12 @@ import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bullmq_processes import adapter
+from bullmq_processes import WorkerProcess, adapter
 from inspector_support import BLUEPRINTS, DECLINED, make_registry
 
 CHROMIUM = "/usr/bin/chromium"
@@ -38,24 +35,11 @@ CHROMIUM_ARGS = [
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "images" / "inspector.png"
 
 
-class InspectProcess:
-    """`python -m flowcraft_core.cli inspect --port 0 ...`; `url` once it serves."""
+class InspectProcess(WorkerProcess):
+    """`flowcraft inspect --port 0 ...` in a process; `url()` once it serves."""
 
-    def __init__(self, args: list[str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "flowcraft_core.cli", "inspect", "--port", "0", *args],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line.rstrip("\n"))
+    def __init__(self, args: list[str], cwd: Path) -> None:
+        super().__init__(["--port", "0", *args], cwd / "trace", cwd, command="inspect")
 
     def url(self, timeout: float = 30) -> str:
         deadline = time.monotonic() + timeout
@@ -65,20 +49,13 @@ class InspectProcess:
                 if found:
                     return found.group(1)
             time.sleep(0.05)
-        raise AssertionError("flowcraft inspect did not start:\n" + "\n".join(self.lines))
+        raise AssertionError(f"flowcraft inspect did not start:\n{self.stderr}")
 
     def stop(self) -> int:
+        """SIGTERM, then its exit code."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = self.proc.wait(timeout=10)
-        self.reader.join(timeout=5)
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
-        return code
+        return self.wait(timeout=15)
 
 
 @pytest.fixture
@@ -88,12 +65,13 @@ def inspect_server(
     for bp in BLUEPRINTS:
         (tmp_path / f"{bp['id']}.json").write_text(json.dumps(bp), encoding="utf-8")
     server = InspectProcess(
-        ["--redis", redis_url, "--prefix", prefix, "--blueprints", str(tmp_path)]
+        ["--redis", redis_url, "--prefix", prefix, "--blueprints", str(tmp_path)], tmp_path
     )
     try:
         yield server.url(), server
     finally:
-        server.stop()
+        if server.proc.poll() is None:
+            server.kill()
 
 
 async def test_inspector_page_in_headless_chromium(
