@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import sys
 from collections.abc import Mapping
@@ -93,7 +94,8 @@ def run_command(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
     )
     try:
-        result = asyncio.run(_run(runtime, bp, context))
+        with printer.logs_clear() if printer is not None else contextlib.nullcontext():
+            result = asyncio.run(_run(runtime, bp, context))
     except BlueprintError as exc:
         raise blueprint_error(label, exc, hint=_hint(exc, args)) from None
     except asyncio.CancelledError:

@@ -2,14 +2,18 @@
 
 Every finished, failed, skipped, waiting, retried or replaced activation gets one line. On a
 terminal a status line below them, redrawn in place, lists what is running now; elsewhere
-(a pipe, a CI log) only the plain lines are written. Child runs of subflows share the bus;
+(a pipe, a CI log) only the plain lines are written. Log records (retries are logged as warnings)
+clear the status line before they are written (`logs_clear`). Child runs of subflows share the bus;
 their nodes are shown as `<blueprint>/<node>`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any, TextIO
 
 from flowcraft_core.events import FlowEvent
@@ -42,6 +46,25 @@ class ProgressPrinter:
             self.stream.write(_CLEAR)
             self.stream.flush()
             self._status_shown = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """As a logging filter of a handler writing to the same terminal: clear the status
+        line before the record is written, so a log line never starts after it (the next
+        event draws it again)."""
+        self.close()
+        return True
+
+    @contextlib.contextmanager
+    def logs_clear(self) -> Iterator[None]:
+        """While it is open, the root logger's handlers clear the status line first."""
+        handlers = list(logging.getLogger().handlers) if self.live else []
+        for handler in handlers:
+            handler.addFilter(self)
+        try:
+            yield
+        finally:
+            for handler in handlers:
+                handler.removeFilter(self)
 
     # ------------------------------------------------------------------ events
     def _on_workflow_start(self, event: Any) -> None:
