@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -30,7 +31,6 @@ _STANDARD: Final = frozenset(
     | {"message", "asctime", "taskName"}
 )
 LOG_FORMATS: Final = ("text", "json")
-TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s%(flowcraft_ids)s"
 
 
 class NodeLogContext:
@@ -48,7 +48,7 @@ class NodeLogContext:
 
 class RunContextFilter(logging.Filter):
     """Adds `run_id`, `node_id` (and `attempt`) of the current node attempt to a record that
-    does not name them, and `flowcraft_ids` (` [run=… node=…]` or ``) for text formats."""
+    does not name them."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         current = _current.get()
@@ -59,12 +59,6 @@ class RunContextFilter(logging.Filter):
                 if getattr(record, "node_id", None) is None:
                     record.node_id = node_id
                     record.attempt = attempt
-        run = getattr(record, "run_id", None)
-        node = getattr(record, "node_id", None)
-        ids = [f"run={run}"] if run is not None else []
-        if node is not None:
-            ids.append(f"node={node}")
-        record.flowcraft_ids = f" [{' '.join(ids)}]" if ids else ""
         return True
 
 
@@ -81,7 +75,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         for key, value in vars(record).items():
-            if key not in _STANDARD and key != "flowcraft_ids" and not key.startswith("_"):
+            if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
@@ -93,13 +87,17 @@ class JsonFormatter(logging.Formatter):
 
 
 def use_format(log_format: str, logger: logging.Logger | None = None) -> None:
-    """Give every handler of `logger` (default: the root logger) the `text` or `json` format
-    and the run-context filter."""
+    """`json`: give the handlers of `logger` (default: the root logger) that write to stderr
+    the JSON formatter and the run-context filter. `text` leaves them as they are."""
     if log_format not in LOG_FORMATS:
         raise ValueError(f"unknown log format {log_format!r}: {', '.join(LOG_FORMATS)}")
-    formatter = JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+    if log_format == "text":
+        return
+    formatter = JsonFormatter()
     target = logger if logger is not None else logging.getLogger()
     for handler in target.handlers:
+        if getattr(handler, "stream", None) is not sys.stderr:
+            continue
         handler.setFormatter(formatter)
         if not any(isinstance(f, RunContextFilter) for f in handler.filters):
             handler.addFilter(RunContextFilter())
@@ -107,7 +105,6 @@ def use_format(log_format: str, logger: logging.Logger | None = None) -> None:
 
 __all__ = [
     "LOG_FORMATS",
-    "TEXT_FORMAT",
     "JsonFormatter",
     "NodeLogContext",
     "RunContextFilter",

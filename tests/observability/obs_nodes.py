@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import Any
 
 from flowcraft_core import NodeRegistry
@@ -15,9 +16,19 @@ log = logging.getLogger("obs_nodes")
 
 @registry.node("step")
 async def step(ctx: Any) -> dict[str, Any]:
-    """Sleeps `params.seconds` (0), outputs its node id."""
+    """Sleeps `params.seconds` (0), outputs its node id. With `FLOWCRAFT_TEST_TRACE=<file>`
+    (set by the worker processes) it appends `<pid> <node id> start|end` lines to the file."""
+    _trace(ctx.node_id, "start")
     await asyncio.sleep(float(ctx.params.get("seconds", 0)))
+    _trace(ctx.node_id, "end")
     return {"output": ctx.node_id}
+
+
+def _trace(node_id: str, what: str) -> None:
+    path = os.environ.get("FLOWCRAFT_TEST_TRACE")
+    if path:
+        with open(path, "a", encoding="utf-8") as file:
+            file.write(f"{os.getpid()} {node_id} {what}\n")
 
 
 @registry.node("flaky")

@@ -40,12 +40,15 @@ def ports(count: int) -> list[int]:
 
 
 def get(url: str, timeout: float = 5) -> tuple[int, str]:
-    """(status, body) of a GET; an HTTP error status is an answer too."""
+    """(status, body) of a GET; an HTTP error status is an answer too, and no answer at all
+    (nothing listens yet) is status 0."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
+    except urllib.error.URLError as exc:
+        return 0, str(exc.reason)
 
 
 async def aget(url: str, within: float = 5) -> tuple[int, str]:
