@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -106,4 +106,21 @@ class WorkerProcess:
         self.wait(timeout=10)
 
 
-__all__ = ["TESTS", "WorkerProcess", "adapter"]
+@contextlib.contextmanager
+def worker_processes(
+    count: int, args: list[str], trace: Path, cwd: Path
+) -> Iterator[list[WorkerProcess]]:
+    """`count` workers started together and ready; all killed on exit, whatever happens."""
+    started: list[WorkerProcess] = []
+    try:
+        for _ in range(count):
+            started.append(WorkerProcess(args, trace, cwd))
+        for worker in started:
+            worker.wait_ready()
+        yield started
+    finally:
+        for worker in started:
+            worker.kill()
+
+
+__all__ = ["TESTS", "WorkerProcess", "adapter", "worker_processes"]
