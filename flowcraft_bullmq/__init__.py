@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from .adapter import BullMQAdapter
     from .connection import RedisSettings
     from .context import RedisContext
+    from .health import WorkerHealth
+    from .metrics import MeteredAdapter, WorkerMetrics
     from .queue import BullMQJobQueue
     from .reconciler import ReconcileStats, create_reconciler
     from .store import RedisCoordinationStore
@@ -24,6 +26,9 @@ logging.getLogger("flowcraft_bullmq").addHandler(logging.NullHandler())
 _LAZY = {
     "BullMQAdapter": ".adapter",
     "BullMQJobQueue": ".queue",
+    "MeteredAdapter": ".metrics",
+    "WorkerHealth": ".health",
+    "WorkerMetrics": ".metrics",
     "RedisSettings": ".connection",
     "RedisContext": ".context",
     "RedisCoordinationStore": ".store",
@@ -44,9 +49,12 @@ def __getattr__(name: str) -> Any:
 __all__: list[str] = [
     "BullMQAdapter",
     "BullMQJobQueue",
+    "MeteredAdapter",
     "ReconcileStats",
     "RedisContext",
     "RedisCoordinationStore",
     "RedisSettings",
+    "WorkerHealth",
+    "WorkerMetrics",
     "create_reconciler",
 ]

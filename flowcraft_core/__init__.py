@@ -39,11 +39,14 @@ from .errors import (
     WorkerLostError,
 )
 from .events import FlowEvent, InMemoryEventBus
+from .fanout import FanOutBus
+from .logs import JsonFormatter, NodeLogContext, RunContextFilter
 from .node import BaseNode, NodeContext
 from .registry import NodeRegistry
 from .results import ErrorRecord, NodeResult, RunStatus, WorkflowResult
 from .runtime import FlowRuntime
 from .serializer import JsonSerializer
+from .tracing import Tracing
 from .typed import NodeTypes, NodeValidationError, typed
 
 # Libraries add no handlers (SPEC 7.4); this keeps Python's last-resort handler quiet.
@@ -59,6 +62,7 @@ __all__ = [
     "ErrorRecord",
     "ExpressionError",
     "ExpressionSyntaxError",
+    "FanOutBus",
     "FatalNodeError",
     "Flow",
     "FlowEvent",
@@ -66,12 +70,14 @@ __all__ = [
     "FlowcraftError",
     "InMemoryEventBus",
     "InvalidNodeResultError",
+    "JsonFormatter",
     "JsonSerializer",
     "LintIssue",
     "LintReport",
     "LoopLimitError",
     "NodeCancelledError",
     "NodeContext",
+    "NodeLogContext",
     "NodeRegistry",
     "NodeResult",
     "NodeTimeoutError",
@@ -81,11 +87,13 @@ __all__ = [
     "Problem",
     "RegistryError",
     "ReservedKeyError",
+    "RunContextFilter",
     "RunNotAwaitingError",
     "RunNotFoundError",
     "RunStatus",
     "SerializationError",
     "SubflowError",
+    "Tracing",
     "WorkerLostError",
     "WorkflowResult",
     "analyze_blueprint",

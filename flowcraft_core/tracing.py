@@ -32,7 +32,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from .distributed import protocol
 from .events import (
     FlowEvent,
     NodeAwaiting,
@@ -100,6 +99,9 @@ class Tracing:
             )
         except ImportError as exc:  # pragma: no cover - the extra is installed in the suite
             raise ImportError(_INSTALL_HINT) from exc
+        from .distributed import protocol  # here: importing this module stays cheap
+
+        self._protocol = protocol
         self._trace = trace
         self._tracer = trace.get_tracer(TRACER_NAME, tracer_provider=tracer_provider)
         self._propagator = TraceContextTextMapPropagator()
@@ -111,8 +113,8 @@ class Tracing:
 
     def uninstall(self) -> None:
         """Stop putting trace context into new jobs (if this is the installed tracing)."""
-        if protocol.job_trace_hook == self._job_trace:
-            protocol.job_trace_hook = None
+        if self._protocol.job_trace_hook == self._job_trace:
+            self._protocol.job_trace_hook = None
 
     # ----------------------------------------------------------------- event bus
     def emit(self, event: FlowEvent) -> None:
@@ -180,7 +182,7 @@ class Tracing:
             "flowcraft.blueprint_id": ctx.blueprint_id,
             "flowcraft.node_id": ctx.node_id,
             "flowcraft.attempt": ctx.attempt,
-            "flowcraft.iteration": protocol.iteration_text(ctx.iteration),
+            "flowcraft.iteration": ".".join(str(i) for i in ctx.iteration),
             "flowcraft.activation_id": ctx.activation_id,
         }
         if self.queue is not None:
