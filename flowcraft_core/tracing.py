@@ -15,6 +15,9 @@
 * Distributed, the run's trace context (W3C `traceparent`) travels in every job's data
   (`Job.trace`, set through `protocol.job_trace_hook`): a worker that reads a job learns the
   run's context, and the jobs it enqueues carry it on, so one run is one trace across workers.
+  A run whose start was not traced (a plain client) has no context to carry: the workers then
+  derive its trace id from the run id (`run_trace_id`), the same in every process, under a
+  parent span no one exports.
 
 Nothing here imports OpenTelemetry until a `Tracing` is made, so a process that never traces
 never loads it.
@@ -23,6 +26,7 @@ never loads it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import threading
@@ -145,6 +149,25 @@ class Tracing:
         self._propagator.inject(carrier, context=context)
         self._remember(event.run_id, _RunTrace(carrier, context, root))
 
+    def _derived(self, run_id: str) -> _RunTrace:
+        """The run's context when no job brought one (its start was not traced): a parent
+        derived from the run id, the same in every process, so the run is still one trace."""
+        trace = self._trace
+        parent = trace.NonRecordingSpan(
+            trace.SpanContext(
+                int(run_trace_id(run_id), 16),
+                int(_digest(run_id)[16:24].hex(), 16) or 1,
+                is_remote=True,
+                trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
+            )
+        )
+        context = trace.set_span_in_context(parent)
+        carrier: dict[str, str] = {}
+        self._propagator.inject(carrier, context=context)
+        run = _RunTrace(carrier, context)
+        self._remember(run_id, run)
+        return run
+
     def _remember(self, run_id: str, run: _RunTrace) -> None:
         runs = self._runs
         runs[run_id] = run
@@ -176,7 +199,7 @@ class Tracing:
     async def around_node(
         self, *, ctx: NodeContext, call_next: Callable[[], Awaitable[NodeResult]]
     ) -> NodeResult:
-        run = self._runs.get(ctx.run_id)
+        run = self._runs.get(ctx.run_id) or self._derived(ctx.run_id)
         attributes: dict[str, str | int] = {
             "flowcraft.run_id": ctx.run_id,
             "flowcraft.blueprint_id": ctx.blueprint_id,
@@ -290,6 +313,16 @@ class Tracing:
         return self._trace.Status(self._trace.StatusCode.ERROR, description)
 
 
+def _digest(run_id: str) -> bytes:
+    return hashlib.sha256(b"flowcraft-run:" + run_id.encode()).digest()
+
+
+def run_trace_id(run_id: str) -> str:
+    """The trace id (32 hex digits) of a run whose start was not traced: its workers derive
+    it from the run id, so an operator can find the trace from the id alone."""
+    return _digest(run_id)[:16].hex()
+
+
 # --------------------------------------------------------------------------- exporters
 
 
@@ -368,6 +401,7 @@ __all__ = [
     "SPAN_END_WAIT_S",
     "TRACER_NAME",
     "Tracing",
+    "run_trace_id",
     "span_record",
     "tracer_provider",
 ]

@@ -5,14 +5,18 @@ OpenTelemetry is imported while tracing is off."""
 
 from __future__ import annotations
 
+import gzip
+import http.server
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from bullmq_processes import adapter
 from hypothesis import given
 from hypothesis import strategies as st
 from obs_nodes import registry
@@ -25,7 +29,7 @@ from flowcraft_bullmq import BullMQAdapter
 from flowcraft_core import FlowRuntime
 from flowcraft_core.distributed import Job, LocalCluster
 from flowcraft_core.distributed import protocol as job_protocol
-from flowcraft_core.tracing import Tracing, span_record
+from flowcraft_core.tracing import Tracing, run_trace_id, span_record
 
 
 @pytest.fixture
@@ -297,3 +301,72 @@ async def test_a_distributed_run_is_one_trace_across_two_worker_processes(
     assert retried["events"][0]["attributes"]["flowcraft.attempt"] == 1
     failed = node_span(by_run[boom], "x")
     assert events(failed) == ["exception"] and failed["status"] == "ERROR"
+
+
+class _Collector(http.server.ThreadingHTTPServer):
+    """A minimal OTLP/HTTP trace collector: keeps the spans of every POST /v1/traces."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _CollectorHandler)
+        self.spans: list[tuple[dict[str, str], Any]] = []  # (resource attributes, span)
+
+
+class _CollectorHandler(http.server.BaseHTTPRequestHandler):
+    server: _Collector
+
+    def do_POST(self) -> None:
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceRequest,
+        )
+
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(body)
+        for resource_spans in request.resource_spans:
+            resource = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+            for scope in resource_spans.scope_spans:
+                self.server.spans.extend((resource, span) for span in scope.spans)
+        self.send_response(200 if self.path == "/v1/traces" else 404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+async def test_a_worker_exports_spans_over_otlp_http(
+    redis_url: str,
+    prefix: str,
+    spawn: Callable[..., ObsWorker],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    collector = _Collector()
+    thread = threading.Thread(target=collector.serve_forever, daemon=True)
+    thread.start()
+    try:
+        endpoint = f"http://127.0.0.1:{collector.server_address[1]}"
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+        monkeypatch.setenv("OTEL_SERVICE_NAME", "orders-worker")
+        worker = spawn(redis_url, prefix, "--traces", "otlp")
+        await worker.ready()
+        async with adapter(redis_url, prefix, blueprints=BLUEPRINTS, consume=False) as a:
+            run_id = await a.start_run("fan")
+            await a.wait_for_result(run_id, timeout_s=30)
+        worker.proc.send_signal(signal.SIGTERM)  # flushes the batch
+        assert worker.wait(timeout=30) == 0, worker.stderr
+    finally:
+        collector.shutdown()
+        collector.server_close()
+    nodes = [
+        (resource, span) for resource, span in collector.spans if span.name == "flowcraft.node"
+    ]
+    assert len(nodes) == 6
+    assert {resource["service.name"] for resource, _ in nodes} == {"orders-worker"}
+    for _, span in nodes:
+        attributes = {a.key: a.value for a in span.attributes}
+        assert attributes["flowcraft.run_id"].string_value == run_id
+    # The client did not trace: the workers derived the run's trace from its id.
+    assert {span.trace_id.hex() for _, span in nodes} == {run_trace_id(run_id)}
+    assert len({span.parent_span_id for _, span in nodes}) == 1
