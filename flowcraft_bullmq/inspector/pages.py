@@ -32,6 +32,8 @@ from .graph import MAX_DRAWN, to_svg
 SHORT_CHARS: Final = 96
 #: An expanded value is cut after this many characters (a page is not a data export).
 LONG_CHARS: Final = 200_000
+#: The timeline shows at most this many activations (a page, not an export).
+MAX_ROWS: Final = 2_000
 RUN_STATUSES: Final = ("running", "awaiting", "completed", "failed", "cancelled", "stalled")
 RETRY_NOTE: Final = (
     "Retry is not offered: BullMQAdapter has no retry of a finished run (a failed node's own "
@@ -342,7 +344,7 @@ def _timeline(run: RunInspection, bp: Blueprint | None, now: float) -> str:
     span = max(end - start, 1e-3)
     anchored: set[str] = set()
     rows = []
-    for a in run.activations:
+    for a in run.activations[:MAX_ROWS]:
         anchor = ""
         if a.node_id not in anchored:
             anchored.add(a.node_id)
@@ -373,7 +375,13 @@ def _timeline(run: RunInspection, bp: Blueprint | None, now: float) -> str:
         '<section class="timeline"><h2>Timeline</h2>'
         f'<p class="muted">{len(run.activations)} activation(s); bars from the run start '
         f"({fmt_time(start)}) to {fmt_time(end)}; the light part is time queued. Times come "
-        "from BullMQ's job records while BullMQ keeps them.</p>"
+        "from BullMQ's job records while BullMQ keeps them."
+        + (
+            f" Only the first {MAX_ROWS} are shown (all of them: the JSON API)."
+            if len(run.activations) > MAX_ROWS
+            else ""
+        )
+        + "</p>"
         '<table class="timeline"><thead><tr><th>Activation</th><th>State</th>'
         '<th class="num">Attempts</th><th>Started (UTC)</th><th class="num">Ran</th>'
         f'<th class="track">Timeline</th><th>Error</th></tr></thead><tbody>{"".join(rows)}'

@@ -4,13 +4,15 @@ the refusals (cross-origin writes, bad JSON, unknown runs), and what `inspect_ru
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import pytest
 from bullmq_processes import adapter
 from distributed.test_memory_parity import CASES
 from inspector_support import BIG, BLUEPRINTS, DECLINED, make_registry
@@ -227,3 +229,27 @@ async def test_loop_activations_are_listed_per_iteration(redis_url: str, prefix:
         assert 'data-akey="b@2" data-state="done"' in html
         assert 'data-akey="b@3" data-state="skipped"' in html
         assert 'class="edge back"' in html  # the loop's back edge is drawn dashed
+
+
+async def test_asgi_lifespan_connects_and_closes_the_adapter(redis_url: str, prefix: str) -> None:
+    async def lifespan(a: BullMQAdapter) -> list[str]:
+        inbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+        sent: list[str] = []
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            sent.append(message["type"])
+            if message["type"] == "lifespan.startup.complete":
+                assert await a.list_runs() == []  # connected
+            await inbox.put({"type": "lifespan.shutdown"})
+
+        await inbox.put({"type": "lifespan.startup"})
+        await create_app(a)({"type": "lifespan"}, inbox.get, send)
+        return sent
+
+    a = BullMQAdapter(connection=redis_url, blueprints=BLUEPRINTS, prefix=prefix)
+    assert await lifespan(a) == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    with pytest.raises(RuntimeError, match="closed"):
+        await a.connect()
+    down = BullMQAdapter(connection="redis://127.0.0.1:1/0", blueprints=BLUEPRINTS)
+    assert await lifespan(down) == ["lifespan.startup.failed"]
+    await down.close()
