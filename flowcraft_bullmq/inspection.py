@@ -4,8 +4,9 @@
 Everything here is read from state the protocol already keeps (keys.py); nothing is written and
 the hot path pays nothing. A run's activations come from its ``acts`` hash (completed, with
 ``~wait``/``~wake``/``~claim`` marks), ``waiting`` hash and ``frontier`` (owed, not completed);
-their times and attempts from the activation's BullMQ job hash, which exists until BullMQ's
-retention removes it (``removeOnComplete``/``removeOnFail``, 1,000 jobs by default).
+their times and attempts from the activation's BullMQ job hash (a resumed wait ends when its
+resume job finished), which exists until BullMQ's retention removes it (``removeOnComplete``/
+``removeOnFail``, 1,000 jobs by default).
 
 How an activation's state is derived (there is no per-activation status field):
 
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from flowcraft_core.distributed.frontier import READY, SKIP
-from flowcraft_core.distributed.protocol import FINISHED_STATUSES
+from flowcraft_core.distributed.protocol import FINISHED_STATUSES, RESUME, Job
 from flowcraft_core.errors import RunNotFoundError
 from flowcraft_core.ids import activation_id
 from flowcraft_core.reserved import OUTPUTS_PREFIX
@@ -346,15 +347,24 @@ async def inspect_run(adapter: BullMQAdapter, run_id: str) -> RunInspection:
 
     # The activations' BullMQ jobs (skips never had one).
     with_job = [a for a, (_, _, state) in found.items() if state != "skipped"]
+    # A resumed wait ends when its resume job (`-~resume0`) completes it.
+    resumed = [a for a in with_job if "claim" in marks.get(a, ())]
     jobs: dict[str, list[Any]] = {}
+    resumed_at: dict[str, float | None] = {}
     if with_job and adapter._queue is not None:
         queue = adapter._queue
         ids = {a: activation_id(run_id, found[a][0], found[a][1]) for a in with_job}
         async with client.pipeline(transaction=False) as pipe:
             for akey in with_job:
                 pipe.hmget(queue.toKey(ids[akey]), list(_JOB_FIELDS))
+            for akey in resumed:
+                resume = Job(run_id, found[akey][0], found[akey][1], kind=RESUME)
+                pipe.hget(queue.toKey(resume.job_id), "finishedOn")
             replies = await pipe.execute()
-        jobs = {akey: [ids[akey], *reply] for akey, reply in zip(with_job, replies, strict=True)}
+        jobs = {akey: [ids[akey], *reply] for akey, reply in zip(with_job, replies, strict=False)}
+        resumed_at = {
+            akey: _ms(reply) for akey, reply in zip(resumed, replies[len(with_job) :], strict=True)
+        }
 
     # A skipped or blocked activation never had a job: once this run's jobs are known to be
     # kept, a completed activation without one was skipped (in a loop, the output key alone
@@ -372,6 +382,7 @@ async def inspect_run(adapter: BullMQAdapter, run_id: str) -> RunInspection:
         if job is not None and job[1] is not None:
             job_id = job[0]
             enqueued, started, ended = (_ms(v) for v in job[1:4])
+            ended = resumed_at.get(akey) or ended
             attempts = max(attempts, int(_float(job[4]) or 0), int(_float(job[5]) or 0))
             failure = job[6]
             if state == "queued" and started is not None and ended is None:

@@ -353,7 +353,10 @@ def _timeline(run: RunInspection, bp: Blueprint | None, now: float) -> str:
         bar = ""
         begin = a.started_at or a.enqueued_at
         if begin is not None:
-            stop = a.finished_at if a.finished_at is not None else now
+            # A wait or sleep still open lasts until now (its job ended when it began waiting).
+            stop = a.finished_at
+            if stop is None or a.state in ("waiting", "sleeping"):
+                stop = end
             queued = ""
             if a.enqueued_at is not None and a.started_at is not None:
                 queued = (

@@ -163,6 +163,10 @@ async def test_resume_form_moves_a_waiting_run_on(redis_url: str, prefix: str) -
             "no": "skipped",
             "end": "done",
         }
+        # The wait ended when its resume job completed it, after which `yes` was enqueued.
+        acts = {x.node_id: x for x in (await a.inspect_run("w1")).activations}
+        assert acts["ask"].finished_at is not None and acts["yes"].enqueued_at is not None
+        assert acts["ask"].finished_at >= acts["yes"].enqueued_at
         # Resuming again: the run is not waiting; the page says so.
         again = await client.post("/runs/w1/resume", data=form, headers={"origin": ORIGIN})
         assert again.status_code == 303 and "not+waiting" in again.headers["location"]
