@@ -243,7 +243,7 @@ class MeteredAdapter(BullMQAdapter):
 
         super().__init__(event_bus=FanOutBus(metrics, event_bus), **options)
         self.metrics = metrics
-        metrics.use_blueprints(self._worker_args["blueprints"])
+        metrics.use_blueprints(self.blueprints)
 
     def _make_store(self, client: redis.Redis) -> RedisCoordinationStore:
         return _MeteredStore(

@@ -94,15 +94,18 @@ class WorkerOperations:
         self._ping_client: Any = None
         self._adapter: BullMQAdapter | None = None
         traces = args.traces or os.environ.get(TRACES_ENV)
-        if traces:
-            from flowcraft_core.tracing import Tracing, tracer_provider
+        try:
+            if traces:
+                from flowcraft_core.tracing import Tracing, tracer_provider
 
-            self._provider = tracer_provider(traces, service_name="flowcraft-worker")
-            self.tracing = Tracing(tracer_provider=self._provider, queue=args.queue)
-        if args.metrics_port is not None:
-            from .metrics import WorkerMetrics
+                self._provider = tracer_provider(traces, service_name="flowcraft-worker")
+                self.tracing = Tracing(tracer_provider=self._provider, queue=args.queue)
+            if args.metrics_port is not None:
+                from .metrics import WorkerMetrics
 
-            self.metrics = WorkerMetrics(queue_name=args.queue)
+                self.metrics = WorkerMetrics(queue_name=args.queue)
+        except (ImportError, ValueError) as exc:  # an extra missing, an unknown exporter
+            raise CliError(f"--traces/--metrics-port: {exc}") from exc
 
     def adapter_options(self) -> dict[str, Any]:
         """Keyword arguments for the adapter (`adapter_class` picks the metered one)."""
@@ -174,7 +177,7 @@ class WorkerOperations:
             await self._ping_client.aclose()
             self._ping_client = None
         if self.tracing is not None:
-            self.tracing.uninstall()
+            self.tracing.close()
         if self._provider is not None:
             await asyncio.to_thread(self._provider.shutdown)
 

@@ -370,3 +370,13 @@ async def test_a_worker_exports_spans_over_otlp_http(
     # The client did not trace: the workers derived the run's trace from its id.
     assert {span.trace_id.hex() for _, span in nodes} == {run_trace_id(run_id)}
     assert len({span.parent_span_id for _, span in nodes}) == 1
+
+
+def test_an_unknown_trace_exporter_is_a_usage_error(
+    blueprint_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flowcraft_core.cli import main
+
+    assert main(["worker", "--blueprints", str(blueprint_dir), "--traces", "zipkin"]) == 2
+    assert "unknown trace exporter 'zipkin'" in capsys.readouterr().err
+    assert job_protocol.job_trace_hook is None
