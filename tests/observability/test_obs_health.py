@@ -111,11 +111,10 @@ async def test_a_grace_period_that_runs_out_cancels_the_node_for_another_worker(
     async with adapter(redis_url, prefix, blueprints=BLUEPRINTS, consume=False) as a:
         run_id = await a.start_run("slow")
         await until(lambda: _started(trace, "s"), what="node s to start")
-        signalled = time.monotonic()
         first.proc.send_signal(signal.SIGTERM)
         assert first.wait(timeout=30) == 0, first.stderr
-        assert time.monotonic() - signalled < 2.5  # it did not wait out the 3 s node
-        assert (first.proc.pid, "s", "end") not in _lines(trace)
+        assert (first.proc.pid, "s", "end") not in _lines(trace)  # cancelled, not waited for
+        assert "cancelling in-flight activations" in first.stderr
         second = spawn(redis_url, prefix, *FAST)
         await second.ready()
         result = await a.wait_for_result(run_id, timeout_s=40)
