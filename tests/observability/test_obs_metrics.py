@@ -5,12 +5,14 @@ status, the queue's waiting jobs, reconcile passes and the runs they resumed."""
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Callable
+from pathlib import Path
 
 from bullmq_processes import adapter
 from bullmq_reconcile.reconcile_support import age
 from obs_nodes import BLUEPRINTS
-from obs_support import ObsWorker, aget, ports, until
+from obs_support import ObsWorker, aget, ports, read_spans, until
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
@@ -33,10 +35,15 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 
 async def test_a_workers_metrics_count_its_runs_nodes_queue_and_reconciles(
-    redis_url: str, prefix: str, client: Redis, spawn: Callable[..., ObsWorker]
+    redis_url: str,
+    prefix: str,
+    client: Redis,
+    spawn: Callable[..., ObsWorker],
+    tmp_path: Path,
 ) -> None:
     (port,) = ports(1)
     url = f"http://127.0.0.1:{port}/metrics"
+    spans = tmp_path / "spans.jsonl"
     async with adapter(redis_url, prefix, blueprints=BLUEPRINTS, consume=False) as a:
         # A run whose entry job was lost before any worker took it: a reconcile tick heals it.
         await a.start_run("fan", run_id="orphan")
@@ -50,6 +57,7 @@ async def test_a_workers_metrics_count_its_runs_nodes_queue_and_reconciles(
             "--metrics-port", str(port),
             "--http-host", "127.0.0.1",
             "--concurrency", "1",
+            "--traces", f"jsonl:{spans}",  # both on: one event bus feeds both
         )  # fmt: skip
         await worker.ready()
         assert (await a.wait_for_result("orphan", timeout_s=30)).status == "completed"
@@ -92,6 +100,10 @@ async def test_a_workers_metrics_count_its_runs_nodes_queue_and_reconciles(
     assert count("flowcraft_reconciler_passes_total", queue="flowcraft") >= 1
     assert count("flowcraft_reconciler_runs_resumed_total", queue="flowcraft") == 1
     assert count("flowcraft_queue_jobs", queue="flowcraft", state="waiting") == 0
+    worker.proc.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0, worker.stderr
+    traced = {s["attributes"]["flowcraft.run_id"] for s in read_spans(spans)}
+    assert {slow, *fans, flaky, boom} <= traced
 
 
 async def _active(a: object) -> bool:
