@@ -185,6 +185,8 @@ class Tracing:
         run = self._runs.get(run_id)
         if carried is not None:
             if run is None or run.carrier != carried:
+                if run is not None and run.root is not None:
+                    run.root.end()
                 context = self._propagator.extract(dict(carried))
                 self._remember(run_id, _RunTrace(dict(carried), context))
             return carried
