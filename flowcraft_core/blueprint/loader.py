@@ -9,6 +9,7 @@ blueprint survived. Problems are sorted into document order before one Blueprint
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -49,6 +50,7 @@ _JSON_SUFFIXES: Final = (".json",)
 _YAML_SUFFIXES: Final = (".yaml", ".yml")
 
 _TIMESTAMP_TAG: Final = "tag:yaml.org,2002:timestamp"
+_MAX_ID_LENGTH: Final = 200  # Blueprint.id's max_length
 
 
 def _yaml_loader() -> Any:
@@ -175,8 +177,14 @@ def _parse(text: str, kind: str) -> tuple[object, bool]:
         constants.append(name)
         return float(name)
 
+    def number(digits: str) -> float:  # 1e999 overflows to inf, which JSON cannot hold
+        value = float(digits)
+        if not math.isfinite(value):
+            constants.append(digits)
+        return value
+
     try:
-        return json.loads(text, parse_constant=constant), not constants
+        return json.loads(text, parse_constant=constant, parse_float=number), not constants
     except json.JSONDecodeError as exc:
         if kind == "json":
             raise _json_error(exc) from None
@@ -215,6 +223,8 @@ def _parse_yaml(text: str) -> object:
         raise _syntax_error(f"invalid YAML: {exc}") from None
     except RecursionError:
         raise _syntax_error("invalid YAML: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer with more digits than Python converts
+        raise _syntax_error(f"invalid YAML: {exc}") from None
 
 
 def _syntax_error(message: str, *, code: str = "INVALID_SYNTAX") -> BlueprintError:
@@ -238,7 +248,8 @@ def validate_data(
         raise BlueprintError(None, [problem])
     doc = dict(data)
     raw_id = doc.get("id")
-    blueprint_id = raw_id if isinstance(raw_id, str) else None
+    # An id too long to be valid is not repeated in the message (it may be megabytes).
+    blueprint_id = raw_id if isinstance(raw_id, str) and len(raw_id) <= _MAX_ID_LENGTH else None
     context = {"allow_unknown": allow_unknown}
 
     json_issues = [] if plain_json else non_json_issues(doc)

@@ -201,11 +201,17 @@ def _value_message(err: ErrorDetails) -> str:
 # --- values JSON cannot hold ---------------------------------------------------------------
 
 
+#: Nesting limit of a blueprint given as a mapping (JSON and YAML text hit their parsers'
+#: limits, about 990 and 500 levels, first and report "nested too deeply").
+MAX_DEPTH: Final = 1_000
+
+
 def non_json_issues(doc: object) -> list[Issue]:
     """Values JSON cannot hold: non-string keys, NaN/Infinity, bytes, sets, recursive aliases.
 
     Iterative, and visits a container shared through YAML aliases once, so neither deep nesting
-    nor a "billion laughs" document can exhaust the stack or the CPU. Only containers are
+    nor a "billion laughs" document can exhaust the stack or the CPU; nesting deeper than
+    MAX_DEPTH is a problem (paths are copied per level). Only containers are
     pushed; scalars are checked in place, which keeps this cheap next to pydantic.
     """
     issues: list[Issue] = []
@@ -240,6 +246,10 @@ def non_json_issues(doc: object) -> list[Issue]:
             if kind is str or kind is int or kind is bool or value is None:
                 continue
             if kind is dict or kind is list or isinstance(value, dict | list | tuple):
+                if len(loc) >= MAX_DEPTH:  # deeper would also cost depth² copying paths
+                    message = f"nests more than {MAX_DEPTH:,} levels deep"
+                    issues.append(Issue((*loc, name), "INVALID_VALUE", message))
+                    continue
                 stack.append((value, (*loc, name), False))
             elif isinstance(value, float):
                 if not math.isfinite(value):
