@@ -25,6 +25,7 @@ import itertools
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -298,6 +299,9 @@ class ChaosReport:
     explained_by_dead_worker: int = 0
     explained_by_redis_restart: int = 0
     unexplained: list[str] = field(default_factory=list)
+    reconciled_runs: int = 0
+    reconciler_reenqueued: int = 0
+    jobs_retried_after_redis_errors: int = 0
     workers_killed: int = 0
     workers_died: int = 0
     redis_restarts: int = 0
@@ -349,6 +353,9 @@ class ChaosReport:
             f"duplicated executions:   {self.duplicated_executions} (dead worker: "
             f"{self.explained_by_dead_worker}, redis restart: {self.explained_by_redis_restart}"
             f", unexplained: {len(self.unexplained)})",
+            f"reconciler:              {self.reconciled_runs} runs reconciled, "
+            f"{self.reconciler_reenqueued} activations re-enqueued",
+            f"jobs retried by BullMQ after a Redis error: {self.jobs_retried_after_redis_errors}",
             f"workers SIGKILLed:       {self.workers_killed} (died by themselves: "
             f"{self.workers_died})",
             f"redis restarts:          {self.redis_restarts} (down {self.redis_down_s:.1f} s)",
@@ -583,6 +590,13 @@ class Chaos:
             if r.get("tok"):
                 tokens[(r["run"], r["node"])].add(r["tok"])
         logs = {**self.logs, **{w.proc.pid: w.stderr for w in self.workers}}
+        for log in logs.values():
+            for listed in re.findall(r"reconciler: run \S+: re-enqueued (.*)", log):
+                self.report.reconciler_reenqueued += len(listed.split(", "))
+            self.report.reconciled_runs += sum(
+                int(n) for n in re.findall(r"reconcile pass: .*?(\d+) reconciled", log)
+            )
+            self.report.jobs_retried_after_redis_errors += log.count("raised; BullMQ will retry")
         for (act, _, attempt), group in groups.items():
             if len(group) < 2:
                 continue

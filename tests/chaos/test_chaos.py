@@ -7,7 +7,14 @@ restart. The full-length run is `python -m tests.chaos.run` (docs/reliability.md
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import pytest
 from chaos_harness import ChaosConfig, run_chaos
+from chaos_nodes import TRACE_ENV, registry
+
+from flowcraft_core import FlowRuntime
 
 
 def test_short_chaos_run_loses_nothing() -> None:
@@ -22,3 +29,27 @@ def test_short_chaos_run_loses_nothing() -> None:
     assert report.workers_killed >= 3, summary
     assert report.redis_restarts == 1, summary
     assert report.executions > 150, summary
+
+
+async def test_the_join_check_sees_a_join_that_runs_too_early(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The side channel's detector itself: `j` claims to wait for `slow`, which is on a
+    parallel branch, so `j` runs before `slow`'s output exists and must record `early`."""
+    trace = tmp_path / "trace.jsonl"
+    monkeypatch.setenv(TRACE_ENV, str(trace))
+    blueprint = {
+        "id": "early",
+        "nodes": [
+            {"id": "a", "uses": "step"},
+            {"id": "slow", "uses": "step", "params": {"ms": 300}},
+            {"id": "j", "uses": "step", "params": {"preds": ["a", "slow"], "join": "all"}},
+        ],
+        "edges": [{"source": "a", "target": "j"}],
+    }
+    result = await FlowRuntime(registry=registry).run(blueprint)
+    assert result.status == "completed"
+    records = [json.loads(line) for line in trace.read_text().splitlines()]
+    early = [r for r in records if r["k"] == "early"]
+    assert [(r["node"], r["missing"]) for r in early] == [("j", ["slow"])]
+    assert sorted(r["node"] for r in records if r["k"] == "exec") == ["a", "j", "slow"]

@@ -32,6 +32,7 @@ from diff_nodes import registry
 from distributed.test_memory_parity import comparable
 from hypothesis import Phase, given, settings
 from hypothesis import event as record_event
+from hypothesis import strategies as st
 
 from flowcraft_core import FlowRuntime, WorkflowResult
 
@@ -56,14 +57,18 @@ def assert_same(spec: DiffSpec, local: WorkflowResult, distributed: WorkflowResu
 
 
 @settings(max_examples=EXAMPLES, database=None)
-@given(spec=diff_specs())
-async def test_same_outcome_in_process_and_on_bullmq(spec: DiffSpec, redis_url: str) -> None:
+@given(spec=diff_specs(), retry_mode=st.sampled_from(["in_process", "queue"]))
+async def test_same_outcome_in_process_and_on_bullmq(
+    spec: DiffSpec, retry_mode: str, redis_url: str
+) -> None:
     blueprint = spec.blueprint()
     local = await in_process(spec, blueprint, "d1")
     record_event(f"status: {local.status}")
     record_event(f"loops: {len(spec.loops)}")
     prefix = "diff" + uuid.uuid4().hex[:10]
-    async with adapter(redis_url, prefix, registry=registry, blueprints=[blueprint]) as a:
+    async with adapter(
+        redis_url, prefix, registry=registry, blueprints=[blueprint], retry_mode=retry_mode
+    ) as a:
         run_id = await a.start_run(blueprint["id"], dict(spec.context), run_id="d1")
         distributed = await a.wait_for_result(run_id, timeout_s=RESULT_TIMEOUT_S)
     assert_same(spec, local, distributed)
