@@ -15,6 +15,8 @@ How an activation's state is derived (there is no per-activation status field):
   or block writes no output), and also when the run's other jobs are kept but this activation
   has none (a skip never has a job: this tells a skipped loop iteration of a node that ran in
   another iteration; once BullMQ removed the jobs, such an iteration reads as done);
+* a fallback node that stood in for a failed node ran inside that node's activation and job:
+  it is ``done`` at the node's iteration when its output is the node's (with the blueprint);
 * ``waiting``: in the waiting hash; ``sleeping``: a durable sleep not yet woken;
 * ``running``/``queued``: owed and not completed, by its job (started or not); ``skipped`` for
   an owed skip whose propagation is pending; ``cancelled`` for owed work of a finished run.
@@ -30,6 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from flowcraft_core.blueprint import Blueprint
 from flowcraft_core.distributed.frontier import READY, SKIP
 from flowcraft_core.distributed.protocol import FINISHED_STATUSES, RESUME, Job
 from flowcraft_core.errors import RunNotFoundError
@@ -345,6 +348,12 @@ async def inspect_run(adapter: BullMQAdapter, run_id: str) -> RunInspection:
         state = ("cancelled" if finished else "queued") if ready else "skipped"
         found[akey] = (entry.node_id, tuple(entry.iteration), state)
 
+    # A fallback node that stood in for a failed one ran inside that node's activation (and
+    # job): it has no activation of its own, only its output (the same as the node's).
+    ran_in = _stand_ins(adapter.blueprints.get(summary.blueprint_id), found, context)
+    for akey, (fallback, owner) in ran_in.items():
+        found[akey] = (fallback, found[owner][1], "done")
+
     # The activations' BullMQ jobs (skips never had one).
     with_job = [a for a, (_, _, state) in found.items() if state != "skipped"]
     # A resumed wait ends when its resume job (`-~resume0`) completes it.
@@ -353,7 +362,8 @@ async def inspect_run(adapter: BullMQAdapter, run_id: str) -> RunInspection:
     resumed_at: dict[str, float | None] = {}
     if with_job and adapter._queue is not None:
         queue = adapter._queue
-        ids = {a: activation_id(run_id, found[a][0], found[a][1]) for a in with_job}
+        job_of = {a: ran_in[a][1] if a in ran_in else a for a in with_job}
+        ids = {a: activation_id(run_id, found[job_of[a]][0], found[a][1]) for a in with_job}
         async with client.pipeline(transaction=False) as pipe:
             for akey in with_job:
                 pipe.hmget(queue.toKey(ids[akey]), list(_JOB_FIELDS))
@@ -418,6 +428,34 @@ async def inspect_run(adapter: BullMQAdapter, run_id: str) -> RunInspection:
         expires_in_s=pttl / 1000.0 if isinstance(pttl, int) and pttl >= 0 else None,
         node_states=node_states(activations),
     )
+
+
+def _stand_ins(
+    bp: Blueprint | None,
+    found: Mapping[str, tuple[str, tuple[int, ...], str]],
+    context: Mapping[str, Any],
+) -> dict[str, tuple[str, str]]:
+    """akey -> (fallback node, the akey of the node it stood in for), for fallback nodes
+    (`config.fallback` naming a node) that ran in a done activation and have none of their
+    own. Needs the blueprint; without it such a node reads as not reached."""
+    if bp is None:
+        return {}
+    fallbacks = {n.id: n.config.fallback for n in bp.nodes if n.config.fallback is not None}
+    ids = {n.id for n in bp.nodes}
+    seen = {node_id for node_id, _, _ in found.values()}
+    stood: dict[str, tuple[str, str]] = {}
+    for akey, (node_id, iteration, state) in found.items():
+        fallback = fallbacks.get(node_id)
+        if state != "done" or fallback not in ids or fallback in seen:
+            continue
+        assert fallback is not None
+        output = context.get(OUTPUTS_PREFIX + fallback, _ABSENT)
+        if output is not _ABSENT and output == context.get(OUTPUTS_PREFIX + node_id, _ABSENT):
+            stood[_akey(fallback, iteration)] = (fallback, akey)
+    return stood
+
+
+_ABSENT: Final = object()
 
 
 def _ms(value: Any) -> float | None:
