@@ -235,8 +235,9 @@ async def list_runs(
                 run_ids.append(run_id)
         if int(cursor) == 0:
             break
+    del run_ids[max_scanned:]
     runs: list[RunSummary] = []
-    for start in range(0, min(len(run_ids), max_scanned), _PAGE):
+    for start in range(0, len(run_ids), _PAGE):
         chunk = run_ids[start : start + _PAGE]
         async with client.pipeline(transaction=False) as pipe:
             for run_id in chunk:

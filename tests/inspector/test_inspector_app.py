@@ -257,3 +257,15 @@ async def test_asgi_lifespan_connects_and_closes_the_adapter(redis_url: str, pre
     down = BullMQAdapter(connection="redis://127.0.0.1:1/0", blueprints=BLUEPRINTS)
     assert await lifespan(down) == ["lifespan.startup.failed"]
     await down.close()
+
+
+async def test_list_runs_is_bounded_by_max_scanned(redis_url: str, prefix: str) -> None:
+    async with adapter(redis_url, prefix, blueprints=BLUEPRINTS, consume=False) as a:
+        for i in range(5):
+            await a.start_run("chain", run_id=f"q{i}")
+        assert len(await a.list_runs()) == 5
+        assert len(await a.list_runs(max_scanned=2)) == 2  # a sample, not all five
+        assert [r.run_id for r in await a.list_runs(limit=2)] == ["q4", "q3"]
+        assert {r.status for r in await a.list_runs()} == {"running"}
+        with pytest.raises(ValueError):
+            await a.list_runs(limit=0)
