@@ -17,6 +17,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from . import inprocess
@@ -79,6 +80,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", choices=SECTIONS, action="append", help="run only this section")
     parser.add_argument("--max-n", type=int, default=1_000_000, help="largest chainN (1000000)")
     parser.add_argument("--concurrency", type=int, default=10, help="jobs per worker (10)")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="FILE",
+        help="also py-spy the 1-worker chain10 and diamond8 runs (untimed) into FILE and "
+        "print the worker's hot spots",
+    )
     args = parser.parse_args(argv)
     sections = set(args.only or SECTIONS)
     # Ctrl-C and SIGTERM unwind through the `with` blocks that stop the processes.
@@ -108,6 +116,7 @@ def main(argv: list[str] | None = None) -> None:
 
         dsizes = Sizes.quick() if args.quick else Sizes()
         dsizes.concurrency = args.concurrency
+        dsizes.profile = args.profile
         try:
             with Processes() as procs, redis_server(procs) as url:
                 if "distributed" in sections:
@@ -129,8 +138,15 @@ def main(argv: list[str] | None = None) -> None:
         if results.libraries:
             print(f"worker: {results.libraries}")
         distributed_table([*results.rows, *([results.bare] if results.bare else [])])
+        if results.variants:
+            print("\nworker event loop and Redis parser (chain10, 1 worker process):")
+            distributed_table([row for row, _ in results.variants])
+            for row, libraries in results.variants:
+                print(f"  {row.workload}: {libraries}")
         accounting(results)
         targets += distributed_targets(results)
+        if args.profile is not None and args.profile.exists():
+            hot_spots(args.profile)
     if "peers" in sections:
         print("\n== peers (same Redis; chain10 and diamond8)")
         if peer_rows:
@@ -246,6 +262,24 @@ def peer_targets(results: Results, peer_rows: list[Measured]) -> list[Target]:
         ratio = _ratio(ours, celery.node_rate if celery else None)
         out.append(Target(f"{workload} flowcraft (2 workers) / celery", ratio, "(info)", None))
     return out
+
+
+def hot_spots(path: Path) -> None:
+    from .profile import summary
+
+    total, own, inclusive = summary(path)
+    if not total:
+        return
+    print(f"\nworker 1 profile (py-spy, {total} samples of CPU; {path}):")
+    print("  self time:")
+    for name, count in own:
+        print(f"  {count / total:6.1%}  {name}")
+    print("  inclusive (flowcraft, BullMQ, redis-py):")
+    shown = 0
+    for name, count in inclusive:
+        if any(k in name for k in ("flowcraft", "bullmq/", "redis/")) and shown < 20:
+            print(f"  {count / total:6.1%}  {name}")
+            shown += 1
 
 
 def accounting(results: Results) -> None:

@@ -22,6 +22,7 @@ Redis accounting (per node job):
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import json
 import re
@@ -36,7 +37,7 @@ from typing import Any
 import redis
 import redis.asyncio as aredis
 
-from . import nodes
+from . import nodes, profile
 from .infra import Proc, Processes, RedisStats
 
 CLIENT_NAME = "bench-client"
@@ -55,6 +56,8 @@ class Sizes:
     sample_runs: int = 20  # chain10 runs under MONITOR
     workers: tuple[int, ...] = (1, 2)
     concurrency: int = 10
+    profile: Path | None = None  # py-spy a 1-worker chain10 + diamond8 pass into this file
+    variants: bool = True  # chain10 with uvloop / without hiredis (VARIANTS)
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -128,6 +131,7 @@ class Results:
     accounting: Accounting | None = None
     notes: list[str] = field(default_factory=list)
     libraries: str = ""  # what the worker processes loaded (uvloop, hiredis)
+    variants: list[tuple[Measured, str]] = field(default_factory=list)  # (row, libraries)
 
     def find(self, workload: str, procs: str) -> Measured | None:
         return next((r for r in self.rows if r.workload == workload and r.procs == procs), None)
@@ -316,15 +320,30 @@ def write_blueprints(directory: Path, works: list[Workload]) -> None:
         (directory / f"{work.id}.json").write_text(json.dumps(work.blueprint))
 
 
+#: Worker variants (name -> benchmarks.worker_variant options) measured on chain10, 1 worker.
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "as-installed": (),
+    "uvloop": ("--uvloop",),
+    "no-uvloop": ("--block", "uvloop"),
+    "no-hiredis": ("--block", "hiredis"),
+}
+
+
 def start_workers(
-    procs: Processes, url: str, bp_dir: Path, count: int, concurrency: int
+    procs: Processes,
+    url: str,
+    bp_dir: Path,
+    count: int,
+    concurrency: int,
+    variant: tuple[str, ...] = (),
 ) -> list[Proc]:
+    launcher = ("benchmarks.worker_variant", *variant, "--") if variant else ("flowcraft_core.cli",)
     started = []
     for i in range(count):
         proc = procs.python(
             f"flowcraft worker {i + 1}",
             "-m",
-            "flowcraft_core.cli",
+            *launcher,
             "worker",
             "--redis",
             url,
@@ -377,7 +396,28 @@ class _Loop:
         self.thread.start()
 
     def run(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result()
+        except BaseException:  # Ctrl-C: the coroutine is cancelled, not left pending
+            future.cancel()
+            concurrent.futures.wait([future], timeout=5)
+            raise
+
+    def close(self) -> None:
+        """Cancel what still runs, stop the loop, close it."""
+
+        async def cancel_all() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        self.run(cancel_all())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+        if not self.thread.is_alive():
+            self.loop.close()
 
 
 LOOP: _Loop  # set by run()
@@ -455,13 +495,26 @@ def run(procs: Processes, url: str, sizes: Sizes, log: Any = sys.stderr) -> Resu
                     results.accounting = monitor_sample(
                         phase, url, client, works[0], sizes.sample_runs
                     )
+                if count == 1 and sizes.profile is not None:
+                    print(f"  py-spy on worker 1 -> {sizes.profile}", file=log, flush=True)
+                    spy = profile.record(phase, workers[0].popen.pid, sizes.profile)
+                    for work in works[:2]:  # not timed: the sampler takes CPU too
+                        LOOP.run(timed(client, stats, work, str(count)))
+                    profile.finish(spy)
+        for name, options in VARIANTS.items() if sizes.variants else ():
+            print(f"  flowcraft worker variant {name}...", file=log, flush=True)
+            with Processes() as phase:
+                workers = start_workers(phase, url, bp_dir, 1, sizes.concurrency, options)
+                LOOP.run(timed(client, stats, works[0], "1", runs=min(works[0].runs, 10)))
+                row = LOOP.run(timed(client, stats, works[0], "1"))
+                row.workload = f"chain10:{name}"
+                results.variants.append((row, worker_libraries(workers[0].popen.pid)))
         print("  bare BullMQ worker...", file=log, flush=True)
         results.bare = bare_baseline(procs, url, stats, sizes)
     finally:
         LOOP.run(client.__aexit__())
         stats.close()
-        LOOP.loop.call_soon_threadsafe(LOOP.loop.stop)
-        LOOP.thread.join(timeout=5)
+        LOOP.close()
     return results
 
 

@@ -11,6 +11,7 @@ import os
 
 import redis
 from celery import Celery, chain, chord
+from celery.signals import worker_ready
 
 URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 DONE = "bench:celery:done"
@@ -24,6 +25,13 @@ app.conf.update(
     worker_hijack_root_logger=False,
 )
 _counter = redis.Redis.from_url(URL)
+READY = "bench celery worker ready"
+
+
+@worker_ready.connect
+def _ready(**_: object) -> None:
+    # The worker logs at WARNING (INFO logs two lines per task); this says it consumes.
+    print(READY, flush=True)
 
 
 @app.task

@@ -78,6 +78,10 @@ def test_distributed_section_runs_flowcraft_workers_and_the_bare_baseline() -> N
             assert row[-1] == "completed", row
             assert number(row[5]) > 0 and number(row[6]) > 0, row  # node/s, run/s
             assert number(row[7]) > 0 and number(row[9]) > 0, row  # evalsha/node, cpu/node
+    for variant in ("as-installed", "uvloop", "no-uvloop", "no-hiredis"):
+        row = table[(f"chain10:{variant}", "1")]
+        assert row[-1] == "completed" and number(row[5]) > 0, row
+    assert any("no-hiredis: uvloop" in line and "hiredis not loaded" in line for line in lines)
     bare = table[("bare-bullmq", "1")]
     assert bare[-1] == "drained" and number(bare[5]) > 0, bare
     ours = next(line for line in lines if line.strip().startswith("ours"))
