@@ -301,6 +301,11 @@ def accounting(results: Results) -> None:
             f"  Redis CPU/node: chain10 {chain1.cpu_us_per_node:.0f} us, bare BullMQ job "
             f"{bare.cpu_us_per_node:.0f} us (INFO cpu sys+user deltas / nodes)"
         )
+        print(
+            f"  Redis time in EVALSHA/node (commandstats usec): chain10 "
+            f"{chain1.per_node('_usec:evalsha'):.0f} us, bare BullMQ job "
+            f"{bare.per_node('_usec:evalsha'):.0f} us"
+        )
 
 
 __all__ = ["main"]

@@ -256,7 +256,7 @@ class Client:
                 continue
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{len(pending)} runs still running after {limit_s}s")
-            await asyncio.sleep(0.002)
+            await asyncio.sleep(0.01)
         return statuses
 
     async def check(self, run_id: str, node_id: str, expected: int) -> str:

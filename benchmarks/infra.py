@@ -125,14 +125,21 @@ def redis_server(procs: Processes) -> Iterator[str]:
 
 
 class RedisStats:
-    """`INFO commandstats` and `INFO cpu` snapshots; `delta()` between two of them."""
+    """`INFO commandstats` and `INFO cpu` snapshots; `delta()` between two of them.
+
+    Keys: a command's name -> its calls, `_usec:<name>` -> microseconds Redis spent in it
+    (a script's time includes the commands it runs, which are also counted on their own),
+    `_cpu_s` -> the server's CPU seconds (sys + user)."""
 
     def __init__(self, url: str) -> None:
         self.client = redis.Redis.from_url(url, decode_responses=True)
 
     def snapshot(self) -> dict[str, float]:
         info: dict[str, Any] = self.client.info("commandstats")
-        out = {name.removeprefix("cmdstat_"): float(v["calls"]) for name, v in info.items()}
+        out: dict[str, float] = {}
+        for name, v in info.items():
+            out[name.removeprefix("cmdstat_")] = float(v["calls"])
+            out["_usec:" + name.removeprefix("cmdstat_")] = float(v["usec"])
         cpu: dict[str, Any] = self.client.info("cpu")
         out["_cpu_s"] = float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"])
         return out

@@ -94,7 +94,7 @@ def timed(
     while int(counter.get(done_key) or 0) < runs:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{done_key}: runs still unfinished after {timeout}s")
-        time.sleep(0.002)
+        time.sleep(0.01)
     elapsed = time.perf_counter() - started
     return elapsed, RedisStats.delta(before, stats.snapshot())
 
