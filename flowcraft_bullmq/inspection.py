@@ -33,8 +33,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from flowcraft_core.blueprint import Blueprint
+from flowcraft_core.distributed.durable import split_akey
 from flowcraft_core.distributed.frontier import READY, SKIP
 from flowcraft_core.distributed.protocol import FINISHED_STATUSES, RESUME, Job
+from flowcraft_core.distributed.protocol import akey as make_akey
 from flowcraft_core.errors import RunNotFoundError
 from flowcraft_core.ids import activation_id
 from flowcraft_core.reserved import OUTPUTS_PREFIX
@@ -271,10 +273,6 @@ def _parse_field(name: str) -> tuple[str, tuple[int, ...], str] | None:
     return node_id, iteration, mark
 
 
-def _akey(node_id: str, iteration: Iterable[int]) -> str:
-    return f"{node_id}@{'.'.join(str(i) for i in iteration)}"
-
-
 async def inspect_run(adapter: BullMQAdapter, run_id: str) -> RunInspection:
     """`BullMQAdapter.inspect_run`: one consistent read of the run's hashes (MULTI), then one
     pipeline of its activations' job hashes. RunNotFoundError if unknown or expired."""
@@ -301,7 +299,7 @@ async def inspect_run(adapter: BullMQAdapter, run_id: str) -> RunInspection:
     failures: dict[str, dict[str, Any]] = {}
     for error in errors:
         if isinstance(error, dict) and error.get("nodeId") is not None:
-            failures.setdefault(_akey(error["nodeId"], error.get("iteration") or ()), error)
+            failures.setdefault(make_akey(error["nodeId"], error.get("iteration") or ()), error)
 
     found: dict[str, tuple[str, tuple[int, ...], str]] = {}  # akey -> node, iteration, state
     marks: dict[str, set[str]] = {}
@@ -310,9 +308,9 @@ async def inspect_run(adapter: BullMQAdapter, run_id: str) -> RunInspection:
         if parsed is None:
             continue
         node_id, iteration, mark = parsed
-        akey = _akey(node_id, iteration)
-        found.setdefault(akey, (node_id, iteration, ""))
-        marks.setdefault(akey, set()).add(mark)
+        key = make_akey(node_id, iteration)
+        found.setdefault(key, (node_id, iteration, ""))
+        marks.setdefault(key, set()).add(mark)
     for akey, (node_id, iteration, _) in list(found.items()):
         seen = marks[akey]
         if "" in seen:
@@ -331,11 +329,9 @@ async def inspect_run(adapter: BullMQAdapter, run_id: str) -> RunInspection:
         else:
             state = "cancelled" if finished else "running"
         found[akey] = (node_id, iteration, state)
-    for akey in waiting:
-        if akey not in found:
-            node_id, _, text = akey.rpartition("@")
-            iteration = tuple(int(i) for i in text.split(".")) if text else ()
-            found[akey] = (node_id, iteration, "waiting")
+    for key in waiting:
+        if key not in found:
+            found[key] = (*split_akey(key), "waiting")
     for akey, text in frontier.items():
         if akey in found and found[akey][2] != "running":
             continue
@@ -452,7 +448,7 @@ def _stand_ins(
         assert fallback is not None
         output = context.get(OUTPUTS_PREFIX + fallback, _ABSENT)
         if output is not _ABSENT and output == context.get(OUTPUTS_PREFIX + node_id, _ABSENT):
-            stood[_akey(fallback, iteration)] = (fallback, akey)
+            stood[make_akey(fallback, iteration)] = (fallback, akey)
     return stood
 
 
