@@ -58,8 +58,14 @@ def format_loc(loc: Loc) -> str:
 _IDENT_RE: Final = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
 
 
+#: Characters a path must not print raw: controls (a key could carry terminal escape
+#: sequences into `flowcraft validate` output) and line separators (one problem, one line).
+_UNPRINTABLE_RE: Final = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def _quote(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    escaped = _UNPRINTABLE_RE.sub(lambda m: f"\\u{ord(m.group()):04x}", escaped)
     return f'"{escaped}"'
 
 

@@ -149,12 +149,8 @@ def test_unknown_uses_and_cycles_without_an_entry_point_are_lint_findings(
     out, _ = capsys.readouterr()
     assert "[CYCLE_WITHOUT_ENTRY_POINT]" in out
     assert main(["validate", str(file), "--strict"]) == 1
-    registry = "--registry=security_nodes:registry"  # tests/security: only `tag` is registered
-    sys.path.insert(0, str(Path(__file__).parents[1] / "security"))
-    try:
-        assert main(["validate", str(file), registry]) == 1
-    finally:
-        sys.path.remove(str(Path(__file__).parents[1] / "security"))
+    registry = "--registry=blueprints.order_processing.nodes:registry"  # has no `nope`
+    assert main(["validate", str(file), registry]) == 1
     out, err = capsys.readouterr()
     assert f"{file}: nodes[2].uses: " in out and "[MISSING_IMPLEMENTATION]" in out
     assert err == ""
@@ -180,3 +176,20 @@ def test_a_real_cli_process_prints_no_traceback(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stderr == ""
     assert done.stdout.splitlines()[-1] == f"{len(CASES)} files: {len(CASES)} errors, 0 warnings"
+
+
+def test_control_characters_in_keys_are_escaped_in_the_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A key carrying a terminal escape sequence or a line separator cannot reach the
+    terminal raw, nor split one problem over two lines."""
+    file = tmp_path / "escape.json"
+    node = {"id": "a", "uses": "w", "\x1b[2J\x1e": 1, "x\u2028y": 2}
+    file.write_text(json.dumps({"id": "bad", "nodes": [node], "edges": []}), "utf-8")
+    assert main(["validate", str(file)]) == 1
+    out, _ = capsys.readouterr()
+    lines = out.split("\n")
+    assert lines[0].startswith(f'{file}: nodes[0]["\\u001b[2J\\u001e"]: unknown field ')
+    assert lines[1].startswith(f'{file}: nodes[0]["x\\u2028y"]: unknown field ')
+    assert lines[2] == "1 file: 2 errors, 0 warnings"
+    assert not any(c in out for c in "\x1b\x1e\u2028")
