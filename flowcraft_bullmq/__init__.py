@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .connection import RedisSettings
     from .context import RedisContext
     from .health import WorkerHealth
+    from .inspection import Activation, RunInspection, RunSummary
     from .metrics import MeteredAdapter, WorkerMetrics
     from .queue import BullMQJobQueue
     from .reconciler import ReconcileStats, create_reconciler
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
 logging.getLogger("flowcraft_bullmq").addHandler(logging.NullHandler())
 
 _LAZY = {
+    "Activation": ".inspection",
+    "RunInspection": ".inspection",
+    "RunSummary": ".inspection",
     "BullMQAdapter": ".adapter",
     "BullMQJobQueue": ".queue",
     "MeteredAdapter": ".metrics",
@@ -47,6 +51,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__: list[str] = [
+    "Activation",
     "BullMQAdapter",
     "BullMQJobQueue",
     "MeteredAdapter",
@@ -54,6 +59,8 @@ __all__: list[str] = [
     "RedisContext",
     "RedisCoordinationStore",
     "RedisSettings",
+    "RunInspection",
+    "RunSummary",
     "WorkerHealth",
     "WorkerMetrics",
     "create_reconciler",
