@@ -66,6 +66,12 @@ _POLL_FACTOR: Final = 1.5
 _RUN_RETRY_DELAY_MS: Final = 1000
 
 
+def _traceback_wanted(exc: BaseException) -> bool:
+    """Redis being unreachable is an operational condition, logged in one line (its traceback
+    at DEBUG, SPEC 7.4); anything else is a bug worth its traceback."""
+    return not isinstance(exc, RedisError) or logger.isEnabledFor(logging.DEBUG)
+
+
 class _ClientRegistry(Mapping[str, Any]):
     """A registry that stands in for missing implementations.
 
@@ -334,13 +340,16 @@ class BullMQAdapter:
         except Exception as exc:
             attempts = int((job.opts or {}).get("attempts") or 1)
             final = int(job.attemptsMade or 0) + 1 >= attempts
-            logger.exception(
-                "job %s (run %s, node %r) raised%s",
+            logger.error(
+                "job %s (run %s, node %r) raised %s: %s%s",
                 job.id,
                 data.run_id,
                 data.node_id,
+                type(exc).__name__,
+                exc,
                 "; failing the run" if final else "; BullMQ will retry it",
                 extra={"run_id": data.run_id, "node_id": data.node_id},
+                exc_info=_traceback_wanted(exc),
             )
             if final:
                 await self._fail_run(data, exc)
@@ -392,8 +401,14 @@ class BullMQAdapter:
         assert self._store is not None
         try:
             await self._store.fail_run(job.run_id, error_json(exc, node_id=job.node_id))
-        except Exception:
-            logger.exception("could not fail run %s", job.run_id)
+        except Exception as error:
+            logger.error(
+                "could not fail run %s: %s: %s",
+                job.run_id,
+                type(error).__name__,
+                error,
+                exc_info=_traceback_wanted(error),
+            )
 
     def _on_error(self, error: BaseException, job: Any = None) -> None:
         logger.error(

@@ -83,3 +83,4 @@ def test_runs_in_flight_survive_a_redis_restart(tmp_path: Path) -> None:
     assert before < RUNS * LENGTH, "the restart came too late to be mid-run"
     assert results == [("completed", LENGTH)] * RUNS, stderr
     assert alive == [True, True], stderr
+    assert "Traceback" not in stderr, stderr  # lost connections are logged in one line each
