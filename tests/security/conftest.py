@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from bullmq_processes import WorkerProcess
 from redis_server import TlsFiles, make_tls_files
-from sec_support import CHAIN
+from sec_support import CHAIN, WAITS
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +21,8 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
 @pytest.fixture(scope="session")
 def blueprint_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("blueprints")
-    (directory / "chain.json").write_text(json.dumps(CHAIN), encoding="utf-8")
+    for bp in (CHAIN, WAITS):
+        (directory / f"{bp['id']}.json").write_text(json.dumps(bp), encoding="utf-8")
     return directory
 
 

@@ -20,6 +20,21 @@ def chain(blueprint_id: str, tag: str, length: int = 3) -> dict[str, Any]:
 
 
 CHAIN = chain("chain", "x")
+#: A sleep (a delayed BullMQ job) and a wait resumed by a client: every kind of job and key.
+WAITS: dict[str, Any] = {
+    "id": "waits",
+    "nodes": [
+        {"id": "a", "uses": "tag", "params": {"tag": "a"}},
+        {"id": "nap", "uses": "sleep", "params": {"duration": "300ms"}},
+        {"id": "ask", "uses": "wait"},
+        {"id": "b", "uses": "tag", "params": {"tag": "b"}},
+    ],
+    "edges": [
+        {"source": "a", "target": "nap"},
+        {"source": "nap", "target": "ask"},
+        {"source": "ask", "target": "b"},
+    ],
+}
 
 
 def worker_process(
@@ -35,6 +50,18 @@ async def run_chain(connection: Any, prefix: str = "sec") -> Any:
     """Start CHAIN from a client-only adapter and wait for its result."""
     async with adapter(connection, prefix, blueprints=[CHAIN], consume=False) as client:
         run_id = await client.start_run("chain")
+        return await client.wait_for_result(run_id, timeout_s=30)
+
+
+async def run_waits(connection: Any, prefix: str) -> Any:
+    """Start WAITS, resume its wait once it is awaiting, and wait for its result."""
+    async with adapter(connection, prefix, blueprints=[WAITS], consume=False) as client:
+        run_id = await client.start_run("waits")
+        deadline = asyncio.get_running_loop().time() + 30
+        while await client.get_status(run_id) != "awaiting":
+            assert asyncio.get_running_loop().time() < deadline, "never reached the wait"
+            await asyncio.sleep(0.05)
+        assert await client.resume_with_action(run_id, output=["r"]) == "resumed"
         return await client.wait_for_result(run_id, timeout_s=30)
 
 

@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as redis
 from bullmq_processes import WorkerProcess, adapter
 from redis_server import TlsFiles, running_redis_server
-from sec_support import chain, completes, run_chain, worker_process
+from sec_support import chain, completes, run_chain, run_waits, worker_process
 from security_nodes import registry
 
 from flowcraft_bullmq import RedisSettings
@@ -142,12 +142,14 @@ def test_an_acl_user_limited_to_the_prefix_runs_everything(
     running_worker: list[WorkerProcess],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Keys `~app1:*` only: a worker, a client and a reconcile pass never touch another key
-    (Redis refuses them, and the ACL LOG stays empty)."""
+    """Keys `~app1:*` only: a worker, a client, a sleep, a resumed wait and a reconcile pass
+    never touch another key (Redis refuses them, and the ACL LOG stays empty)."""
     asyncio.run(_acl_user(acl_port, "app1", "app1"))
     url = f"redis://app1:{PASSWORD}@127.0.0.1:{acl_port}/0"
     running_worker.append(worker_process(url, blueprint_dir, tmp_path / "t", prefix="app1"))
     completes(running_worker[0], url, prefix="app1")
+    waited = asyncio.run(run_waits(url, "app1"))
+    assert (waited.status, waited.context["_outputs.b"]) == ("completed", ["r", "b"])
     code = main(["reconcile", "--once", "--threshold", "0", "--redis", url, "--prefix", "app1"])
     out = capsys.readouterr().out
     assert code == 0 and "failed_runs: 0" in out
