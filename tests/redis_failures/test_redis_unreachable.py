@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 from pathlib import Path
 
@@ -33,6 +34,14 @@ def _worker(url: str, blueprint_dir: Path, tmp_path: Path, *extra: str) -> Worke
     args = ["--redis", url, "--registry", "failure_nodes:registry"]
     args += ["--blueprints", str(blueprint_dir), "--prefix", "unreach", *extra]
     return WorkerProcess(args, tmp_path / "trace.txt", HERE)
+
+
+def _until_retrying(worker: WorkerProcess) -> None:
+    """Wait (30 s at most) until the worker has logged a retry and is still running."""
+    deadline = time.monotonic() + 30
+    while not any("retrying in" in line for line in worker.lines):
+        assert time.monotonic() < deadline and worker.proc.poll() is None, worker.stderr
+        time.sleep(0.05)
 
 
 async def test_the_client_api_raises_a_connection_error_naming_the_server() -> None:
@@ -75,9 +84,7 @@ def test_a_worker_started_before_redis_connects_when_it_comes_up(
     url = f"redis://127.0.0.1:{port}/0"
     worker = _worker(url, blueprint_dir, tmp_path, "--connect-timeout", "60")
     try:
-        time.sleep(1.0)
-        assert worker.proc.poll() is None, worker.stderr  # still retrying
-        assert any("retrying in" in line for line in worker.lines), worker.stderr
+        _until_retrying(worker)
         with running_redis_server("a late Redis", port=port):
             worker.wait_ready(timeout=30)
 
@@ -107,3 +114,18 @@ def test_wrong_password_is_not_retried(blueprint_dir: Path, tmp_path: Path) -> N
     assert time.monotonic() - began < 20  # the default retry window is 30 s: not used
     assert "retrying" not in err and "Traceback" not in err and "wrong" not in err
     assert "redis://:***@127.0.0.1" in err.splitlines()[-1]
+
+
+def test_sigterm_while_retrying_stops_the_worker_at_once(
+    blueprint_dir: Path, tmp_path: Path
+) -> None:
+    worker = _worker(f"redis://127.0.0.1:{free_port()}/0", blueprint_dir, tmp_path)
+    try:
+        _until_retrying(worker)
+        began = time.monotonic()
+        worker.proc.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=10) == 0, worker.stderr
+        assert time.monotonic() - began < 5
+    finally:
+        worker.kill()
+    assert "Traceback" not in worker.stderr
