@@ -29,9 +29,14 @@ APP_ACL = "on >{password} resetchannels ~{prefix}:* -@all +@read +@write +@scrip
     "+@connection +@transaction +info +time"  # fmt: skip
 
 
-def _fails_fast(worker: WorkerProcess, *fragments: str) -> str:
-    """The worker exits 5 within seconds; its last stderr line names the server, masked."""
+def _worker_fails_fast(
+    url: str, blueprint_dir: Path, tmp_path: Path, started: list[WorkerProcess], *fragments: str
+) -> str:
+    """A worker given `url` (and the default 30 s retry window) exits 5 within seconds; its
+    last stderr line names the server, masked, and holds each fragment."""
     began = time.monotonic()
+    worker = worker_process(url, blueprint_dir, tmp_path / "t", "--connect-timeout", "30")
+    started.append(worker)
     code = worker.wait(timeout=60)
     err = worker.stderr
     assert code == 5, err
@@ -83,10 +88,7 @@ def test_a_worker_with_a_wrong_password_exits_5_at_once(
     password_port: int, blueprint_dir: Path, tmp_path: Path, running_worker: list[WorkerProcess]
 ) -> None:
     url = f"redis://:wrong@127.0.0.1:{password_port}/0"
-    running_worker.append(
-        worker_process(url, blueprint_dir, tmp_path / "t", "--connect-timeout", "30")
-    )
-    last = _fails_fast(running_worker[0], "redis://:***@127.0.0.1")
+    last = _worker_fails_fast(url, blueprint_dir, tmp_path, running_worker, "redis://:***@")
     assert "wrong" not in last
 
 
@@ -203,10 +205,8 @@ def test_a_worker_without_the_ca_exits_5_at_once(
     tls_port: int, blueprint_dir: Path, tmp_path: Path, running_worker: list[WorkerProcess]
 ) -> None:
     url = f"rediss://:{PASSWORD}@127.0.0.1:{tls_port}/0"
-    running_worker.append(
-        worker_process(url, blueprint_dir, tmp_path / "t", "--connect-timeout", "30")
-    )
-    _fails_fast(running_worker[0], "certificate verify failed", "rediss://:***@127.0.0.1")
+    fragments = ("certificate verify failed", "rediss://:***@127.0.0.1")
+    _worker_fails_fast(url, blueprint_dir, tmp_path, running_worker, *fragments)
 
 
 # --------------------------------------------------------------------------- shared Redis
