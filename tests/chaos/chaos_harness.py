@@ -58,7 +58,7 @@ IGNORED = {"_runState", "_executionId"}
 
 
 def _n(node_id: str, uses: str = "step", **fields: Any) -> dict[str, Any]:
-    params = {"k": 1, "ms": 15, **fields.pop("params", {})}
+    params = {"k": 1, "ms": 100, **fields.pop("params", {})}
     return {"id": node_id, "uses": uses, "params": params, **fields}
 
 
@@ -79,12 +79,15 @@ def _chain_bp() -> dict[str, Any]:
 
 
 def _diamond_bp(join: str) -> dict[str, Any]:
+    # Under `any`, either branch may fire `d` (timing, SPEC 9.1): both deliver the same value,
+    # so the designed outcome does not depend on which one wins.
+    c_k = 2 if join == "any" else 3
     return {
         "id": f"diamond-{join}",
         "nodes": [
             _n("a"),
-            _joined("b", ["a"], params={"k": 2}),
-            _joined("c", ["a"], params={"k": 3, "ms": 40}),
+            _joined("b", ["a"], k=2),
+            _joined("c", ["a"], k=c_k, ms=250),
             _joined("d", ["b", "c"], join),
         ],
         "edges": [_e("a", "b"), _e("a", "c"), _e("b", "d"), _e("c", "d")],
@@ -277,6 +280,7 @@ class ChaosConfig:
     reconcile_cron: str = "*/2 * * * * *"
     reconcile_threshold_s: float = 5.0
     redis_restart: bool = True
+    redis_down_s: float = 0.5  # how long Redis stays down before the restart
     drain_timeout_s: float = 180.0
     seed: int | None = None
     keep: bool = False
@@ -286,6 +290,7 @@ class ChaosConfig:
 class ChaosReport:
     config: ChaosConfig
     runs_started: int = 0
+    start_retries: int = 0
     start_errors: list[str] = field(default_factory=list)
     completed: int = 0
     failed_as_designed: int = 0
@@ -342,7 +347,8 @@ class ChaosReport:
             f"{c.concurrency}, lock {c.lock_duration_s:g} s, stalled check {c.stalled_interval_s:g}"
             f" s), SIGKILL every ~{c.kill_every_s:g} s, reconcile {c.reconcile_cron!r} "
             f"(threshold {c.reconcile_threshold_s:g} s), redis restart: {c.redis_restart}",
-            f"runs started:            {self.runs_started} ({len(self.start_errors)} start errors)",
+            f"runs started:            {self.runs_started} ({self.start_retries} start_run calls "
+            f"retried after a Redis error, {len(self.start_errors)} gave up)",
             f"completed as designed:   {self.completed}",
             f"failed as designed:      {self.failed_as_designed}",
             f"not as designed:         {len(self.not_as_designed)}",
@@ -375,7 +381,7 @@ class Chaos:
         self.blueprint_dir = workdir / "blueprints"
         self.redis = AofRedis(workdir / "redis")
         self.workers: list[WorkerProcess] = []
-        self.dead_pids: set[int] = set()
+        self.died_at: dict[int, float] = {}  # pid -> when it was killed or found dead
         self.outage: tuple[float, float] | None = None
         self.stop = asyncio.Event()
         self.events = workdir / "chaos-events.jsonl"
@@ -441,7 +447,7 @@ class Chaos:
             live = [w for w in self.workers if w.proc.poll() is None]
             if live:
                 victim = self.random.choice(live)
-                self.dead_pids.add(victim.proc.pid)
+                self.died_at[victim.proc.pid] = time.time()
                 self.note("kill", pid=victim.proc.pid)
                 await asyncio.to_thread(victim.kill)
                 self.ended(victim)
@@ -454,7 +460,7 @@ class Chaos:
         while not self.stop.is_set():
             for worker in list(self.workers):
                 if worker.proc.poll() is not None:
-                    self.dead_pids.add(worker.proc.pid)
+                    self.died_at[worker.proc.pid] = time.time()
                     self.note(
                         "died",
                         pid=worker.proc.pid,
@@ -472,7 +478,7 @@ class Chaos:
         await asyncio.sleep(after_s)
         began = time.time()
         await asyncio.to_thread(self.redis.kill)
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(self.config.redis_down_s)
         await asyncio.to_thread(self.redis.start)
         self.outage = (began, time.time())
         self.note("redis-restart", began=began)
@@ -488,6 +494,7 @@ class Chaos:
             try:
                 return await call()
             except (RedisError, ConnectionError, OSError) as exc:
+                self.report.start_retries += 1
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{what}: {exc!r}") from exc
                 await asyncio.sleep(delay)
@@ -602,8 +609,8 @@ class Chaos:
                 continue
             group.sort(key=lambda r: r["t"])
             self.report.duplicated_executions += len(group) - 1
-            for earlier in group[:-1]:
-                cause = self.cause(earlier, logs.get(earlier["pid"], ""))
+            for earlier, later in itertools.pairwise(group):
+                cause = self.cause(earlier, later, logs.get(earlier["pid"], ""))
                 if cause == "dead worker":
                     self.report.explained_by_dead_worker += 1
                 elif cause == "redis restart":
@@ -623,17 +630,20 @@ class Chaos:
                     ):
                         self.report.outputs_from_nowhere += 1
 
-    def cause(self, execution: dict[str, Any], log: str) -> str | None:
-        """Why an execution was repeated: its worker died before completing it, or the Redis
-        restart (it was in flight then, or its job raised a Redis error that BullMQ retried;
-        the worker logged that job's error)."""
-        if execution["pid"] in self.dead_pids:
+    def cause(self, execution: dict[str, Any], again: dict[str, Any], log: str) -> str | None:
+        """Why `execution` ran `again`: its worker died between the two, or the Redis restart
+        (it was in flight then, or its job raised a Redis error that BullMQ retried: the
+        worker logged that job's error)."""
+        died = self.died_at.get(execution["pid"])
+        if died is not None and execution["t"] <= died <= again["t"]:
             return "dead worker"
         if self.outage is None:
             return None
         began, ended = self.outage
+        if again["t"] < began:
+            return None
         in_flight = began - self.config.lock_duration_s <= execution["t"] <= ended
-        retried = f"job {execution['act']} " in log and execution["t"] >= began
+        retried = f"job {execution['act']} " in log
         return "redis restart" if in_flight or retried else None
 
     @staticmethod
@@ -690,6 +700,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reconcile-cron", default=defaults.reconcile_cron)
     parser.add_argument("--reconcile-threshold", type=float, default=defaults.reconcile_threshold_s)
     parser.add_argument("--no-redis-restart", action="store_true")
+    parser.add_argument("--redis-down", type=float, default=defaults.redis_down_s)
     parser.add_argument("--drain-timeout", type=float, default=defaults.drain_timeout_s)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--keep", action="store_true", help="keep the work dir (traces, AOF)")
@@ -705,6 +716,7 @@ def main(argv: list[str] | None = None) -> int:
         reconcile_cron=args.reconcile_cron,
         reconcile_threshold_s=args.reconcile_threshold,
         redis_restart=not args.no_redis_restart,
+        redis_down_s=args.redis_down,
         drain_timeout_s=args.drain_timeout,
         seed=args.seed,
         keep=args.keep,
