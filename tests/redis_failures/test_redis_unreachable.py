@@ -78,7 +78,7 @@ def test_the_worker_retries_then_exits_5_with_one_line(blueprint_dir: Path, tmp_
     assert 1.5 <= elapsed < 25
 
 
-def test_a_worker_started_before_redis_connects_when_it_comes_up(
+def test_a_worker_started_before_redis_connects_when_it_comes_up_and_warns_of_eviction(
     blueprint_dir: Path, tmp_path: Path
 ) -> None:
     port = free_port()
@@ -86,7 +86,9 @@ def test_a_worker_started_before_redis_connects_when_it_comes_up(
     worker = _worker(url, blueprint_dir, tmp_path, "--connect-timeout", "60")
     try:
         _until_retrying(worker)
-        with running_redis_server("a late Redis", port=port):
+        # This Redis may evict keys: the worker says so, loudly, and still works.
+        evicting = ["--maxmemory-policy", "allkeys-lru"]
+        with running_redis_server("a late Redis", port=port, args=evicting):
             worker.wait_ready(timeout=30)
 
             async def run() -> str:
@@ -98,6 +100,9 @@ def test_a_worker_started_before_redis_connects_when_it_comes_up(
     finally:
         worker.kill()
     assert "Traceback" not in worker.stderr
+    warnings = [line for line in worker.lines if "maxmemory-policy is 'allkeys-lru'" in line]
+    assert warnings and warnings[0].startswith("WARNING "), worker.stderr
+    assert "must be 'noeviction'" in warnings[0]
 
 
 def test_sigterm_while_retrying_stops_the_worker_at_once(
