@@ -14,19 +14,44 @@ from typing import Any
 
 from ..context import MISSING
 from ..errors import RunNotFoundError
+from ..runtime.batches import item_node_id
 from ..runtime.state import DEAD, FAILED_RES, TAKEN
 from .frontier import FrontierEntry, entries_of, ready_entry
 from .protocol import (
     FINISHED_STATUSES,
     RUNNING,
     Applied,
+    BatchOpen,
     Followup,
     Job,
     Loaded,
     LoopEnd,
+    Resolution,
     Transition,
+    akey,
     loop_instance_key,
 )
+
+
+@dataclass(slots=True)
+class _Batch:
+    """One scatter's batch (SPEC 5.1): which items started and ended, and a parked gather."""
+
+    scatter_id: str
+    iteration: tuple[int, ...]
+    results: list[Any]
+    chunk: int | None
+    gather: str
+    next: int = 0
+    running: int = 0
+    ended: int = 0
+    failed: bool = False
+    #: The gather, once its join fired, while items are still in flight.
+    parked: Followup | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.running == 0 if self.failed else self.ended == len(self.results)
 
 
 @dataclass(slots=True)
@@ -55,6 +80,9 @@ class _Run:
     buffered: list[tuple[str | None, Any, str | None]] = field(default_factory=list)
     #: akey -> what the run is owed (flowcraft_core.distributed.frontier).
     frontier: dict[str, FrontierEntry] = field(default_factory=dict)
+    #: Batches by their scatter's akey; an item's item and a gather's results by akey.
+    batches: dict[str, _Batch] = field(default_factory=dict)
+    batch_input: dict[str, tuple[Any]] = field(default_factory=dict)
 
 
 def decide(
@@ -119,6 +147,7 @@ class InMemoryCoordinationStore:
             waiting=akey in run.waiting,
             sleeping=run.sleeping.get(akey),
             claimed=run.claimed.get(akey),
+            batch_input=run.batch_input.get(akey),
         )
 
     async def complete(self, run_id: str, t: Transition) -> Applied:
@@ -143,7 +172,7 @@ class InMemoryCoordinationStore:
                 ctx[key] = value
         for key in t.output_keys:
             ctx[key] = t.output
-        if t.error is not None:
+        if t.error is not None and t.item is None:
             run.errors.append(t.error)
         base = t.akey.removesuffix("~wait")
         # A wait that starts takes a buffered resume, if one matches, instead of waiting.
@@ -156,6 +185,10 @@ class InMemoryCoordinationStore:
             run.sleeping[base.removesuffix("~sleep")] = t.sleep
             run.wake_at = max(run.wake_at, t.sleep[0] / 1000.0)
         applied = Applied(taken=taken)
+        if t.batch is not None:
+            self._open_batch(run, t.batch, applied)
+        if t.item is not None:
+            self._end_item(run, t, applied)
         for r in t.resolutions:
             record = run.joins.get(r.target)
             if r.expected == 0:
@@ -182,6 +215,11 @@ class InMemoryCoordinationStore:
                 run.decided.add(r.target)
                 if outcome == TAKEN and r.join_any:
                     run.fired[r.target] = r.pred
+            if outcome == TAKEN and r.gate is not None:
+                gated = self._gate(run, r)
+                if gated is None:
+                    continue  # parked until its batch ends
+                outcome = gated
             entry = Followup(r.target, r.node_id, r.iteration, outcome)
             (applied.ready if outcome == TAKEN else applied.skipped).append(entry)
         for n in t.next:
@@ -222,6 +260,73 @@ class InMemoryCoordinationStore:
                 run.buffered.clear()
         run.acts[t.akey] = applied
         return applied
+
+    # ----------------------------------------------------------------- batches (SPEC 5.1)
+    @classmethod
+    def _open_batch(cls, run: _Run, b: BatchOpen, applied: Applied) -> None:
+        batch = _Batch(b.scatter_id, b.iteration, [None] * len(b.items), b.chunk, b.gather)
+        run.batches[b.key] = batch
+        for index, item in enumerate(b.items):
+            run.batch_input[akey(item_node_id(b.scatter_id, index), b.iteration)] = (item,)
+        cls._start_items(batch, applied)
+        cls._settle(run, batch, applied)
+
+    @classmethod
+    def _end_item(cls, run: _Run, t: Transition, applied: Applied) -> None:
+        assert t.item is not None
+        batch = run.batches[t.item.key]
+        batch.running -= 1
+        batch.ended += 1
+        if t.error is None:
+            batch.results[t.item.index] = t.output
+        elif not batch.failed:  # the first failure fails the batch and the run
+            batch.failed = True
+            run.errors.append(t.error)
+        cls._start_items(batch, applied)
+        cls._settle(run, batch, applied)
+
+    @staticmethod
+    def _start_items(batch: _Batch, applied: Applied) -> None:
+        """Start items up to the in-flight cap (none once the batch failed)."""
+        while (
+            not batch.failed
+            and batch.next < len(batch.results)
+            and (batch.chunk is None or batch.running < batch.chunk)
+        ):
+            node_id = item_node_id(batch.scatter_id, batch.next)
+            iteration = batch.iteration
+            applied.ready.append(Followup(akey(node_id, iteration), node_id, iteration))
+            batch.next += 1
+            batch.running += 1
+
+    @staticmethod
+    def _settle(run: _Run, batch: _Batch, applied: Applied) -> None:
+        """A batch that ended: its results for the gather, and its parked gather released
+        (ready, or blocked if an item failed)."""
+        if not batch.done:
+            return
+        if not batch.failed:
+            run.batch_input[batch.gather] = (list(batch.results),)
+        parked, batch.parked = batch.parked, None
+        if parked is None:
+            return
+        if batch.failed:
+            parked.status = FAILED_RES
+            applied.skipped.append(parked)
+        else:
+            applied.ready.append(parked)
+
+    @staticmethod
+    def _gate(run: _Run, r: Resolution) -> int | None:
+        """A gather whose join fired: TAKEN (its batch ended, or it has none), FAILED_RES (the
+        batch failed) or None (parked until the batch ends)."""
+        batch = run.batches.get(r.gate or "")
+        if batch is None:
+            return TAKEN
+        if not batch.done:
+            batch.parked = Followup(r.target, r.node_id, r.iteration, TAKEN)
+            return None
+        return FAILED_RES if batch.failed else TAKEN
 
     @staticmethod
     def _open(run: _Run, counters: Sequence[str]) -> None:

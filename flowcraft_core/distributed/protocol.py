@@ -127,6 +127,8 @@ class Resolution:
     dead: tuple[str, ...] = ()
     #: Loop counters the target opens when first seen.
     open: tuple[str, ...] = ()
+    #: A gather: the akey of its scatter, whose batch must end before it is ready (SPEC 5.1).
+    gate: str | None = None
 
 
 @dataclass(slots=True)
@@ -148,6 +150,29 @@ class Close:
 
 
 @dataclass(slots=True)
+class BatchOpen:
+    """A scatter's batch, recorded with the scatter's completion (SPEC 5.1, 9.7): the store
+    keeps its items and counts, and starts the first `chunk` items (all when None)."""
+
+    key: str  # the scatter's akey
+    scatter_id: str
+    iteration: tuple[int, ...]
+    items: list[Any]
+    chunk: int | None
+    #: Where the gather's job reads the results: akey(gather id, the scatter's iteration).
+    gather: str
+
+
+@dataclass(slots=True)
+class ItemEnd:
+    """An item activation `<scatter>[<i>]` ended; its transition's `output` is its slot and an
+    `error` fails the batch (the store counts only the first one in the run's errors)."""
+
+    key: str  # the scatter's akey
+    index: int
+
+
+@dataclass(slots=True)
 class Transition:
     """What one activation's end changes; applied atomically, at most once per `akey`."""
 
@@ -166,6 +191,9 @@ class Transition:
     close: list[Close] = field(default_factory=list)
     #: A sleeping activation: (wakeAt in epoch ms, its input); it stays in flight.
     sleep: tuple[float, Any] | None = None
+    #: A scatter that opens its batch; an item that ends (SPEC 5.1).
+    batch: BatchOpen | None = None
+    item: ItemEnd | None = None
 
 
 @dataclass(slots=True)
@@ -218,6 +246,8 @@ class Loaded:
     sleeping: tuple[float, Any] | None = None
     #: The activation was claimed by a resume: (output, action) for its resume job.
     claimed: tuple[Any, str | None] | None = None
+    #: A batch item: (its item,); a gather: (the item results in order,); else None.
+    batch_input: tuple[Any] | None = None
 
 
 class CoordinationStore(Protocol):
@@ -282,9 +312,11 @@ __all__ = [
     "WAITING",
     "WAKE",
     "Applied",
+    "BatchOpen",
     "Close",
     "CoordinationStore",
     "Followup",
+    "ItemEnd",
     "Job",
     "JobQueue",
     "Loaded",

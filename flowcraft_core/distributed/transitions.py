@@ -119,6 +119,11 @@ def _resolution(
         join_any=target.join_any,
         dead=_dead_preds(plan, target) if target.tracked else (),
         open=counters(plan, target, target_iteration),
+        gate=(
+            akey(plan.nodes[target.scatter_of_gather].id, target_iteration)
+            if target.scatter_of_gather is not None
+            else None
+        ),
     )
 
 

@@ -26,13 +26,12 @@ from ..expressions import Evaluator
 from ..reserved import (
     AWAITING_DETAILS,
     AWAITING_NODE_IDS,
-    BATCH_GATHER,
-    BATCH_SCATTER,
     INPUTS_PREFIX,
     SUBFLOW,
 )
 from ..results import ErrorRecord, RunStatus, WorkflowResult
 from ..runtime.activation import ActivationRunner
+from ..runtime.batches import item_of
 from ..runtime.executor import FAILED as OUT_FAILED
 from ..runtime.executor import SUCCEEDED as OUT_SUCCEEDED
 from ..runtime.executor import Executor, Implementation, Outcome, RetryLater
@@ -41,7 +40,7 @@ from ..runtime.routing import node_input, route
 from ..runtime.runtime import FlowRuntime
 from ..runtime.state import DEAD, FAILED_RES
 from ..versioning import blueprint_pin
-from . import durable, transitions
+from . import batching, durable, transitions
 from .preload import preload_keys
 from .protocol import (
     FAILED,
@@ -58,7 +57,7 @@ from .protocol import (
 logger = logging.getLogger("flowcraft_core.distributed")
 
 #: Built-ins whose distributed form (child runs, item jobs) is not implemented yet.
-_NOT_DISTRIBUTED = frozenset({SUBFLOW, BATCH_SCATTER, BATCH_GATHER})
+_NOT_DISTRIBUTED = frozenset({SUBFLOW})
 
 
 class StoreContext:
@@ -107,6 +106,8 @@ class _JobHost(ActivationRunner):
         #: retry_mode="queue": the attempt this job runs (SPEC 9.5); None retries in-process.
         self.queue_attempt: int | None = None
         self.events: list[FlowEvent] | None = [] if runtime._emitter is not None else None
+        #: What the batch built-ins ask of their host (batching.py).
+        self.batches = batching.JobBatches(plan)
         self.executor = Executor(
             store=store,
             run_id=run_id,
@@ -175,6 +176,8 @@ class DistributedWorker:
         keys = None
         if known is not None and job.node_id in known.by_id:
             keys = preload_keys(known, known.nodes[known.by_id[job.node_id]])
+        elif known is not None and item_of(known, job.node_id) is not None:
+            keys = ()  # a batch item's input is its item
         loaded = await self.store.load(run_id, key, keys)
         if loaded.status in FINISHED_STATUSES:
             self._known_plans.pop(run_id, None)
@@ -190,10 +193,15 @@ class DistributedWorker:
             # A wake or a resume, or a sleeping or resumed activation's job again (SPEC 9.7).
             await durable.handle_parked(self, plan, job, loaded)
             return
+        item = item_of(plan, job.node_id)
+        if item is not None:  # a batch item job (SPEC 9.7)
+            await batching.run_item(self, plan, job, loaded, item, attempt=attempt)
+            return
         node = plan.nodes[plan.by_id[job.node_id]]
         delivered = transitions.delivered_value(plan, node, loaded.join, loaded.fired)
         host = self._host(plan, run_id, loaded.values)
         host.queue_attempt = attempt
+        host.batches.loaded = loaded.batch_input
         if (
             node.is_header
             and job.iteration
@@ -240,6 +248,10 @@ class DistributedWorker:
             return
         plan = await self._plan(run_id, loaded.blueprint_id, loaded.pin)
         if plan is None:
+            return
+        item = item_of(plan, job.node_id)
+        if item is not None:
+            await batching.run_item(self, plan, job, loaded, item, lost=error)
             return
         node = plan.nodes[plan.by_id[job.node_id]]
         host = self._host(plan, run_id, loaded.values)
@@ -329,7 +341,7 @@ class DistributedWorker:
                     host, plan, node, iteration, exc, outcome.attempts, None, delivered
                 )
             host.node_finished(node.id, iteration, result, started)
-            return transitions.success(
+            t = transitions.success(
                 plan,
                 node,
                 iteration,
@@ -339,6 +351,8 @@ class DistributedWorker:
                 decisions=decisions,
                 delivered=delivered,
             )
+            batching.open_batch(host, node, iteration, t)
+            return t
         if outcome.kind == OUT_FAILED:
             assert outcome.error is not None
             return self._failure(

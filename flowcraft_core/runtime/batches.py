@@ -8,18 +8,89 @@ item (without `collectErrors`) stops new items and blocks the gather.
 from __future__ import annotations
 
 import functools
+import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ..ids import activation_id
-from .executor import SUCCEEDED, AttemptSpec, Implementation
+from ..results import ErrorRecord
+from .executor import SUCCEEDED, AttemptSpec, Implementation, Outcome
 
 if TYPE_CHECKING:
+    from .activation import ActivationRunner
     from .engine import Engine
-    from .plan import NodePlan
+    from .plan import ExecutionPlan, NodePlan
     from .state import Act
+
+_ITEM_ID: Final = re.compile(r"(.+)\[([0-9]+)\]", re.ASCII)
+
+
+def item_node_id(scatter_id: str, index: int) -> str:
+    """The node id of item `index` of a scatter's batch (reserved by validation)."""
+    return f"{scatter_id}[{index}]"
+
+
+def item_of(plan: ExecutionPlan, node_id: str) -> tuple[NodePlan, int] | None:
+    """(scatter, item index) if `node_id` names a batch item of `plan`, else None."""
+    if not node_id.endswith("]"):
+        return None
+    match = _ITEM_ID.fullmatch(node_id)
+    if match is None:
+        return None
+    index = plan.by_id.get(match.group(1))
+    if index is None or not plan.nodes[index].is_scatter:
+        return None
+    return plan.nodes[index], int(match.group(2))
+
+
+def chunk_size(scatter: NodePlan) -> int | None:
+    """The scatter's in-flight cap (None: unlimited)."""
+    chunk = scatter.params.get("chunkSize")
+    return chunk if isinstance(chunk, int) else None
+
+
+def collects_errors(scatter: NodePlan) -> bool:
+    return bool(scatter.params.get("collectErrors", False))
+
+
+def item_spec(
+    run_id: str, scatter: NodePlan, iteration: tuple[int, ...], index: int, value: Any
+) -> AttemptSpec:
+    """The attempt settings of one item: `workerParams`, and `workerConfig` (default one
+    attempt), under the item's own node id and activation id."""
+    config = scatter.params.get("workerConfig")
+    config = config if isinstance(config, dict) else {}
+    worker_params = scatter.params.get("workerParams")
+    node_id = item_node_id(scatter.id, index)
+    return AttemptSpec(
+        node_id=node_id,
+        params=MappingProxyType(dict(worker_params) if isinstance(worker_params, dict) else {}),
+        input=value,
+        iteration=iteration,
+        activation_id=activation_id(run_id, node_id, iteration),
+        max_attempts=int(config.get("maxRetries", 1)),
+        retry_delay_ms=float(config.get("retryDelay", 0)),
+        exponential=config.get("backoff") == "exponential",
+        timeout_ms=float(config["timeout"]) if "timeout" in config else None,
+    )
+
+
+async def run_item_attempts(
+    host: ActivationRunner, scatter: NodePlan, spec: AttemptSpec
+) -> Outcome:
+    """Run one item's `workerUsesKey` implementation, through the middleware chain."""
+    impl: Implementation = host.fallback_impls[scatter.params["workerUsesKey"]]
+    run = host.executor.run_class if impl.is_class else host.executor.run_function
+    if host.chain is None:
+        return await run(impl, spec)
+    return await host.through_middleware(spec, functools.partial(run, impl, spec))
+
+
+def error_slot(record: ErrorRecord) -> dict[str, Any]:
+    """A failed item's slot in the results with `collectErrors` (SPEC 5.1)."""
+    return {"error": {"type": record.type, "message": record.message}}
 
 
 @dataclass(slots=True, eq=False)
@@ -37,7 +108,6 @@ class Batch:
     parked: bool = False
     parked_value: Any = None
     gather: NodePlan | None = None
-    worker_config: dict[str, Any] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -52,17 +122,13 @@ class Batches:
         self.open: dict[tuple[int, tuple[int, ...]], Batch] = {}
 
     def register(self, scatter: NodePlan, iteration: tuple[int, ...], items: list[Any]) -> Batch:
-        params = scatter.params
-        chunk = params.get("chunkSize")
-        config = params.get("workerConfig")
         batch = Batch(
             scatter=scatter,
             iteration=iteration,
             items=items,
             results=[None] * len(items),
-            chunk=chunk if isinstance(chunk, int) else None,
-            collect=bool(params.get("collectErrors", False)),
-            worker_config=dict(config) if isinstance(config, dict) else {},
+            chunk=chunk_size(scatter),
+            collect=collects_errors(scatter),
         )
         self.open[(scatter.index, iteration)] = batch
         return batch
@@ -115,28 +181,11 @@ class Batches:
         scatter = act.node
         batch = self.open[(scatter.index, act.iteration)]
         index = act.item
-        node_id = f"{scatter.id}[{index}]"
-        config = batch.worker_config
-        worker_params = scatter.params.get("workerParams")
-        spec = AttemptSpec(
-            node_id=node_id,
-            params=MappingProxyType(dict(worker_params) if isinstance(worker_params, dict) else {}),
-            input=act.value,
-            iteration=act.iteration,
-            activation_id=activation_id(engine.run_id, node_id, act.iteration),
-            max_attempts=int(config.get("maxRetries", 1)),
-            retry_delay_ms=float(config.get("retryDelay", 0)),
-            exponential=config.get("backoff") == "exponential",
-            timeout_ms=float(config["timeout"]) if "timeout" in config else None,
-        )
+        spec = item_spec(engine.run_id, scatter, act.iteration, index, act.value)
+        node_id = spec.node_id
         engine.node_started(node_id, act.iteration, act.value)
         started = time.perf_counter()
-        impl: Implementation = engine.fallback_impls[scatter.params["workerUsesKey"]]
-        run = engine.executor.run_class if impl.is_class else engine.executor.run_function
-        if engine.chain is None:
-            outcome = await run(impl, spec)
-        else:
-            outcome = await engine.through_middleware(spec, functools.partial(run, impl, spec))
+        outcome = await run_item_attempts(engine, scatter, spec)
         batch.in_flight -= 1
         batch.ended += 1
         if outcome.kind == SUCCEEDED:
@@ -148,7 +197,7 @@ class Batches:
             assert error is not None
             record = engine.node_failed(node_id, act.iteration, error, outcome.attempts)
             if batch.collect:
-                batch.results[index] = {"error": {"type": record.type, "message": record.message}}
+                batch.results[index] = error_slot(record)
             elif not batch.failed:
                 batch.failed = True
                 engine.errors.append(record)
@@ -165,4 +214,14 @@ class Batches:
                 engine.ready.append(Act(gather, act.iteration, batch.parked_value, False))
 
 
-__all__ = ["Batch", "Batches"]
+__all__ = [
+    "Batch",
+    "Batches",
+    "chunk_size",
+    "collects_errors",
+    "error_slot",
+    "item_node_id",
+    "item_of",
+    "item_spec",
+    "run_item_attempts",
+]

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from runtime.test_random_dags import Workload  # the property test's implementations
 from strategies import workflow_dags
 
+from blueprints.etl_batch.nodes import registry as etl_registry
 from flowcraft_core import FlowRuntime, NodeRegistry, NonRetryableError, WorkflowResult
 from flowcraft_core.distributed import LocalCluster
 
@@ -87,6 +90,22 @@ def make_registry() -> NodeRegistry:
         ctx.context.sync.set(f"seen_{ctx.node_id}", True)
         return {"output": (ctx.input or 0) + 10}
 
+    @reg.node("double")
+    async def double(ctx: Any) -> dict[str, Any]:
+        """A batch item: fails for a negative item (retryable), doubles the others."""
+        if ctx.input < 0:
+            raise ValueError(f"negative item {ctx.input} at {ctx.node_id}")
+        return {"output": ctx.input * 2}
+
+    @reg.node("items")
+    async def items(ctx: Any) -> dict[str, Any]:
+        """Three items that differ per loop iteration."""
+        base = ctx.iteration[0] * 10 if ctx.iteration else 0
+        return {"output": [base, base + 1, base + 2]}
+
+    # The batch example's nodes (blueprints/etl_batch), for its parity case.
+    for name, impl in etl_registry.items():
+        reg.register(name, impl)
     return reg
 
 
@@ -238,6 +257,131 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {
         None,
     ),
 }
+
+
+
+def batch(
+    scatter: str, gather: str, worker: str = "double", **params: Any
+) -> list[dict[str, Any]]:
+    """A batch-scatter node and its batch-gather (the edge between them is the caller's)."""
+    scatter_params = {"workerUsesKey": worker, "gatherNodeId": gather, **params}
+    return [
+        n(scatter, "batch-scatter", inputs="items", params=scatter_params),
+        n(gather, "batch-gather"),
+    ]
+
+
+ETL_BATCH = yaml.safe_load(
+    (Path(__file__).resolve().parents[2] / "blueprints" / "etl_batch" / "etl.yaml").read_text()
+)
+
+CASES.update(
+    {
+        "batch_chunked": (
+            {
+                "id": "batch-chunked",
+                "nodes": [*batch("s", "g", chunkSize=2, outputKey="doubled"), n("after", "sum")],
+                "edges": [e("s", "g"), e("g", "after")],
+            },
+            {"items": [1, 2, 3, 4, 5]},
+        ),
+        "batch_unchunked_join": (
+            # The gather also waits for another predecessor; the scatter names the key.
+            {
+                "id": "batch-join",
+                "nodes": [
+                    n("a", "inc"),
+                    *batch("s", "g", outputKey="scattered"),
+                    n("x", "inc"),
+                    n("after", "inc"),
+                ],
+                "edges": [e("a", "s"), e("a", "x"), e("s", "g"), e("x", "g"), e("g", "after")],
+            },
+            {"items": [3, 1, 2]},
+        ),
+        "batch_empty": (
+            {
+                "id": "batch-empty",
+                "nodes": [*batch("s", "g", chunkSize=3), n("after", "inc")],
+                "edges": [e("s", "g"), e("g", "after")],
+            },
+            {"items": []},
+        ),
+        "batch_not_a_list": (
+            {
+                "id": "batch-not-list",
+                "nodes": [*batch("s", "g"), n("after", "inc")],
+                "edges": [e("s", "g"), e("g", "after")],
+            },
+            {"items": 7},
+        ),
+        "batch_item_fails": (
+            # Unlimited: every item starts; the one failure fails the run, the gather is
+            # blocked, the independent branch still runs.
+            {
+                "id": "batch-fails",
+                "nodes": [
+                    n("a", "inc"),
+                    *batch("s", "g", workerConfig={"maxRetries": 2}),
+                    n("after", "inc"),
+                    n("side", "inc"),
+                ],
+                "edges": [e("a", "s"), e("a", "side"), e("s", "g"), e("g", "after")],
+            },
+            {"items": [1, -2, 3, 4]},
+        ),
+        "batch_item_fails_chunked": (
+            # One in flight: the items after the failed one never start.
+            {
+                "id": "batch-fails-chunked",
+                "nodes": [*batch("s", "g", chunkSize=1), n("after", "inc")],
+                "edges": [e("s", "g"), e("g", "after")],
+            },
+            {"items": [1, -2, 3, -4]},
+        ),
+        "batch_collect_errors": (
+            {
+                "id": "batch-collect",
+                "nodes": [
+                    *batch("s", "g", chunkSize=2, collectErrors=True, outputKey="out"),
+                    n("after", "inc"),
+                ],
+                "edges": [e("s", "g"), e("g", "after")],
+            },
+            {"items": [1, -2, 3, -4, 5]},
+        ),
+        "batch_in_loop": (
+            {
+                "id": "batch-loop",
+                "nodes": [
+                    n("start", "inc"),
+                    n("L", "loop-controller", params={"condition": "iteration < 3"}),
+                    n("mk", "items"),
+                    n(
+                        "s",
+                        "batch-scatter",
+                        params={"workerUsesKey": "double", "gatherNodeId": "g", "chunkSize": 2},
+                    ),
+                    n("g", "batch-gather", params={"outputKey": "latest"}),
+                    n("done", "inc"),
+                ],
+                "edges": [
+                    e("start", "L"),
+                    e("L", "mk", action="continue"),
+                    e("mk", "s"),
+                    e("s", "g"),
+                    e("g", "L"),
+                    e("L", "done", action="break"),
+                ],
+            },
+            None,
+        ),
+        "etl_batch_example": (
+            ETL_BATCH,
+            {"csv": "sku,qty,unit_price\nfig,4,1.25\nbroken,x,1\nkiwi,2,0.5\nplum,1,2\n"},
+        ),
+    }
+)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
