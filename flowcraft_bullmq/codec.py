@@ -8,7 +8,7 @@ header (`pack_transition`), which holds names, statuses, counts and ARGV indices
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -20,6 +20,7 @@ from flowcraft_core.distributed.protocol import (
     Followup,
     LoopEnd,
     Transition,
+    iteration_text,
     loop_instance_key,
 )
 from flowcraft_core.runtime.state import TAKEN
@@ -74,6 +75,7 @@ def pack_transition(t: Transition) -> tuple[bytes, list[bytes], list[str]]:
                 list(r.open),
                 _followup(r.target, r.node_id, r.iteration),
             ]
+            + ([r.gate] if r.gate is not None else [])  # a gather's scatter akey
             for r in t.resolutions
         ],
         "n": [
@@ -108,8 +110,31 @@ def pack_transition(t: Transition) -> tuple[bytes, list[bytes], list[str]]:
     if t.sleep is not None:
         wake_at, value = t.sleep
         header["z"] = [t.akey.removesuffix("~sleep"), repr(wake_at / 1000.0), ref([wake_at, value])]
+    _pack_batch(t, header, ref)
     targets = [r.target for r in t.resolutions] + [n.target for n in t.next]
     return _encoder.encode(header), values, targets
+
+
+def _pack_batch(t: Transition, header: dict[str, Any], ref: Callable[[Any], int]) -> None:
+    """A scatter's batch ("B") or an item's end ("I"), see complete.lua. Each item is its own
+    JSON text `[item]` (what an item job loads), referenced from ARGV[v] on."""
+    if t.batch is not None:
+        b = t.batch
+        first = [ref([item]) for item in b.items][:1]
+        header["B"] = {
+            "k": b.key,
+            "s": b.scatter_id,
+            "t": iteration_text(b.iteration),
+            "j": _encoder.encode(list(b.iteration)).decode(),
+            "n": len(b.items),
+            "c": b.chunk or 0,
+            "g": b.gather,
+            "v": first[0] if first else 0,
+        }
+    if t.item is not None:
+        header["I"] = {"k": t.item.key, "i": t.item.index}
+        if t.error is None:
+            header["I"]["o"] = ref(t.output)
 
 
 _Iteration = tuple[int, ...]
@@ -149,6 +174,14 @@ def unpack_applied(text: str | bytes, *, replay: bool = False) -> Applied:
 
 
 _pair_decoder = msgspec.json.Decoder(tuple[Any, Any])
+
+
+def unpack_single(text: str | bytes | None) -> tuple[Any] | None:
+    """A batch input ``[value]`` (an item's item, a gather's results) as a 1-tuple."""
+    if text is None:
+        return None
+    (value,) = _decoder.decode(text)
+    return (value,)
 
 
 def unpack_pair(text: str | bytes | None) -> Any:
@@ -201,4 +234,5 @@ __all__ = [
     "unpack_applied",
     "unpack_frontier",
     "unpack_pair",
+    "unpack_single",
 ]

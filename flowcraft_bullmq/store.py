@@ -102,7 +102,7 @@ class RedisCoordinationStore:
             [run.meta, run.ctx, run.acts, run.fired, run.waiting, run.join(akey)],
             args,
         )
-        status, blueprint_id, pin, done, fired, waiting, join, values, sleep, claim = reply
+        status, blueprint_id, pin, done, fired, waiting, join, values, sleep, claim = reply[:10]
         decode = codec.decode
         return Loaded(
             status=status,
@@ -115,6 +115,7 @@ class RedisCoordinationStore:
             waiting=bool(waiting),
             sleeping=codec.unpack_pair(sleep),
             claimed=codec.unpack_pair(claim),
+            batch_input=codec.unpack_single(reply[10]),
         )
 
     async def complete(self, run_id: str, transition: Transition) -> Applied:

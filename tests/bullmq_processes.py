@@ -48,9 +48,11 @@ class WorkerProcess:
     with its stderr collected by a thread; `command` runs another subcommand (`inspect`)."""
 
     def __init__(self, args: list[str], trace: Path, cwd: Path, command: str = "worker") -> None:
+        # The repository root too: the workers import this checkout's packages (not those of
+        # another checkout an editable install points at) and its `blueprints` examples.
         env = dict(
             os.environ,
-            PYTHONPATH=os.pathsep.join([str(TESTS), str(cwd)]),
+            PYTHONPATH=os.pathsep.join([str(TESTS), str(TESTS.parent), str(cwd)]),
             FLOWCRAFT_TEST_TRACE=str(trace),
         )
         self.proc = subprocess.Popen(

@@ -13,7 +13,8 @@ ARGV[1]      the transition header (codec.pack_transition), JSON; user data is n
                e  index of the error record (absent: no error)
                w  index of the waiting details (absent: the waiting mark is cleared)
                r  [[target, pred, status, entry index, expected, join any, [dead preds],
-                    [counters to open], followup JSON], ...]
+                    [counters to open], followup JSON, gate], ...]; gate (a gather only):
+                  its scatter's akey, whose batch must end before it is ready
                n  [[back key, target, pred, entry index, [counters to open],
                     followup JSON], ...]
                x  [[loop instance, exit edge index], ...]
@@ -22,6 +23,11 @@ ARGV[1]      the transition header (codec.pack_transition), JSON; user data is n
                   (the resume list is then the last key, KEYS[#KEYS]) instead of waiting
                z  a sleeping transition: [akey, wakeAt in epoch seconds (text), index of
                   the sleep record [wakeAt ms, input]] (acts "<akey>~wake", meta wakeAt)
+               B  a scatter opens its batch: {k scatter akey, s scatter id, t iteration text,
+                  j iteration JSON, n item count, c chunk size (0 = no cap), g gather akey,
+                  v index of item 0's [item] JSON (the others follow)}
+               I  an item ended: {k scatter akey, i index, o index of its slot (absent with
+                  an error, which fails the batch and is counted only if it is the first)}
 ARGV[2]      state TTL in seconds (0 = keep the keys of a finished run)
 ARGV[3]      join key prefix (keys.RunKeys.join_prefix)
 ARGV[4..]    JSON texts referenced by index: context values, the output, join entries
@@ -89,7 +95,7 @@ end
 for _, key in ipairs(t.k) do
   redis.call('HSET', ctx, key, ARGV[t.v])
 end
-if t.e then
+if t.e and not t.I then -- an item's error counts only if it fails its batch (below)
   redis.call('RPUSH', errors, ARGV[t.e])
 end
 if t.w and not taken then
@@ -113,6 +119,87 @@ local function open(counters)
   for _, counter in ipairs(counters) do
     redis.call('HINCRBY', live, counter, 1)
   end
+end
+
+-- Batches (SPEC 5.1, 9.7; memory._Batch). A batch's record is acts "<scatter akey>~bat" (cjson,
+-- names and counts only): x next item, u items in flight, d items ended, f failed, p/q the
+-- parked gather's followup JSON and akey. An item's [item] and a gather's [results] are acts
+-- "<akey>~in" (load.lua returns them); an item's slot is acts "<item akey>~out".
+local function batch_get(key)
+  local text = redis.call('HGET', acts, key .. '~bat')
+  return text and cjson.decode(text)
+end
+
+local function batch_done(b)
+  if b.f then
+    return b.u == 0
+  end
+  return b.d == b.n
+end
+
+local function item_akey(b, i)
+  return b.s .. '[' .. i .. ']@' .. b.t
+end
+
+-- Start items up to the in-flight cap (none once the batch failed).
+local function start_items(b)
+  while not b.f and b.x < b.n and (b.c == 0 or b.u < b.c) do
+    local id = b.s .. '[' .. b.x .. ']'
+    local target = id .. '@' .. b.t
+    local entry = '[[' .. cjson.encode(target) .. ',' .. cjson.encode(id) .. ',' .. b.j .. '],'
+      .. TAKEN .. ']'
+    ready[#ready + 1] = entry
+    redis.call('HSET', frontier, target, '["r",' .. entry .. ']')
+    b.x, b.u = b.x + 1, b.u + 1
+  end
+end
+
+-- A batch that ended: its results for the gather, and its parked gather released (ready, or
+-- blocked if an item failed). Then the record is stored.
+local function settle(key, b)
+  if batch_done(b) then
+    if not b.f then
+      local slots = {}
+      for i = 0, b.n - 1 do
+        slots[#slots + 1] = redis.call('HGET', acts, item_akey(b, i) .. '~out') or 'null'
+      end
+      redis.call('HSET', acts, b.g .. '~in', '[[' .. table.concat(slots, ',') .. ']]')
+    end
+    if b.p then
+      local entry = '[' .. b.p .. ',' .. (b.f and FAILED_RES or TAKEN) .. ']'
+      if b.f then
+        skipped[#skipped + 1] = entry
+        redis.call('HSET', frontier, b.q, '["s",' .. entry .. ']')
+      else
+        ready[#ready + 1] = entry
+        redis.call('HSET', frontier, b.q, '["r",' .. entry .. ']')
+      end
+      b.p, b.q = nil, nil
+    end
+  end
+  redis.call('HSET', acts, key .. '~bat', cjson.encode(b))
+end
+
+if t.B then
+  local B = t.B
+  local b = {s = B.s, t = B.t, j = B.j, n = B.n, c = B.c, g = B.g, x = 0, u = 0, d = 0, f = false}
+  for i = 0, B.n - 1 do
+    redis.call('HSET', acts, item_akey(b, i) .. '~in', ARGV[B.v + i])
+  end
+  start_items(b)
+  settle(B.k, b)
+end
+if t.I then
+  local b = batch_get(t.I.k)
+  b.u, b.d = b.u - 1, b.d + 1
+  if t.I.o then
+    redis.call('HSET', acts, t.a .. '~out', ARGV[t.I.o])
+  elseif not b.f then -- the first failure fails the batch and the run
+    b.f = true
+    redis.call('RPUSH', errors, ARGV[t.e])
+  end
+  start_items(b)
+  settle(t.I.k, b)
 end
 
 -- memory.decide: the join rule of SPEC 3.4 after `new_status` was added; nil = pending.
@@ -166,6 +253,17 @@ local function resolve(jkey, r)
     redis.call('SADD', decided, target)
     if outcome == TAKEN and r[6] then
       redis.call('HSET', fired, target, pred)
+    end
+  end
+  local b = outcome == TAKEN and r[10] and batch_get(r[10])
+  if b then -- a gather: parked until its batch ends; blocked if the batch failed
+    if not batch_done(b) then
+      b.p, b.q = r[9], target
+      redis.call('HSET', acts, r[10] .. '~bat', cjson.encode(b))
+      return
+    end
+    if b.f then
+      outcome = FAILED_RES
     end
   end
   local entry = '[' .. r[9] .. ',' .. outcome .. ']'

@@ -13,7 +13,8 @@ ARGV[3..] context keys
 
 Returns {status, blueprintId, blueprintVersion (the pin), recorded Applied JSON | nil,
          fired pred | nil, waiting 0 | 1, {pred, [status, value] JSON, ...}, {key, JSON value, ...},
-         sleep record [wakeAt ms, input] JSON | nil, resume claim [output, action] JSON | nil}.
+         sleep record [wakeAt ms, input] JSON | nil, resume claim [output, action] JSON | nil,
+         batch input [item] or [results] JSON | nil (complete.lua's batches)}.
 Error NORUN if the run does not exist.
 ]==]
 
@@ -47,4 +48,5 @@ return {
   values,
   redis.call('HGET', KEYS[3], akey .. '~wake'),
   redis.call('HGET', KEYS[3], akey .. '~claim'),
+  redis.call('HGET', KEYS[3], akey .. '~in'),
 }
