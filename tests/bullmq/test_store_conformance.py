@@ -40,9 +40,11 @@ from flowcraft_core.distributed.protocol import (
     SUCCEEDED,
     WAITING,
     Applied,
+    BatchOpen,
     Close,
     CoordinationStore,
     Followup,
+    ItemEnd,
     LoopEnd,
     NextIteration,
     Resolution,
@@ -688,6 +690,75 @@ def test_every_script_starts_with_its_keys_and_argv() -> None:
         assert "KEYS[1" in head and "ARGV" in head, name
 
 
+# --------------------------------------------------------------------------- batches
+
+
+def item_end(index: int, output: Any = None, *, failed: bool = False) -> Transition:
+    t = step(f"s[{index}]@", output=output, error=error(f"s[{index}]") if failed else None)
+    t.item = ItemEnd("s@", index)
+    return t
+
+
+def gated(pred: str) -> Resolution:
+    r = res("g@", pred, expected=2)
+    r.gate = "s@"
+    return r
+
+
+async def test_a_batch_starts_chunk_items_then_one_per_ended_item(
+    store: CoordinationStore,
+) -> None:
+    """SPEC 9.7: at most `chunk` items in flight; the gather is parked until every item ended,
+    then gets the results in item order; item outputs stay out of the context."""
+    await start(store, "s@", "x@")
+    scatter = step("s@", gated("s"), output={"itemCount": 3})
+    scatter.batch = BatchOpen("s@", "s", (), ["a", None, {"k": [1]}], 2, "g@")
+    assert (await store.complete(R, scatter)).ready == ready("s[0]@", "s[1]@")
+    loaded = await store.load(R, "s[1]@", ())
+    assert loaded.batch_input == (None,) and loaded.done is None
+    # The gather's join is satisfied while items run: parked, neither ready nor skipped.
+    assert await store.complete(R, step("x@", gated("x"))) == Applied()
+    assert (await store.complete(R, item_end(1, "B"))).ready == ready("s[2]@")
+    # Redelivered: the same answer, no item started or counted twice.
+    again = await store.complete(R, item_end(1, "B"))
+    assert (again.replay, again.ready) == (True, ready("s[2]@"))
+    assert (await store.complete(R, item_end(0, "A"))).ready == []
+    last = await store.complete(R, item_end(2, ["C"]))
+    assert (last.ready, last.finished) == (ready("g@"), None)
+    assert (await store.load(R, "g@", ())).batch_input == (["A", "B", ["C"]],)
+    assert await store.snapshot(R) == {}
+    assert (await store.complete(R, step("g@"))).finished == "completed"
+
+
+async def test_a_failed_item_stops_the_batch_and_blocks_its_gather(
+    store: CoordinationStore,
+) -> None:
+    """Only the first item failure is a run error; no item starts after it; the gather is
+    blocked once the items in flight ended."""
+    await start(store, "s@", "y@")
+    scatter = step("s@", gated("s"), output={"itemCount": 5})
+    scatter.batch = BatchOpen("s@", "s", (), [1, 2, 3, 4, 5], 2, "g@")
+    await store.complete(R, scatter)
+    assert (await store.complete(R, item_end(0, failed=True))).ready == []
+    assert (await store.complete(R, item_end(1, failed=True))).ready == []
+    # The gather's join fires after the batch failed: blocked at once.
+    blocked = await store.complete(R, step("y@", gated("y")))
+    assert (blocked.ready, blocked.skipped) == ([], [fu("g@", FAILED_RES)])
+    assert (await store.load(R, "g@", ())).batch_input is None
+    await store.complete(R, step("g@", outcome=SKIPPED))
+    status, _, errors, _ = await store.result(R)
+    assert (status, errors) == ("failed", [error("s[0]")])
+
+
+async def test_an_empty_batch_lets_its_gather_fire_at_once(store: CoordinationStore) -> None:
+    await start(store, "s@")
+    scatter = step("s@", res("g@", "s", expected=1), output={"itemCount": 0})
+    scatter.resolutions[0].gate = "s@"
+    scatter.batch = BatchOpen("s@", "s", (), [], None, "g@")
+    assert (await store.complete(R, scatter)).ready == ready("g@")
+    assert (await store.load(R, "g@", ())).batch_input == ([],)
+
+
 # --------------------------------------------------------------------------- record and replay
 
 APPROVAL: dict[str, Any] = {
@@ -894,3 +965,19 @@ async def test_a_chain_job_costs_two_round_trips_of_ours(redis_client: Redis) ->
         elapsed = time.perf_counter() - started
     assert count[0] == 2 * 10, count[0]
     assert elapsed < 5
+
+
+async def test_a_batch_item_job_costs_two_round_trips_of_ours(redis_client: Redis) -> None:
+    """SPEC 9.4 for items too: an item job loads its item and completes (ending the item and
+    starting the next one) in one script each."""
+    blueprint, _ = CASES["batch_chunked"]
+    items = list(range(10))
+    cluster = redis_cluster(redis_client, make_registry(), [blueprint], workers=1)
+    await cluster.run(blueprint["id"], {"items": items}, run_id="warm")
+    run_id = await cluster.start_run(blueprint["id"], {"items": items}, run_id=uuid.uuid4().hex)
+    with round_trips() as count:
+        await cluster.drain()
+    result = await cluster.result(run_id)
+    assert result.context["doubled"] == [2 * i for i in items]
+    # scatter, 10 items, gather and its successor: two each.
+    assert count[0] == 2 * (1 + len(items) + 2), count[0]

@@ -259,10 +259,7 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {
 }
 
 
-
-def batch(
-    scatter: str, gather: str, worker: str = "double", **params: Any
-) -> list[dict[str, Any]]:
+def batch(scatter: str, gather: str, worker: str = "double", **params: Any) -> list[dict[str, Any]]:
     """A batch-scatter node and its batch-gather (the edge between them is the caller's)."""
     scatter_params = {"workerUsesKey": worker, "gatherNodeId": gather, **params}
     return [
