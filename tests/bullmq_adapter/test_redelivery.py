@@ -6,6 +6,7 @@ what depends on it."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from typing import Any
 
 from adapter_support import adapter, e, n
@@ -122,3 +123,77 @@ async def test_infrastructure_errors_are_retried_then_fail_the_run(
     messages = [r.getMessage() for r in caplog.records if r.name == "flowcraft_bullmq.adapter"]
     assert sum("BullMQ will retry it" in m for m in messages) == 2
     assert sum("failing the run" in m for m in messages) == 1
+
+
+class Gauge:
+    """A dependency the item node updates: calls per activation, items running now, peak."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        self.running = 0
+        self.peak = 0
+
+
+GAUGED_BATCH: dict[str, Any] = {
+    "id": "gauged",
+    "nodes": [
+        n(
+            "s",
+            "batch-scatter",
+            inputs="items",
+            params={"workerUsesKey": "gauged", "gatherNodeId": "g", "chunkSize": 3},
+        ),
+        n("g", "batch-gather", params={"outputKey": "out"}),
+    ],
+    "edges": [e("s", "g")],
+}
+
+
+async def test_a_redelivered_item_job_changes_nothing_and_chunk_size_holds(
+    redis_url: str, prefix: str
+) -> None:
+    """Every item job is handled twice (BullMQ redelivery after the first completed): the
+    second replays the recorded next item, so no item runs twice, none is counted twice, and
+    never more than `chunkSize` items run at once (concurrency 10)."""
+    registry = make_registry()
+
+    @registry.node("gauged")
+    async def gauged(ctx: Any) -> dict[str, Any]:
+        gauge: Gauge = ctx.dependencies["gauge"]
+        gauge.calls[ctx.activation_id] += 1
+        gauge.running += 1
+        gauge.peak = max(gauge.peak, gauge.running)
+        try:
+            await asyncio.sleep(0.3)
+        finally:
+            gauge.running -= 1
+        return {"output": ctx.input * 2}
+
+    gauge = Gauge()
+    handled: Counter[str] = Counter()
+    async with adapter(
+        redis_url,
+        prefix,
+        registry=registry,
+        blueprints=[GAUGED_BATCH],
+        dependencies={"gauge": gauge},
+        concurrency=10,
+    ) as a:
+        assert a._worker is not None
+        handle = a._worker.handle
+
+        async def twice(job: Any, **options: Any) -> None:
+            await handle(job, **options)
+            if job.node_id.startswith("s["):
+                handled[job.node_id] += 1
+                await handle(job, **options)  # delivered again
+
+        a._worker.handle = twice  # type: ignore[method-assign]
+        items = list(range(8))
+        run_id = await a.start_run("gauged", {"items": items})
+        result = await a.wait_for_result(run_id, timeout_s=30)
+    assert result.status == "completed", result.errors
+    assert result.context["out"] == [2 * i for i in items]
+    assert handled == {f"s[{i}]": 1 for i in items}
+    assert gauge.calls == {f"{run_id}-s~5b{i}~5d-0": 1 for i in items}
+    assert gauge.peak == 3

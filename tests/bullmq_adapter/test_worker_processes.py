@@ -33,7 +33,9 @@ SLOW_CHAIN = {
     "nodes": [n("a", "inc"), n("z", "nap", params={"seconds": 1.0}), n("b", "inc")],
     "edges": [e("a", "z"), e("z", "b")],
 }
+BATCH_CASES = sorted(name for name in CASES if "batch" in name)
 BLUEPRINTS = [CASES["chain"][0], CASES["diamond"][0], APPROVAL, NAP, SLOW_CHAIN]
+BLUEPRINTS += [CASES[name][0] for name in BATCH_CASES]
 
 
 class WorkerProcess(_SharedWorkerProcess):
@@ -115,6 +117,30 @@ def test_runs_spread_over_two_worker_processes_match_in_process(
     # Both processes ran nodes.
     pids = set(trace_file.read_text().split())
     assert pids == {str(w.proc.pid) for w in workers}, pids
+
+
+def test_batches_over_two_worker_processes_match_in_process(
+    workers: list[WorkerProcess], redis_url: str, cluster_prefix: str
+) -> None:
+    """Every batch parity case (items are jobs any worker may take), three runs each."""
+
+    async def scenario() -> None:
+        registry = make_registry()
+        starts = [
+            (name, f"rb-{name}-{i}".replace("_", "-")) for name in BATCH_CASES for i in range(3)
+        ]
+        async with adapter(redis_url, cluster_prefix, blueprints=BLUEPRINTS, consume=False) as a:
+            for name, run_id in starts:
+                blueprint, context = CASES[name]
+                await a.start_run(blueprint["id"], context, run_id=run_id)
+            results = [await a.wait_for_result(run_id, timeout_s=60) for _, run_id in starts]
+        for (name, run_id), result in zip(starts, results, strict=True):
+            blueprint, context = CASES[name]
+            runtime = FlowRuntime(registry=registry, blueprints=[blueprint])
+            local = await runtime.run(blueprint["id"], context, run_id=run_id)
+            assert comparable(result) == comparable(local), run_id
+
+    asyncio.run(scenario())
 
 
 def test_cli_client_commands(

@@ -7,6 +7,7 @@ reconcile fails is counted and the scan goes on; the `reconcile --once` command 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from typing import Any
@@ -338,3 +339,40 @@ async def test_the_reconciler_validates_its_options(redis_url: str, client: Redi
         assert not await reconciler.unschedule()
         await reconciler.schedule(cron="0 3 * * *")
         assert await reconciler.unschedule()
+
+
+async def test_a_deleted_item_job_is_found_and_its_batch_finishes(
+    redis_url: str, prefix: str, client: Redis
+) -> None:
+    """An item recorded started whose job is gone from the queue: the run stalls (the gather
+    waits for every item) until the reconciler enqueues the item's job again."""
+    blueprint, context = CASES["batch_chunked"]
+    registry, calls = counted_registry()
+    async with adapter(redis_url, prefix, blueprints=[blueprint], registry=registry) as a:
+        assert a._worker is not None
+        queue = a._worker.queue
+        deleted: list[str] = []
+
+        class DeletingQueue:
+            async def add_bulk(self, jobs: Any) -> None:
+                for job in jobs:
+                    if job.node_id == "s[2]" and not deleted:
+                        # Added (held back, so no worker takes it first), then deleted.
+                        await queue.add_bulk([dataclasses.replace(job, delay_ms=600_000)])
+                        assert await _bull(a).remove(job.job_id) == 1
+                        deleted.append(job.job_id)
+                await queue.add_bulk([job for job in jobs if job.job_id not in deleted])
+
+        a._worker.queue = DeletingQueue()
+        run_id = await a.start_run(blueprint["id"], context)
+        await _until(lambda: _idle(a))
+        assert deleted == [f"{run_id}-s~5b2~5d-0"]
+        assert await a.get_status(run_id) == "running"
+        frontier = await RedisCoordinationStore(client, prefix=prefix).frontier(run_id)
+        assert [entry.akey for entry in frontier] == ["s[2]@"]
+        await age(client, prefix, run_id)
+        reconciler = create_reconciler(adapter=a, redis=client, stalled_threshold_s=60)
+        assert await reconciler.run() == ReconcileStats(1, 1, 1, 0)
+        result = await a.wait_for_result(run_id, timeout_s=10)
+    assert comparable(result, IGNORED) == await _in_process(blueprint, context)
+    assert set(calls.values()) == {1}  # every item ran once

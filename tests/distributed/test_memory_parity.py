@@ -450,3 +450,27 @@ async def test_random_acyclic_blueprints_match(spec: Any) -> None:
     # Parallel fallbacks race to write `_catch_error`: a timing-dependent key (SPEC 9.1).
     racy = frozenset({"_catch_error"})
     assert comparable(distributed, racy) == comparable(local, racy)
+
+
+@pytest.mark.parametrize("name", ["batch_chunked", "batch_collect_errors", "batch_in_loop"])
+async def test_redelivered_item_jobs_change_nothing(name: str) -> None:
+    """Every job handled twice while the run goes on (the second is a redelivery): an item is
+    counted once and starts at most one next item, so the result is in-process's."""
+    blueprint, context = CASES[name]
+    reg = make_registry()
+    local = await FlowRuntime(registry=reg, blueprints=[blueprint]).run(
+        blueprint["id"], context, run_id="r-dup"
+    )
+    cluster = LocalCluster(registry=reg, blueprints=[blueprint], workers=3)
+    handle = cluster.worker.handle
+    items: list[str] = []
+
+    async def twice(job: Any, **options: Any) -> None:
+        await handle(job, **options)
+        items.extend([job.node_id] if "[" in job.node_id else [])
+        await handle(job, **options)
+
+    cluster.worker.handle = twice  # type: ignore[method-assign]
+    result = await cluster.run(blueprint["id"], context, run_id="r-dup")
+    assert comparable(result) == comparable(local)
+    assert len(items) == len(set(items)) > 0
