@@ -463,11 +463,11 @@ async def test_redelivered_item_jobs_change_nothing(name: str) -> None:
     )
     cluster = LocalCluster(registry=reg, blueprints=[blueprint], workers=3)
     handle = cluster.worker.handle
-    items: list[str] = []
+    items: list[tuple[str, tuple[int, ...]]] = []
 
     async def twice(job: Any, **options: Any) -> None:
         await handle(job, **options)
-        items.extend([job.node_id] if "[" in job.node_id else [])
+        items.extend([(job.node_id, job.iteration)] if "[" in job.node_id else [])
         await handle(job, **options)
 
     cluster.worker.handle = twice  # type: ignore[method-assign]
