@@ -1,10 +1,11 @@
 """`retry_mode="queue"` (SPEC 9.5): BullMQ, not the job, runs a node's retries.
 
 Each node job gets `attempts = maxRetries` and `backoff = {"type": backoff, "delay":
-retryDelay}` (entry jobs too); BullMQ's `fixed` and `exponential` backoffs are SPEC 4.1's
-delays. The k-th BullMQ attempt of a job runs node attempt k (`job.attemptsMade + 1`; a stalled
-job is not a failed attempt). A retryable failure before the last attempt emits `node:retry`
-and raises `NodeAttemptFailed`, so BullMQ retries after the backoff; the last attempt (or a
+retryDelay}` (entry jobs too; a batch item job those of its scatter's `workerConfig`);
+BullMQ's `fixed` and `exponential` backoffs are SPEC 4.1's delays. The k-th BullMQ attempt
+of a job runs node attempt k (`job.attemptsMade + 1`; a stalled job is not a failed
+attempt). A retryable failure before the last attempt emits `node:retry` and raises
+`NodeAttemptFailed`, so BullMQ retries after the backoff; the last attempt (or a
 non-retryable error) runs the fallback and completes the activation as in-process. Attempt
 numbers, events, timeouts and outcomes are those of `retry_mode="in_process"`.
 
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from flowcraft_core.distributed.protocol import NODE, Job
+from flowcraft_core.runtime.batches import item_of, item_spec
 from flowcraft_core.runtime.plan import ExecutionPlan, get_plan
 from flowcraft_core.versioning import blueprint_pin
 
@@ -50,6 +52,10 @@ def queue_attempt(job: Any, data: Job) -> int:
     return int(job.attemptsMade or 0) + 1 if data.kind == NODE else 1
 
 
+def _options(attempts: int, backoff: str, delay_ms: float) -> dict[str, Any]:
+    return {"attempts": attempts, "backoff": {"type": backoff, "delay": int(delay_ms)}}
+
+
 class QueueRetryOptions:
     """Per-job BullMQ options (`attempts`, `backoff`) from the node's config, for
     `BullMQJobQueue(retry_options=...)`. Plans come from the consuming worker's recent runs, a
@@ -63,16 +69,17 @@ class QueueRetryOptions:
         out: list[dict[str, Any] | None] = []
         for job in jobs:
             plan = await self._plan(job.run_id) if job.kind == NODE else None
+            item = item_of(plan, job.node_id) if plan is not None else None
+            if item is not None:  # a batch item: the scatter's workerConfig
+                spec = item_spec(job.run_id, item[0], job.iteration, item[1], None)
+                backoff = "exponential" if spec.exponential else "fixed"
+                out.append(_options(spec.max_attempts, backoff, spec.retry_delay_ms))
+                continue
             if plan is None or job.node_id not in plan.by_id:
                 out.append(None)  # the default options (infrastructure retries)
                 continue
             config = plan.nodes[plan.by_id[job.node_id]].config
-            out.append(
-                {
-                    "attempts": config.max_retries,
-                    "backoff": {"type": config.backoff, "delay": int(config.retry_delay)},
-                }
-            )
+            out.append(_options(config.max_retries, config.backoff, config.retry_delay))
         return out
 
     async def _plan(self, run_id: str) -> ExecutionPlan | None:

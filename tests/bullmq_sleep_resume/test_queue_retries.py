@@ -119,3 +119,55 @@ async def test_attempts_delays_events_and_outcomes_match_in_process(
     # The queue waited between attempts of t: 100 ms, then 200 ms (exponential).
     times = [when for node_id, _, when in sorted(calls) if node_id == "t"]
     assert times[1] - times[0] >= 0.09 and times[2] - times[1] >= 0.19
+
+
+ITEM_RETRIES = {
+    "id": "item-retries",
+    "nodes": [
+        n(
+            "s",
+            "batch-scatter",
+            inputs="items",
+            params={
+                "workerUsesKey": "third_time",
+                "gatherNodeId": "g",
+                "workerConfig": {"maxRetries": 3, "retryDelay": 100, "backoff": "exponential"},
+            },
+        ),
+        n("g", "batch-gather"),
+    ],
+    "edges": [e("s", "g")],
+}
+
+
+async def test_batch_items_are_retried_by_the_queue_with_their_worker_config(
+    redis_url: str, prefix: str
+) -> None:
+    """An item job gets its scatter's `workerConfig` as BullMQ options; BullMQ runs the
+    retries, with the same attempts and events as in-process."""
+    context = {"items": ["a", "b"]}
+    local_calls: list[tuple[str, int, float]] = []
+    local_bus = InMemoryEventBus()
+    local = await FlowRuntime(
+        registry=registry_with_probes(local_calls), blueprints=[ITEM_RETRIES], event_bus=local_bus
+    ).run("item-retries", context, run_id="r1")
+
+    calls: list[tuple[str, int, float]] = []
+    bus = InMemoryEventBus()
+    registry = registry_with_probes(calls)
+    async with adapter(
+        redis_url, prefix, [ITEM_RETRIES], registry=registry, retry_mode="queue", event_bus=bus
+    ) as a:
+        run_id = await a.start_run("item-retries", context, run_id="r1")
+        result = await a.wait_for_result(run_id, timeout_s=20)
+        job = await a._queue.getJob("r1-s~5b1~5d-0")
+        assert job.opts["attempts"] == 3
+        assert job.opts["backoff"] == {"type": "exponential", "delay": 100}
+        assert job.attemptsMade == 3 and job.failedReason.startswith("attempt 2 failed")
+
+    assert comparable(result) == comparable(local)
+    assert result.context["_outputs.g"] == [3, 3]
+    assert sorted((c[0], c[1]) for c in calls) == sorted((c[0], c[1]) for c in local_calls)
+    assert events(bus, "r1") == events(local_bus, "r1")
+    times = [when for node_id, _, when in sorted(calls) if node_id == "s[1]"]
+    assert times[1] - times[0] >= 0.09 and times[2] - times[1] >= 0.19
