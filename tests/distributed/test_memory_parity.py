@@ -474,3 +474,38 @@ async def test_redelivered_item_jobs_change_nothing(name: str) -> None:
     result = await cluster.run(blueprint["id"], context, run_id="r-dup")
     assert comparable(result) == comparable(local)
     assert len(items) == len(set(items)) > 0
+
+
+@pytest.mark.parametrize("collect", [True, False])
+async def test_a_lost_item_job_fails_only_that_item(collect: bool) -> None:
+    """An item job that stalled too often (SPEC 9.4) fails its item with WorkerLostError, as
+    any node job fails its activation: collected into its slot, or failing the batch."""
+    from flowcraft_core.distributed import Job
+    from flowcraft_core.errors import WorkerLostError
+
+    blueprint = {
+        "id": "lost-item",
+        "nodes": [*batch("s", "g", collectErrors=collect), n("after", "inc")],
+        "edges": [e("s", "g"), e("g", "after")],
+    }
+    cluster = LocalCluster(registry=make_registry(), blueprints=[blueprint], workers=1)
+    handle = cluster.worker.handle
+
+    async def lose_item_1(job: Job, **options: Any) -> None:
+        if job.node_id == "s[1]":
+            await cluster.worker.fail_activation(job, WorkerLostError("stalled"))
+            return
+        await handle(job, **options)
+
+    cluster.worker.handle = lose_item_1  # type: ignore[method-assign]
+    result = await cluster.run("lost-item", {"items": [1, 2, 3]}, run_id="r-lost")
+    lost = {"error": {"type": "WorkerLostError", "message": "stalled"}}
+    if collect:
+        assert result.status == "completed"
+        assert result.context["_outputs.g"] == [2, lost, 6]
+    else:
+        assert result.status == "failed"
+        assert [(x.node_id, x.type, x.attempts) for x in result.errors] == [
+            ("s[1]", "WorkerLostError", 0)
+        ]
+        assert "_outputs.g" not in result.context
