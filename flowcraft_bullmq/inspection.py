@@ -3,10 +3,10 @@
 
 Everything here is read from state the protocol already keeps (keys.py); nothing is written and
 the hot path pays nothing. A run's activations come from its ``acts`` hash (completed, with
-``~wait``/``~wake``/``~claim`` marks), ``waiting`` hash and ``frontier`` (owed, not completed);
-their times and attempts from the activation's BullMQ job hash (a resumed wait ends when its
-resume job finished), which exists until BullMQ's retention removes it (``removeOnComplete``/
-``removeOnFail``, 1,000 jobs by default).
+``~wait``/``~wake``/``~claim`` marks; a batch item by its slot ``~out``), ``waiting`` hash and
+``frontier`` (owed, not completed); their times and attempts from the activation's BullMQ job
+hash (a resumed wait ends when its resume job finished), which exists until BullMQ's retention
+removes it (``removeOnComplete``/``removeOnFail``, 1,000 jobs by default).
 
 How an activation's state is derived (there is no per-activation status field):
 
@@ -64,6 +64,9 @@ NOT_REACHED: Final = "pending"
 _META_FIELDS: Final = ("blueprintId", "status", "createdAt", "finishedAt", "progressAt", "inFlight")
 _JOB_FIELDS: Final = ("timestamp", "processedOn", "finishedOn", "ats", "atm", "failedReason")
 _PAGE: Final = 500
+#: acts marks of batches (complete.lua) that are not activation states: a batch's record, an
+#: item's item or a gather's results. An item's slot (`~out`) marks a completed item as done.
+_BATCH_MARKS: Final = frozenset({"bat", "in"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,7 +308,7 @@ async def inspect_run(adapter: BullMQAdapter, run_id: str) -> RunInspection:
     marks: dict[str, set[str]] = {}
     for name in acts:
         parsed = _parse_field(name)
-        if parsed is None:
+        if parsed is None or parsed[2] in _BATCH_MARKS:
             continue
         node_id, iteration, mark = parsed
         key = make_akey(node_id, iteration)
@@ -316,7 +319,7 @@ async def inspect_run(adapter: BullMQAdapter, run_id: str) -> RunInspection:
         if "" in seen:
             if akey in failures:
                 state = "failed"
-            elif OUTPUTS_PREFIX + node_id in context:
+            elif OUTPUTS_PREFIX + node_id in context or "out" in seen:
                 state = "done"
             else:
                 state = "skipped"

@@ -99,3 +99,45 @@ async def test_attempts_of_a_node_bullmq_retried(redis_url: str, prefix: str) ->
         assert flaky.enqueued_at is not None and flaky.started_at is not None
         with pytest.raises(RunNotFoundError):
             await a.inspect_run("never")
+
+
+BATCH: dict[str, Any] = {
+    "id": "batch",
+    "nodes": [
+        n(
+            "s",
+            "batch-scatter",
+            inputs="items",
+            params={"workerUsesKey": "held", "gatherNodeId": "g", "chunkSize": 1},
+        ),
+        n("g", "batch-gather"),
+    ],
+    "edges": [e("s", "g")],
+}
+
+
+async def test_batch_items_and_a_parked_gather(redis_url: str, prefix: str) -> None:
+    """Items are activations `s[<i>]`: one running (chunkSize 1), the others not started yet;
+    the parked gather is not running; at the end every item is done."""
+    registry = make_registry()
+    release = asyncio.Event()
+
+    @registry.node("held")
+    async def held(ctx: Any) -> dict[str, Any]:
+        await release.wait()
+        return {"output": ctx.input}
+
+    async with adapter(redis_url, prefix, blueprints=[BATCH], registry=registry) as a:
+        await a.start_run("batch", {"items": [1, 2, 3]}, run_id="b1")
+        run = await until(a, "b1", "s[0]", "running")
+        assert run.node_states == {"s": "done", "s[0]": "running"}
+        release.set()
+        assert (await a.wait_for_result("b1", timeout_s=20)).status == "completed"
+        run = await a.inspect_run("b1")
+        assert run.node_states == {
+            "s": "done",
+            "s[0]": "done",
+            "s[1]": "done",
+            "s[2]": "done",
+            "g": "done",
+        }
