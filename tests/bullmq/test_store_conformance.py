@@ -20,7 +20,7 @@ from importlib import resources
 from typing import Any
 
 import pytest
-from distributed.test_memory_parity import CASES, comparable, make_registry, n
+from distributed.test_memory_parity import CASES, comparable, make_registry, n, random_batches
 from hypothesis import given, settings
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
@@ -925,6 +925,27 @@ async def test_random_acyclic_blueprints_match_on_redis(
         await client.aclose()
     racy = frozenset({"_catch_error"})
     assert comparable(distributed, racy) == comparable(local, racy)
+
+
+@settings(max_examples=20, deadline=None)
+@given(random_batches())
+async def test_random_batches_match_on_redis(
+    make_client: Callable[[], Redis], case: tuple[dict[str, Any], dict[str, Any]]
+) -> None:
+    """Random batches: the in-process result on Redis, and every store call answered as the
+    in-memory reference answers it."""
+    blueprint, context = case
+    client = make_client()
+    try:
+        await client.flushdb()
+        local, distributed = await both_on_redis(
+            client, make_registry(), blueprint, context, run_id="r-batch"
+        )
+        recording = await record(make_registry(), blueprint, context)
+        await replay(recording, RedisCoordinationStore(client))
+    finally:
+        await client.aclose()
+    assert comparable(distributed) == comparable(local)
 
 
 @contextmanager

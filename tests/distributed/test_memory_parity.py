@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from runtime.test_random_dags import Workload  # the property test's implementations
 from strategies import workflow_dags
@@ -512,36 +512,33 @@ async def test_a_lost_item_job_fails_only_that_item(collect: bool) -> None:
         assert "_outputs.g" not in result.context
 
 
-@settings(max_examples=int(os.environ.get("FLOWCRAFT_PARITY_EXAMPLES", "60")), deadline=None)
-@given(
-    items=st.lists(st.integers(-2, 9), max_size=7),
-    chunk=st.none() | st.integers(1, 4),
-    collect=st.booleans(),
-    retries=st.integers(1, 2),
-    side_input=st.booleans(),
-    in_loop=st.booleans(),
-)
-async def test_random_batches_match(
-    items: list[int],
-    chunk: int | None,
-    collect: bool,
-    retries: int,
-    side_input: bool,
-    in_loop: bool,
-) -> None:
-    """Any item list, cap, failures (negative items), retries, a second gather predecessor and
-    a loop around the batch: the in-process result. Without collectErrors at most one item
+@st.composite
+def random_batches(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(blueprint, context): any item list, cap, failures (negative items), retries, a second
+    gather predecessor and a loop around the batch. Without collectErrors at most one item
     fails: which of several parallel failures comes first is timing (SPEC 9.1)."""
-    assume(collect or sum(i < 0 for i in items) <= 1)
-    params: dict[str, Any] = {"collectErrors": collect, "workerConfig": {"maxRetries": retries}}
+    collect = draw(st.booleans())
+    items = draw(st.lists(st.integers(-2, 9), max_size=7))
+    if not collect and sum(i < 0 for i in items) > 1:
+        items = [abs(i) for i in items]
+    chunk = draw(st.none() | st.integers(1, 4))
+    params: dict[str, Any] = {"collectErrors": collect}
+    params["workerConfig"] = {"maxRetries": draw(st.integers(1, 2))}
     if chunk is not None:
         params["chunkSize"] = chunk
     nodes = [n("a", "inc"), *batch("s", "g", **params), n("x", "inc"), n("after", "inc")]
     edges = [e("a", "s"), e("s", "g"), e("g", "after")]
-    edges += [e("a", "x"), e("x", "g")] if side_input else []
-    if in_loop:  # two iterations of: a -> batch -> gather -> back to the header
+    if draw(st.booleans()):
+        edges += [e("a", "x"), e("x", "g")]
+    if draw(st.booleans()):  # two iterations of: a -> batch -> gather -> back to the header
         nodes.append(n("L", "loop-controller", params={"condition": "iteration < 2"}))
         edges = [e("L", "a", action="continue"), *edges, e("after", "L")]
-    blueprint = {"id": "random-batch", "nodes": nodes, "edges": edges}
-    local, distributed, _ = await both(make_registry(), blueprint, {"items": items}, run_id="rb")
+    return {"id": "random-batch", "nodes": nodes, "edges": edges}, {"items": items}
+
+
+@settings(max_examples=int(os.environ.get("FLOWCRAFT_PARITY_EXAMPLES", "60")), deadline=None)
+@given(random_batches())
+async def test_random_batches_match(case: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    blueprint, context = case
+    local, distributed, _ = await both(make_registry(), blueprint, context, run_id="rb")
     assert comparable(distributed) == comparable(local)
