@@ -133,6 +133,8 @@ def _pack_batch(t: Transition, header: dict[str, Any], ref: Callable[[Any], int]
         }
     if t.item is not None:
         header["I"] = {"k": t.item.key, "i": t.item.index}
+        if t.item.failed:
+            header["I"]["f"] = True
         if t.error is None:
             header["I"]["o"] = ref(t.output)
 

@@ -65,7 +65,8 @@ _META_FIELDS: Final = ("blueprintId", "status", "createdAt", "finishedAt", "prog
 _JOB_FIELDS: Final = ("timestamp", "processedOn", "finishedOn", "ats", "atm", "failedReason")
 _PAGE: Final = 500
 #: acts marks of batches (complete.lua) that are not activation states: a batch's record, an
-#: item's item or a gather's results. An item's slot (`~out`) marks a completed item as done.
+#: item's item or a gather's results. A completed item is done by its slot (`~out`), or failed
+#: (`~fail`, also when its error was collected or discarded: it is not in the run's errors).
 _BATCH_MARKS: Final = frozenset({"bat", "in"})
 
 
@@ -317,7 +318,7 @@ async def inspect_run(adapter: BullMQAdapter, run_id: str) -> RunInspection:
     for akey, (node_id, iteration, _) in list(found.items()):
         seen = marks[akey]
         if "" in seen:
-            if akey in failures:
+            if akey in failures or "fail" in seen:  # a batch item's failure may be collected
                 state = "failed"
             elif OUTPUTS_PREFIX + node_id in context or "out" in seen:
                 state = "done"

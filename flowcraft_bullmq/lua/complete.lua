@@ -27,7 +27,8 @@ ARGV[1]      the transition header (codec.pack_transition), JSON; user data is n
                   j iteration JSON, n item count, c chunk size (0 = no cap), g gather akey,
                   v index of item 0's [item] JSON (the others follow)}
                I  an item ended: {k scatter akey, i index, o index of its slot (absent with
-                  an error, which fails the batch and is counted only if it is the first)}
+                  an error, which fails the batch and is counted only if it is the first),
+                  f true if it failed (collected or not: acts "<item akey>~fail")}
 ARGV[2]      state TTL in seconds (0 = keep the keys of a finished run)
 ARGV[3]      join key prefix (keys.RunKeys.join_prefix)
 ARGV[4..]    JSON texts referenced by index: context values, the output, join entries
@@ -124,7 +125,8 @@ end
 -- Batches (SPEC 5.1, 9.7; memory._Batch). A batch's record is acts "<scatter akey>~bat" (cjson,
 -- names and counts only): x next item, u items in flight, d items ended, f failed, p/q the
 -- parked gather's followup JSON and akey. An item's [item] and a gather's [results] are acts
--- "<akey>~in" (load.lua returns them); an item's slot is acts "<item akey>~out".
+-- "<akey>~in" (load.lua returns them); an item's slot is acts "<item akey>~out", and a failed
+-- item (collected or not) is marked "<item akey>~fail" for operators (inspection.py).
 local function batch_get(key)
   local text = redis.call('HGET', acts, key .. '~bat')
   return text and cjson.decode(text)
@@ -192,6 +194,9 @@ end
 if t.I then
   local b = batch_get(t.I.k)
   b.u, b.d = b.u - 1, b.d + 1
+  if t.I.f then
+    redis.call('HSET', acts, t.a .. '~fail', '1')
+  end
   if t.I.o then
     redis.call('HSET', acts, t.a .. '~out', ARGV[t.I.o])
   elseif not b.f then -- the first failure fails the batch and the run

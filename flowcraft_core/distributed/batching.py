@@ -120,7 +120,8 @@ async def run_item(
         host.node_finished(spec.node_id, iteration, outcome.result, started)
         transition.output = outcome.result.output
     else:
-        assert outcome.error is not None
+        assert outcome.error is not None and transition.item is not None
+        transition.item.failed = True
         record = host.node_failed(spec.node_id, iteration, outcome.error, outcome.attempts)
         if collects_errors(scatter):
             transition.output = error_slot(record)

@@ -170,6 +170,8 @@ class ItemEnd:
 
     key: str  # the scatter's akey
     index: int
+    #: It failed (collected or not): operators see it failed (flowcraft_bullmq.inspection).
+    failed: bool = False
 
 
 @dataclass(slots=True)
