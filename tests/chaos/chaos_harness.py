@@ -495,6 +495,7 @@ class Chaos:
                 return await call()
             except (RedisError, ConnectionError, OSError) as exc:
                 self.report.start_retries += 1
+                self.note("retry", what=what, error=repr(exc))
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{what}: {exc!r}") from exc
                 await asyncio.sleep(delay)
@@ -603,7 +604,9 @@ class Chaos:
             self.report.reconciled_runs += sum(
                 int(n) for n in re.findall(r"reconcile pass: .*?(\d+) reconciled", log)
             )
-            self.report.jobs_retried_after_redis_errors += log.count("raised; BullMQ will retry")
+            self.report.jobs_retried_after_redis_errors += len(
+                re.findall(r"job \S+ \(run .*\) raised.*BullMQ will retry it", log)
+            )
         for (act, _, attempt), group in groups.items():
             if len(group) < 2:
                 continue
