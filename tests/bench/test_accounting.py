@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 
-from benchmarks.distributed import bullmq_scripts, classify, our_scripts
+from benchmarks.accounting import bullmq_scripts, classify, our_scripts
 from flowcraft_bullmq import scripts
 
 
