@@ -1,11 +1,17 @@
 """Every node implementation the differential strategy can draw, in one registry.
 
 The in-process runs and the `flowcraft worker` subprocesses (`--registry diff_nodes:registry`)
-load this same module, so both modes run the same code.
+load this same module, so both modes run the same code. With `FLOWCRAFT_TEST_TRACE=<file>` (set
+for the worker processes) every call appends this process's pid to the file, so the test can
+tell that the runs were spread over several processes.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+import os
+from collections.abc import Callable
 from typing import Any
 
 from runtime.test_random_dags import Workload
@@ -21,9 +27,36 @@ async def tick(ctx: Any) -> dict[str, Any]:
     return {"output": {"v": count}}
 
 
+def _pid_traced(impl: Callable[..., Any]) -> Callable[..., Any]:
+    path = os.environ.get("FLOWCRAFT_TEST_TRACE")
+    if not path:
+        return impl
+
+    def trace() -> None:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(f"{os.getpid()}\n")
+
+    if inspect.iscoroutinefunction(impl):
+
+        @functools.wraps(impl)
+        async def traced_async(ctx: Any) -> Any:
+            trace()
+            return await impl(ctx)
+
+        return traced_async
+
+    @functools.wraps(impl)
+    def traced(ctx: Any) -> Any:
+        trace()
+        return impl(ctx)
+
+    return traced
+
+
 def make_registry() -> NodeRegistry:
-    reg = Workload().registry()
-    reg.register("tick", tick)
+    reg = NodeRegistry()
+    for name, impl in [*Workload().registry().items(), ("tick", tick)]:
+        reg.register(name, _pid_traced(impl))
     return reg
 
 

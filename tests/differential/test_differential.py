@@ -40,6 +40,9 @@ HERE = Path(__file__).resolve().parent
 EXAMPLES = int(os.environ.get("FLOWCRAFT_DIFF_EXAMPLES", "25"))
 PROCESS_EXAMPLES = int(os.environ.get("FLOWCRAFT_DIFF_PROCESS_EXAMPLES", "12"))
 RESULT_TIMEOUT_S = 60
+#: pytest-timeout's 120 s grows with the example counts, so a long run needs only the env vars.
+TIMEOUT_S = max(120, 2 * EXAMPLES)
+PROCESS_TIMEOUT_S = max(120, 60 + 2 * PROCESS_EXAMPLES)
 
 
 async def in_process(spec: DiffSpec, blueprint: dict[str, Any], run_id: str) -> WorkflowResult:
@@ -56,6 +59,7 @@ def assert_same(spec: DiffSpec, local: WorkflowResult, distributed: WorkflowResu
     )
 
 
+@pytest.mark.timeout(TIMEOUT_S)
 @settings(max_examples=EXAMPLES, database=None)
 @given(spec=diff_specs(), retry_mode=st.sampled_from(["in_process", "queue"]))
 async def test_same_outcome_in_process_and_on_bullmq(
@@ -93,6 +97,11 @@ def batch() -> list[DiffSpec]:
 
 
 @pytest.fixture(scope="module")
+def trace_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("diff-trace") / "pids.txt"
+
+
+@pytest.fixture(scope="module")
 def worker_prefix() -> str:
     return "diffp" + uuid.uuid4().hex[:10]
 
@@ -102,6 +111,7 @@ def workers(
     redis_url: str,
     batch: list[DiffSpec],
     worker_prefix: str,
+    trace_file: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[list[WorkerProcess]]:
     """Three `flowcraft worker` processes knowing every blueprint of the batch."""
@@ -116,16 +126,17 @@ def workers(
         "--blueprints", str(directory),
         "--concurrency", "4",
     ]  # fmt: skip
-    trace = tmp_path_factory.mktemp("diff-trace") / "pids.txt"
-    with worker_processes(3, args, trace, HERE) as started:
+    with worker_processes(3, args, trace_file, HERE) as started:
         yield started
 
 
+@pytest.mark.timeout(PROCESS_TIMEOUT_S)
 def test_same_outcome_on_worker_processes(
     batch: list[DiffSpec],
     workers: list[WorkerProcess],
     redis_url: str,
     worker_prefix: str,
+    trace_file: Path,
 ) -> None:
     blueprints = [spec.blueprint(f"diff-{i}") for i, spec in enumerate(batch)]
 
@@ -149,3 +160,6 @@ def test_same_outcome_on_worker_processes(
         assert_same(spec, local, distributed)
     for worker in workers:
         assert worker.proc.poll() is None, worker.stderr
+    # The runs interleaved over the processes (not all on one).
+    pids = set(trace_file.read_text().split())
+    assert len(pids) >= 2 and pids <= {str(w.proc.pid) for w in workers}, pids
