@@ -242,3 +242,22 @@ async def test_two_applications_share_one_redis_without_touching_each_other() ->
     owners = {key: [p for p in ("alpha:", "beta:") if key.startswith(p)] for key in keys}
     assert keys and all(len(owner) == 1 for owner in owners.values()), owners
     assert {owner[0] for owner in owners.values()} == {"alpha:", "beta:"}
+
+
+async def test_client_certificates_from_the_url(tls_files: TlsFiles) -> None:
+    """`tls-auth-clients yes`: the certificate and key given as URL parameters let the client
+    in (the server certificate doubles as a client one here); without them, one clear error."""
+    with running_redis_server(
+        "the client-certificate test",
+        tls=tls_files,
+        args=["--tls-auth-clients", "yes"],
+        probe={"ssl_certfile": str(tls_files.cert), "ssl_keyfile": str(tls_files.key)},
+    ) as port:
+        base = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={tls_files.ca}"
+        url = f"{base}&ssl_certfile={tls_files.cert}&ssl_keyfile={tls_files.key}"
+        async with adapter(url, "sec", registry=registry, blueprints=[chain("c", "t")]) as app:
+            result = await app.wait_for_result(await app.start_run("c"), timeout_s=30)
+        assert result.status == "completed"
+        with pytest.raises(redis.ConnectionError) as caught:
+            await run_chain(base)
+        assert str(caught.value).startswith(f"Redis at {base}: ")
