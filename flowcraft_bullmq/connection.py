@@ -201,7 +201,9 @@ def is_retryable(exc: BaseException) -> bool:
     if not isinstance(exc, RedisConnectionError | RedisTimeoutError):
         return False
     seen: BaseException | None = exc
-    while seen is not None:
+    for _ in range(16):  # the chain of causes (bounded: a chain can loop)
+        if seen is None:
+            break
         if isinstance(seen, AuthenticationError | ssl.SSLError | ssl.CertificateError):
             return False
         seen = seen.__cause__ or seen.__context__
