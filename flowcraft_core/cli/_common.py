@@ -213,6 +213,8 @@ def read_json_argument(option: str, value: str) -> Any:
             text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
         except OSError as exc:
             raise CliError(f"{option} {value}: {exc.strerror or exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise CliError(f"{option} {value}: not UTF-8 text (byte {exc.start})") from exc
         where = f"{option} {value}"
     else:
         text, where = value, option
@@ -222,6 +224,10 @@ def read_json_argument(option: str, value: str) -> Any:
         raise CliError(
             f"{where}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
         ) from exc
+    except RecursionError:
+        raise CliError(f"{where}: not valid JSON (nested too deeply)") from None
+    except ValueError as exc:  # an integer with more digits than Python converts
+        raise CliError(f"{where}: not valid JSON ({exc})") from None
 
 
 def read_context(value: str | None) -> dict[str, Any]:
