@@ -14,6 +14,9 @@ import msgspec
 from .errors import SerializationError
 
 _SCALARS = (str, int, bool, type(None))
+#: Deepest nesting of a context value: msgspec (like `json`) encodes recursively and fails
+#: near Python's recursion limit (1,000 frames, some already in use), so deeper is refused.
+MAX_DEPTH = 500
 
 
 class Serializer(Protocol):
@@ -31,7 +34,8 @@ def _type_name(value: Any) -> str:
 def check_json(value: Any, *, node_id: str | None = None, key: str | None = None) -> Any:
     """Validate that `value` is JSON data; tuples become lists. Returns the (maybe converted) value.
 
-    Iterative, so deep structures cannot hit the recursion limit; circular ones are refused.
+    Iterative, so deep structures cannot hit the recursion limit; circular ones and nesting
+    deeper than MAX_DEPTH (which the encoder could not handle) are refused.
     """
     cls = type(value)
     if cls in _SCALARS:
@@ -45,12 +49,12 @@ def check_json(value: Any, *, node_id: str | None = None, key: str | None = None
             f"value of type {_type_name(value)} is not JSON data", node_id=node_id, key=key
         )
     root: list[Any] = [value]
-    # Stack of (container, parent, slot) where converted tuples are written back.
-    stack: list[tuple[Any, Any, Any]] = [(value, root, 0)]
+    # Stack of (container, parent, slot, depth) where converted tuples are written back.
+    stack: list[tuple[Any, Any, Any, int]] = [(value, root, 0, 1)]
     active: set[int] = set()
     exit_marker = object()
     while stack:
-        item, parent, slot = stack.pop()
+        item, parent, slot, depth = stack.pop()
         if item is exit_marker:
             active.discard(slot)
             continue
@@ -71,13 +75,17 @@ def check_json(value: Any, *, node_id: str | None = None, key: str | None = None
             ident = id(item)
             if ident in active:
                 raise SerializationError("circular structure", node_id=node_id, key=key)
+            if depth > MAX_DEPTH:
+                message = f"nested more than {MAX_DEPTH} levels deep"
+                raise SerializationError(message, node_id=node_id, key=key)
             active.add(ident)
-            stack.append((exit_marker, None, ident))
+            stack.append((exit_marker, None, ident, depth))
+            inner = depth + 1
             if cls is list:
                 for index in range(len(item) - 1, -1, -1):
                     child = item[index]
                     if type(child) not in _SCALARS:
-                        stack.append((child, item, index))
+                        stack.append((child, item, index, inner))
             else:
                 for k, child in item.items():
                     if type(k) is not str:
@@ -85,7 +93,7 @@ def check_json(value: Any, *, node_id: str | None = None, key: str | None = None
                             f"dict key {k!r} is not a string", node_id=node_id, key=key
                         )
                     if type(child) not in _SCALARS:
-                        stack.append((child, item, k))
+                        stack.append((child, item, k, inner))
             continue
         raise SerializationError(
             f"value of type {_type_name(item)} is not JSON data", node_id=node_id, key=key
@@ -108,6 +116,8 @@ class JsonSerializer:
             return self._encoder.encode(checked).decode()
         except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
             raise SerializationError(str(exc)) from exc
+        except RecursionError:  # only if the call stack is already deep
+            raise SerializationError("nested too deeply to encode") from None
 
     def deserialize(self, text: str | bytes) -> Any:
         try:

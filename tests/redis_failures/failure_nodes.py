@@ -21,8 +21,15 @@ async def step(ctx: Any) -> dict[str, Any]:
 
 @registry.node("opaque")
 async def opaque(ctx: Any) -> dict[str, Any]:
-    """Returns what JSON cannot hold: a set under `result`, or writes one to context `bad`."""
-    if ctx.params.get("how") == "context":
+    """Returns what JSON cannot hold (a set, or lists nested 100,000 levels deep), or writes
+    a set to context `bad`."""
+    how = ctx.params.get("how")
+    if how == "context":
         await ctx.context.set("bad", {"nested": {1, 2}})
         return {"output": "wrote"}
+    if how == "deep":
+        deep: list[Any] = []
+        for _ in range(100_000):
+            deep = [deep]
+        return {"output": deep}
     return {"output": {"result": {1, 2}}}

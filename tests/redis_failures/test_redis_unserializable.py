@@ -1,6 +1,7 @@
-"""A node whose output or context write is not JSON data fails with a SerializationError naming
-the node and the key, exactly as in-process; nothing of it reaches Redis, and other runs on the
-same workers are unaffected."""
+"""A node whose output or context write is not JSON data (a set; lists nested 100,000 levels,
+which crashed the encoder with RecursionError) fails with a SerializationError naming the node
+and the key, exactly as in-process; nothing of it reaches Redis, and other runs on the same
+workers are unaffected."""
 
 from __future__ import annotations
 
@@ -19,11 +20,13 @@ BP = {
         {"id": "a", "uses": "step", "params": {"seconds": 0}},
         {"id": "out", "uses": "opaque", "params": {"how": "output"}},
         {"id": "ctx", "uses": "opaque", "params": {"how": "context"}},
+        {"id": "deep", "uses": "opaque", "params": {"how": "deep"}},
         {"id": "after", "uses": "step", "params": {"seconds": 0}},
     ],
     "edges": [
         {"source": "a", "target": "out"},
         {"source": "a", "target": "ctx"},
+        {"source": "a", "target": "deep"},
         {"source": "out", "target": "after"},
     ],
 }
@@ -47,6 +50,11 @@ async def test_a_value_that_is_not_json_fails_its_node_and_nothing_else(
     assert expected[1] == [
         ("ctx", "SerializationError", "node 'ctx', key 'bad': value of type set is not JSON data"),
         (
+            "deep",
+            "SerializationError",
+            "node 'deep', key '_outputs.deep': nested more than 500 levels deep",
+        ),
+        (
             "out",
             "SerializationError",
             "node 'out', key '_outputs.out': value of type set is not JSON data",
@@ -68,4 +76,4 @@ async def test_a_value_that_is_not_json_fails_its_node_and_nothing_else(
         ctx = await client.hgetall(f"{prefix}:{{{broken}}}:ctx")
     finally:
         await client.aclose()
-    assert "bad" not in ctx and "_outputs.out" not in ctx and "_outputs.after" not in ctx
+    assert not {"bad", "_outputs.out", "_outputs.deep", "_outputs.after"} & set(ctx)
