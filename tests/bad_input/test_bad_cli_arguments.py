@@ -23,8 +23,9 @@ EMPTY = {"id": "empty", "nodes": [], "edges": []}
         (b'{"a": ', "not valid JSON (line 1, column 7"),
         (b"[1]", "expected a JSON object"),
         (b'{"a": NaN}', "nan is not a finite number"),
+        (b'{"a": ' + b"[" * 600 + b"]" * 600 + b"}", "key 'a': nested more than 500 levels"),
     ],
-    ids=["deep", "long-integer", "latin-1", "truncated", "array", "nan"],
+    ids=["deep", "long-integer", "latin-1", "truncated", "array", "nan", "deeper-than-500"],
 )
 def test_a_bad_context_file_is_one_input_error(
     content: bytes, fragment: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
