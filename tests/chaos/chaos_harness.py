@@ -447,9 +447,10 @@ class Chaos:
             live = [w for w in self.workers if w.proc.poll() is None]
             if live:
                 victim = self.random.choice(live)
-                self.died_at[victim.proc.pid] = time.time()
                 self.note("kill", pid=victim.proc.pid)
                 await asyncio.to_thread(victim.kill)
+                # Once reaped: it may have started executions until the signal landed.
+                self.died_at[victim.proc.pid] = time.time()
                 self.ended(victim)
                 self.workers.remove(victim)
                 self.report.workers_killed += 1
