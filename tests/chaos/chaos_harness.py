@@ -272,7 +272,7 @@ def scratch_dir(keep: bool) -> Iterator[Path]:
 class ChaosConfig:
     runs: int = 500
     workers: int = 3
-    start_s: float = 60.0  # runs are started evenly over this many seconds
+    start_s: float = 150.0  # runs are started evenly over this many seconds
     kill_every_s: float = 3.0  # mean interval between SIGKILLs (uniform 0.5x-1.5x)
     lock_duration_s: float = 4.0
     stalled_interval_s: float = 2.0
@@ -689,30 +689,43 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m tests.chaos.run", description=__doc__.split("\n\n")[0] if __doc__ else ""
     )
     defaults = ChaosConfig()
-    parser.add_argument("--runs", type=int, default=defaults.runs)
-    parser.add_argument("--workers", type=int, default=defaults.workers)
+    parser.add_argument("--runs", type=int, default=defaults.runs, help="runs to start (500)")
+    parser.add_argument(
+        "--workers", type=int, default=defaults.workers, help="worker processes (3)"
+    )
     parser.add_argument(
         "--start-seconds",
         type=float,
-        default=defaults.start_s,
-        help="start the runs evenly over this many seconds",
+        help="start the runs evenly over this many seconds (default: 0.3 s per run)",
     )
-    parser.add_argument("--kill-every", type=float, default=defaults.kill_every_s)
+    parser.add_argument(
+        "--kill-every",
+        type=float,
+        default=defaults.kill_every_s,
+        help="mean s between SIGKILLs (3)",
+    )
     parser.add_argument("--lock-duration", type=float, default=defaults.lock_duration_s)
     parser.add_argument("--stalled-interval", type=float, default=defaults.stalled_interval_s)
     parser.add_argument("--concurrency", type=int, default=defaults.concurrency)
     parser.add_argument("--reconcile-cron", default=defaults.reconcile_cron)
     parser.add_argument("--reconcile-threshold", type=float, default=defaults.reconcile_threshold_s)
     parser.add_argument("--no-redis-restart", action="store_true")
-    parser.add_argument("--redis-down", type=float, default=defaults.redis_down_s)
-    parser.add_argument("--drain-timeout", type=float, default=defaults.drain_timeout_s)
+    parser.add_argument(
+        "--redis-down", type=float, default=defaults.redis_down_s, help="s Redis stays down (0.5)"
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=defaults.drain_timeout_s,
+        help="a run not finished this long after the last start is lost (180)",
+    )
     parser.add_argument("--seed", type=int)
     parser.add_argument("--keep", action="store_true", help="keep the work dir (traces, AOF)")
     args = parser.parse_args(argv)
     config = ChaosConfig(
         runs=args.runs,
         workers=args.workers,
-        start_s=args.start_seconds,
+        start_s=args.start_seconds if args.start_seconds is not None else 0.3 * args.runs,
         kill_every_s=args.kill_every,
         lock_duration_s=args.lock_duration,
         stalled_interval_s=args.stalled_interval,
