@@ -292,6 +292,7 @@ class ChaosReport:
     runs_started: int = 0
     start_retries: int = 0
     start_errors: list[str] = field(default_factory=list)
+    harness_errors: list[str] = field(default_factory=list)
     completed: int = 0
     failed_as_designed: int = 0
     not_as_designed: dict[str, str] = field(default_factory=dict)
@@ -318,7 +319,7 @@ class ChaosReport:
     def problems(self) -> list[str]:
         """What must be empty: lost runs, wrong outcomes, early joins, rewritten outputs,
         unexplained duplicates, runs that could not be started."""
-        found = []
+        found = [f"the chaos harness failed: {error}" for error in self.harness_errors]
         if self.start_errors:
             found.append(
                 f"{len(self.start_errors)} runs could not be started: {self.start_errors[:3]}"
@@ -447,12 +448,12 @@ class Chaos:
             live = [w for w in self.workers if w.proc.poll() is None]
             if live:
                 victim = self.random.choice(live)
+                self.workers.remove(victim)  # first: supervise() must not count it as died
                 self.note("kill", pid=victim.proc.pid)
                 await asyncio.to_thread(victim.kill)
                 # Once reaped: it may have started executions until the signal landed.
                 self.died_at[victim.proc.pid] = time.time()
                 self.ended(victim)
-                self.workers.remove(victim)
                 self.report.workers_killed += 1
             while len(self.workers) < self.config.workers:
                 self.spawn_worker()
@@ -562,7 +563,9 @@ class Chaos:
                     self.report.drain_s = time.monotonic() - starts_done
         finally:
             self.stop.set()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            for ended_as in await asyncio.gather(*tasks, return_exceptions=True):
+                if isinstance(ended_as, BaseException):  # the chaos itself broke down
+                    self.report.harness_errors.append(repr(ended_as))
         blueprint_of = dict(plan)
         for run_id in run_ids:
             result = results.get(run_id)
