@@ -28,25 +28,21 @@ from bullmq import Queue, UnrecoverableError, Worker
 from redis.exceptions import RedisError
 
 from flowcraft_core.blueprint import Blueprint
-from flowcraft_core.distributed import CoordinationStore, DistributedWorker, Job, akey, transitions
+from flowcraft_core.distributed import CoordinationStore, DistributedWorker, Job, akey
 from flowcraft_core.distributed.protocol import FINISHED_STATUSES, NODE
+from flowcraft_core.distributed.subflows import notify_ended
 from flowcraft_core.distributed.worker import error_json
 from flowcraft_core.errors import (
     RunNotFoundError,
     WorkerLostError,
 )
-from flowcraft_core.events import WorkflowStart
 from flowcraft_core.expressions import Evaluator
 from flowcraft_core.ids import new_run_id, validate_run_id
 from flowcraft_core.registry import as_registry
-from flowcraft_core.reserved import (
-    EXECUTION_ID,
-)
 from flowcraft_core.results import RunStatus, WorkflowResult
 from flowcraft_core.runtime import FlowRuntime
 from flowcraft_core.runtime.executor import RetryLater
 from flowcraft_core.runtime.plan import get_plan
-from flowcraft_core.versioning import blueprint_pin
 
 from .connection import ConnectionLike, RedisConnector, check_eviction_policy, named_error
 from .idempotency import FinishHook, idempotency_redis_key, run_idempotency_key
@@ -398,9 +394,10 @@ class BullMQAdapter:
             await self._fail_run(job, exc)
 
     async def _fail_run(self, job: Job, exc: BaseException) -> None:
-        assert self._store is not None
+        assert self._store is not None and self._worker is not None
         try:
             await self._store.fail_run(job.run_id, error_json(exc, node_id=job.node_id))
+            await notify_ended(self._worker, job.run_id)  # a subflow child's parent
         except Exception as error:
             logger.error(
                 "could not fail run %s: %s: %s",
@@ -470,31 +467,18 @@ class BullMQAdapter:
             existing = await self._claim_idempotency(client, idem, run_id)
             if existing is not None:
                 return existing
-        data[EXECUTION_ID] = run_id
-        entries, counters = transitions.entries(plan)
         try:
-            await store.create_run(
-                run_id,
-                blueprint_id=bp.id,
-                pin=blueprint_pin(bp),
-                context=data,
-                entries=entries,
-                counters=counters,
-            )
+            entries = await client_worker.create_run(bp, data, run_id)
         except BaseException:
             if idem is not None:
                 await self._release_idempotency(client, idem, run_id)
             raise
+        assert entries is not None
         if idem is not None:
             await client.set(run_idempotency_key(self.prefix, run_id), idem)
             if not entries:
                 await store.finished(run_id)
-        emitter = runtime._emitter
-        if emitter is not None:
-            await emitter(WorkflowStart(run_id=run_id, blueprint_id=bp.id))
-        await self._job_queue_or_fail().add_bulk(
-            [Job(run_id, e.node_id, e.iteration) for e in entries]
-        )
+        await client_worker.launch(bp, run_id, entries)
         return run_id
 
     def _job_queue_or_fail(self) -> BullMQJobQueue:
@@ -563,7 +547,7 @@ class BullMQAdapter:
         action: str | None = None,
         output: Any = None,
         *,
-        node_id: str | None = None,
+        node_id: str | Sequence[str] | None = None,
     ) -> str:
         """Resume a waiting activation with `NodeResult(output, action)` (SPEC 9.7).
 
@@ -573,6 +557,8 @@ class BullMQAdapter:
         the request waits in the run's FIFO until a wait activation that it matches starts.
         A finished or cancelled run: RunNotAwaitingError. A `node_id` that is not a wait,
         webhook or subflow node: ValueError. Needs no node code (the job runs on a worker).
+        A waiting subflow node forwards the resume to its child run; `node_id` may be a path
+        through subflow nodes (`["sub", "w2"]`).
         """
         _, client_worker, _ = await self._ready()
         return await client_worker.resume(run_id, node_id=node_id, output=output, action=action)
@@ -584,9 +570,10 @@ class BullMQAdapter:
         return await reconcile_run(self, run_id)
 
     async def cancel_run(self, run_id: str) -> bool:
-        """Cancel a running or awaiting run: True; False if it had already finished."""
-        store, _, _ = await self._ready()
-        return await store.cancel(run_id)
+        """Cancel a running or awaiting run and its subflow children (SPEC 9.8): True; False
+        if it had already finished."""
+        _, client_worker, _ = await self._ready()
+        return await client_worker.cancel(run_id)
 
     # ----------------------------------------------------------------- read-only views
     @property

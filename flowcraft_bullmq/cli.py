@@ -171,7 +171,13 @@ def register(
     resume.add_argument("run_id", metavar="RUN_ID")
     resume.add_argument("--action", help="the action that routes the waiting node's edges")
     resume.add_argument("--output", metavar="JSON|@FILE", help="the waiting node's output")
-    resume.add_argument("--node", help="which waiting node (default: the first in order)")
+    resume.add_argument(
+        "--node",
+        action="append",
+        metavar="ID",
+        help="which waiting node (default: the first in order); repeat it for a path through "
+        "subflow nodes: --node sub --node w2",
+    )
     _distributed_options(resume)
     resume.set_defaults(handler=resume_command)
 

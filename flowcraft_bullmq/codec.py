@@ -22,6 +22,7 @@ from flowcraft_core.distributed.protocol import (
     Transition,
     iteration_text,
     loop_instance_key,
+    waiting_base,
 )
 from flowcraft_core.runtime.state import TAKEN
 
@@ -60,7 +61,7 @@ def pack_transition(t: Transition) -> tuple[bytes, list[bytes], list[str]]:
 
     header: dict[str, Any] = {
         "a": t.akey,
-        "b": t.akey.removesuffix("~wait"),
+        "b": waiting_base(t.akey),
         "o": [[key, 0 if deleted else ref(value)] for key, value, deleted in t.ops],
         "k": list(t.output_keys),
         "r": [
@@ -106,7 +107,12 @@ def pack_transition(t: Transition) -> tuple[bytes, list[bytes], list[str]]:
         header["e"] = ref(t.error)
     if t.waiting is not None:
         header["w"] = ref(t.waiting)
-        header["q"] = _encoder.encode(t.node_id).decode()  # may take a buffered resume
+        if t.episode is None:  # may take a buffered resume (a subflow's wait does not)
+            header["q"] = _encoder.encode(t.node_id).decode()
+    if t.child is not None:
+        header["y"] = [t.akey.removesuffix("~child"), ref(t.child)]
+    if t.episode is not None:
+        header["p"] = t.episode
     if t.sleep is not None:
         wake_at, value = t.sleep
         header["z"] = [t.akey.removesuffix("~sleep"), repr(wake_at / 1000.0), ref([wake_at, value])]
@@ -194,6 +200,20 @@ def unpack_pair(text: str | bytes | None) -> Any:
     return _pair_decoder.decode(text)
 
 
+_parent_decoder = msgspec.json.Decoder(tuple[str, str, tuple[int, ...]])
+_record_decoder = msgspec.json.Decoder(dict[str, Any])
+
+
+def unpack_parent(text: str | bytes | None) -> tuple[str, str, tuple[int, ...]] | None:
+    """A child run's parent link ``[run id, node id, iteration]`` (meta ``parent``)."""
+    return None if not text else _parent_decoder.decode(text)
+
+
+def unpack_record(text: str | bytes | None) -> dict[str, Any] | None:
+    """A parked subflow activation's child record (acts ``<akey>~sub``)."""
+    return None if text is None else _record_decoder.decode(text)
+
+
 def resume_entry(node_id: str | None, output: Any, action: str | None) -> bytes:
     """A buffered resume in ``P:{R}:resume``: the node id JSON (or null), a newline, then
     ``[output, action]`` JSON (complete.lua matches the first line; JSON has no raw newline)."""
@@ -236,5 +256,7 @@ __all__ = [
     "unpack_applied",
     "unpack_frontier",
     "unpack_pair",
+    "unpack_parent",
+    "unpack_record",
     "unpack_single",
 ]

@@ -13,6 +13,7 @@ from typing import Any
 import redis.asyncio as redis
 
 from flowcraft_core.distributed import CoordinationStore
+from flowcraft_core.distributed.frontier import FrontierEntry
 from flowcraft_core.distributed.protocol import Applied, Followup, Loaded
 from flowcraft_core.distributed.protocol import Transition as _Transition
 
@@ -68,6 +69,7 @@ class FinishHook:
         context: Mapping[str, Any],
         entries: Sequence[Followup],
         counters: Sequence[str] = (),
+        parent: tuple[str, str, tuple[int, ...]] | None = None,
     ) -> None:
         await self.store.create_run(
             run_id,
@@ -76,6 +78,7 @@ class FinishHook:
             context=context,
             entries=entries,
             counters=counters,
+            parent=parent,
         )
 
     async def load(self, run_id: str, akey: str, keys: Sequence[str] | None) -> Loaded:
@@ -113,6 +116,12 @@ class FinishHook:
         self, run_id: str, node_id: str | None, output: Any, action: str | None
     ) -> str:
         return await self.store.buffer_resume(run_id, node_id, output, action)
+
+    async def rearm(self, run_id: str, akey: str, episode: int) -> bool:
+        return await self.store.rearm(run_id, akey, episode)
+
+    async def frontier(self, run_id: str) -> list[FrontierEntry]:
+        return await self.store.frontier(run_id)
 
     async def cancel(self, run_id: str) -> bool:
         cancelled = await self.store.cancel(run_id)

@@ -9,13 +9,18 @@ key                    type   content
 ====================== ====== ==========================================================
 ``P:{R}:meta``         hash   ``blueprintId``, ``blueprintVersion`` (the pin), ``status``,
                               ``createdAt``, ``progressAt``, ``finishedAt``, ``inFlight``,
-                              ``wakeAt`` (the latest wake time of a sleep, epoch s)
+                              ``wakeAt`` (the latest wake time of a sleep, epoch s),
+                              ``episode`` (times it went from awaiting to running),
+                              ``parent`` (a subflow child's ``[run id, node id,
+                              iteration]``)
 ``P:{R}:ctx``          hash   the context: one field per key, JSON text (None -> null)
 ``P:{R}:errors``       list   error records (JSON), in the order they were recorded
 ``P:{R}:acts``         hash   akey -> the recorded answer (compact Applied JSON) of a
                               completed activation; redelivery replays it. Also
                               ``<akey>~wake`` -> ``[wakeAt ms, input]`` of a sleep, and
-                              ``<akey>~claim`` -> ``[output, action]`` of a resume
+                              ``<akey>~claim`` -> ``[output, action]`` of a resume,
+                              ``<akey>~sub`` -> a parked subflow's child record,
+                              ``<akey>~ep`` -> the child episode of its latest wait
 ``P:{R}:joins``        set    target akeys that have a join record
 ``P:{R}:join:<akey>``  hash   one target's join record: pred node id -> JSON
                               ``[status, value]`` (membership = HSETNX semantics)

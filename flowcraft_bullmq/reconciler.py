@@ -13,6 +13,8 @@ recorded state only, so it never re-derives routing and an untaken branch never 
 * `BullMQAdapter.reconcile(run_id)` (`reconcile_run` here) re-adds each ready activation whose
   BullMQ job is missing or finished (a finished record is removed first, then the job is added
   with its deterministic id) and re-runs pending propagation with `DistributedWorker.follow`.
+  A subflow activation parked on its child is owed the child's `-~child` notification once the
+  child has ended, and nothing while it runs.
   Everything it does is idempotent: a job that is still waiting, delayed or active is left
   alone, a replayed completion changes nothing, and an activation that runs again only
   replays its recorded follow-ups.
@@ -34,6 +36,7 @@ from redis.asyncio import Redis
 from flowcraft_core.distributed import DistributedWorker, Job
 from flowcraft_core.distributed.frontier import FrontierEntry, split
 from flowcraft_core.distributed.protocol import FINISHED_STATUSES, RUNNING
+from flowcraft_core.distributed.subflows import reconciled
 from flowcraft_core.errors import BlueprintError, BlueprintVersionError, Problem
 from flowcraft_core.runtime.plan import ExecutionPlan, get_plan
 from flowcraft_core.versioning import blueprint_pin
@@ -300,8 +303,10 @@ async def reconcile_run(adapter: BullMQAdapter, run_id: str) -> list[str]:
         logger.info("run %s: nothing recorded in flight to reconcile", run_id)
         return []
     jobs, pending = split(run_id, entries)
+    # A parked subflow is owed its child's notification, and only once the child has ended.
+    owed = [found for job in jobs if (found := await reconciled(store, job)) is not None]
     queue = _RevivingQueue(adapter._job_queue_or_fail())
-    await queue.add_bulk(jobs)
+    await queue.add_bulk(owed)
     if pending.skipped or pending.loop_ends:
         plan = await _plan(client_worker, store, run_id)
         worker = DistributedWorker(store=store, queue=queue, **adapter._client_worker_args)

@@ -24,11 +24,12 @@ NAMES = (
     "fail_run",
     "resume_waiting",
     "buffer_resume",
+    "rearm",
 )
 
 #: The scripts that get lua/lib.lua in front of them.
 WITH_LIB = frozenset(
-    {"create_run", "complete", "cancel", "fail_run", "resume_waiting", "buffer_resume"}
+    {"create_run", "complete", "cancel", "fail_run", "resume_waiting", "buffer_resume", "rearm"}
 )
 
 
@@ -62,6 +63,7 @@ class Scripts:
     fail_run: AsyncScript
     resume_waiting: AsyncScript
     buffer_resume: AsyncScript
+    rearm: AsyncScript
 
 
 __all__ = ["NAMES", "WITH_LIB", "Scripts", "source"]

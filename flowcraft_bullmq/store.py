@@ -82,10 +82,12 @@ class RedisCoordinationStore:
         context: Mapping[str, Any],
         entries: Sequence[Followup],
         counters: Sequence[str] = (),
+        parent: tuple[str, str, tuple[int, ...]] | None = None,
     ) -> None:
         keys = self.keys(run_id)
         args: list[Any] = [blueprint_id, pin, len(entries), self.state_ttl_s, keys.join_prefix]
-        args += [len(counters), *counters]
+        link = b"" if parent is None else codec.encode([parent[0], parent[1], list(parent[2])])
+        args += [link, len(counters), *counters]
         for entry in entries:
             args += (entry.akey, codec.pack_ready(entry))
         for key, value in context.items():
@@ -103,6 +105,7 @@ class RedisCoordinationStore:
             args,
         )
         status, blueprint_id, pin, done, fired, waiting, join, values, sleep, claim = reply[:10]
+        child, episode, parent = reply[11:]
         decode = codec.decode
         return Loaded(
             status=status,
@@ -116,6 +119,9 @@ class RedisCoordinationStore:
             sleeping=codec.unpack_pair(sleep),
             claimed=codec.unpack_pair(claim),
             batch_input=codec.unpack_single(reply[10]),
+            child=codec.unpack_record(child),
+            parent=codec.unpack_parent(parent),
+            episode=int(episode),
         )
 
     async def complete(self, run_id: str, transition: Transition) -> Applied:
@@ -223,8 +229,6 @@ class RedisCoordinationStore:
         """Claim a waiting activation for a resume job (inFlight + 1, status running); the
         claim records (output, action) for the job."""
         keys = self.keys(run_id)
-        node_id, _, text = akey.rpartition("@")
-        iteration = tuple(int(i) for i in text.split(".")) if text else ()
         claimed = await self._call(
             run_id,
             self._scripts.resume_waiting,
@@ -232,10 +236,22 @@ class RedisCoordinationStore:
             [
                 akey,
                 codec.encode([output, action]),
-                codec.pack_ready(Followup(akey, node_id, iteration)),
+                codec.pack_ready(_followup_of(akey)),
             ],
         )
         return bool(claimed)
+
+    async def rearm(self, run_id: str, akey: str, episode: int) -> bool:
+        """A subflow activation waiting on its child since an earlier child episode is in
+        flight again (see lua/rearm.lua)."""
+        keys = self.keys(run_id)
+        rearmed = await self._call(
+            run_id,
+            self._scripts.rearm,
+            [keys.meta, keys.waiting, keys.acts, keys.frontier],
+            [akey, episode, codec.pack_ready(_followup_of(akey))],
+        )
+        return bool(rearmed)
 
     async def buffer_resume(
         self, run_id: str, node_id: str | None, output: Any, action: str | None
@@ -250,6 +266,11 @@ class RedisCoordinationStore:
             [node_id or "", codec.resume_entry(node_id, output, action)],
         )
         return str(answer)
+
+
+def _followup_of(akey: str) -> Followup:
+    node_id, _, text = akey.rpartition("@")
+    return Followup(akey, node_id, tuple(int(i) for i in text.split(".")) if text else ())
 
 
 def _decode_hash(fields: Mapping[str, str]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ KEYS[13..]   the join key of each resolution (header "r"), in order, then of eac
              iteration (header "n")
 ARGV[1]      the transition header (codec.pack_transition), JSON; user data is never inside,
              it is referenced by ARGV index:
-               a  akey                  b  akey without "~wait" (the waiting mark)
+               a  akey                  b  the activation's akey (protocol.waiting_base)
                o  [[ctx key, value index, or 0 to delete], ...]
                k  [output key, ...]     v  index of the output (when k is not empty)
                e  index of the error record (absent: no error)
@@ -29,6 +29,11 @@ ARGV[1]      the transition header (codec.pack_transition), JSON; user data is n
                I  an item ended: {k scatter akey, i index, o index of its slot (absent with
                   an error, which fails the batch and is counted only if it is the first),
                   f true if it failed (collected or not: acts "<item akey>~fail")}
+               y  a parked subflow: [akey, index of the child record] (acts "<akey>~sub")
+               p  a subflow transition driven by its child, at this child episode: a wait
+                  is ignored once the activation completed or waits at this episode or a
+                  later one (acts "<akey>~ep"), and replaces an older wait; a completion of
+                  a waiting activation makes the run running again (a new episode)
 ARGV[2]      state TTL in seconds (0 = keep the keys of a finished run)
 ARGV[3]      join key prefix (keys.RunKeys.join_prefix)
 ARGV[4..]    JSON texts referenced by index: context values, the output, join entries
@@ -39,7 +44,8 @@ Error NORUN if the run does not exist.
 Applied JSON: {"r": [[followup, 0], ...], "s": [[followup, status], ...],
                "l": [[[header id, prefix], [delivered edge indices], [Close, ...]], ...],
                "f": final status or null, "q": [output, action] of a taken resume}
-A sleeping transition, or a waiting one that took a buffered resume, stays in flight.
+A sleeping or parked transition, or a waiting one that took a buffered resume, stays in
+flight. Returns {"ignored", status} for a subflow wait that is ignored (see "p").
 ]==]
 
 local TAKEN, FAILED_RES = 0, 2
@@ -61,6 +67,16 @@ local t = cjson.decode(ARGV[1])
 local recorded = redis.call('HGET', acts, t.a)
 if recorded then
   return {'replay', recorded}
+end
+
+-- A subflow activation driven by its child may wait already (it is then not in flight).
+local was_waiting = t.p and redis.call('HEXISTS', waiting, t.b) == 1
+if t.p and t.w then
+  if redis.call('HEXISTS', acts, t.b) == 1
+    or (was_waiting and (tonumber(redis.call('HGET', acts, t.b .. '~ep')) or -1) >= t.p) then
+    return {'ignored', status}
+  end
+  redis.call('HSET', acts, t.b .. '~ep', t.p)
 end
 
 -- A wait that starts takes the oldest buffered resume naming its node, else the oldest naming
@@ -106,6 +122,15 @@ else
 end
 if not taken then -- a wait that took a buffered resume is still owed its completion
   redis.call('HDEL', frontier, t.b)
+end
+if t.y then
+  redis.call('HSET', acts, t.y[1] .. '~sub', ARGV[t.y[2]])
+end
+if was_waiting and not t.w then -- a waiting subflow completes: the run is running again
+  if status == 'awaiting' then
+    redis.call('HINCRBY', meta, 'episode', 1)
+  end
+  redis.call('HSET', meta, 'status', 'running')
 end
 if t.z then
   redis.call('HSET', acts, t.z[1] .. '~wake', ARGV[t.z[3]])
@@ -343,7 +368,9 @@ for position, c in ipairs(t.c) do
 end
 
 -- In-flight accounting and the final status.
-local ended = (t.z or taken) and 0 or 1 -- a sleep, or a wait that took a resume, stays
+-- A sleep, a parked subflow, or a wait that took a resume, stays in flight; a subflow that
+-- waited was not in flight.
+local ended = (t.z or t.y or taken or was_waiting) and 0 or 1
 local in_flight = redis.call('HINCRBY', meta, 'inFlight',
   #ready + #skipped + #loop_ends - ended)
 local now = now_s()

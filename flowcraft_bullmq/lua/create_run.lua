@@ -6,8 +6,10 @@ ARGV[2]      version pin (meta field blueprintVersion)
 ARGV[3]      number of entry activations (the initial inFlight)
 ARGV[4]      state TTL in seconds, for a run with no entries (0 = keep)
 ARGV[5]      join key prefix (keys.RunKeys.join_prefix)
-ARGV[6]      number N of loop counters the entries open (an entry may be a loop header)
-ARGV[7..6+N] those counters (fields of the live hash, KEYS[8])
+ARGV[6]      a subflow child's parent link, [run id, node id, iteration] JSON (meta
+             parent), or "" for none
+ARGV[7]      number N of loop counters the entries open (an entry may be a loop header)
+ARGV[8..7+N] those counters (fields of the live hash, KEYS[8])
 then         the frontier of the entry activations, ARGV[3] pairs: akey, frontier JSON
              (["r", followup], keys.py), ...; then the context: key, JSON value, ...
 
@@ -25,11 +27,14 @@ local now = now_s()
 local entries = tonumber(ARGV[3])
 redis.call('HSET', meta, 'blueprintId', ARGV[1], 'blueprintVersion', ARGV[2], 'status', 'running',
   'createdAt', now, 'progressAt', now, 'inFlight', entries)
-local ncounters = tonumber(ARGV[6])
-for i = 7, 6 + ncounters do
+if ARGV[6] ~= '' then
+  redis.call('HSET', meta, 'parent', ARGV[6])
+end
+local ncounters = tonumber(ARGV[7])
+for i = 8, 7 + ncounters do
   redis.call('HINCRBY', KEYS[8], ARGV[i], 1)
 end
-local first_entry = 7 + ncounters
+local first_entry = 8 + ncounters
 local first_value = first_entry + 2 * entries
 for i = first_entry, first_value - 1, 2 do
   redis.call('HSET', KEYS[12], ARGV[i], ARGV[i + 1])

@@ -14,11 +14,13 @@ ARGV[3..] context keys
 Returns {status, blueprintId, blueprintVersion (the pin), recorded Applied JSON | nil,
          fired pred | nil, waiting 0 | 1, {pred, [status, value] JSON, ...}, {key, JSON value, ...},
          sleep record [wakeAt ms, input] JSON | nil, resume claim [output, action] JSON | nil,
-         batch input [item] or [results] JSON | nil (complete.lua's batches)}.
+         batch input [item] or [results] JSON | nil (complete.lua's batches),
+         child record JSON | nil (a parked subflow), episode, parent link JSON | nil}.
 Error NORUN if the run does not exist.
 ]==]
 
-local meta = redis.call('HMGET', KEYS[1], 'status', 'blueprintId', 'blueprintVersion')
+local meta = redis.call('HMGET', KEYS[1], 'status', 'blueprintId', 'blueprintVersion',
+  'episode', 'parent')
 if not meta[1] then
   return redis.error_reply('NORUN run not found')
 end
@@ -49,4 +51,6 @@ return {
   redis.call('HGET', KEYS[3], akey .. '~wake'),
   redis.call('HGET', KEYS[3], akey .. '~claim'),
   redis.call('HGET', KEYS[3], akey .. '~in'),
+  redis.call('HGET', KEYS[3], akey .. '~sub'),
+  meta[4] or '0', meta[5],
 }

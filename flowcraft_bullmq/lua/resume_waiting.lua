@@ -9,7 +9,7 @@ ARGV[1]  akey of the waiting activation (without "~wait")
 ARGV[2]  the resume, [output, action] JSON: the claim's value, read by the resume job
 ARGV[3]  its frontier entry (codec.pack_ready)
 
-Returns 1 (inFlight + 1, status running) if the activation is waiting, not yet claimed, and
+Returns 1 (inFlight + 1, status running, a new episode if it was awaiting) if the activation is waiting, not yet claimed, and
 the run has not finished, else 0: a second resume of the same activation (a webhook delivered
 twice) must not count in-flight work that will never complete. Error NORUN if the run does
 not exist.
@@ -29,6 +29,9 @@ if redis.call('HSETNX', KEYS[3], ARGV[1] .. '~claim', ARGV[2]) == 0 then
   return 0
 end
 redis.call('HINCRBY', KEYS[1], 'inFlight', 1)
+if status == 'awaiting' then -- a new episode (subflow notifications, subflows.py)
+  redis.call('HINCRBY', KEYS[1], 'episode', 1)
+end
 redis.call('HSET', KEYS[1], 'status', 'running', 'progressAt', now_s())
 redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
 return 1

@@ -129,7 +129,7 @@ async def run_item(
             transition.error = record.to_json()
     applied = await worker.store.complete(run_id, transition)
     await host.flush()
-    await worker.follow(plan, run_id, applied)
+    await worker.follow(plan, run_id, applied, notify=loaded)
 
 
 __all__ = ["JobBatches", "open_batch", "run_item"]

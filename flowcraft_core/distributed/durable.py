@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from ..blueprint.model import Blueprint
@@ -165,7 +166,7 @@ async def handle_parked(
         )
         return
     await host.flush()
-    await worker.follow(plan, run_id, applied)
+    await worker.follow(plan, run_id, applied, notify=loaded)
 
 
 # ----------------------------------------------------------------- resume
@@ -190,13 +191,19 @@ async def resume(
     worker: DistributedWorker,
     run_id: str,
     *,
-    node_id: str | None,
+    node_id: str | Sequence[str] | None,
     output: Any,
     action: str | None,
 ) -> str:
     """SPEC 9.7: `"resumed"` (a matching waiting activation was claimed and its resume job
     added) or `"buffered"`. A finished or cancelled run raises RunNotAwaitingError; an unknown
-    run RunNotFoundError; a `node_id` that is not a wait, webhook or subflow node ValueError."""
+    run RunNotFoundError; a `node_id` that is not a wait, webhook or subflow node ValueError.
+    A waiting subflow node forwards the resume to its child (`node_id` may be a path through
+    subflow nodes, SPEC 3.11); one that is not waiting raises RunNotAwaitingError."""
+    from . import subflows  # it imports this module
+
+    path = [node_id] if isinstance(node_id, str) else list(node_id or [])
+    node_id = path[0] if path else None
     store = worker.store
     blueprint_id = (await store.load(run_id, "", ())).blueprint_id
     bp = worker.runtime.blueprints.get(blueprint_id)
@@ -207,7 +214,8 @@ async def resume(
         )
     if node_id is not None:
         check_resume_target(bp, node_id)
-    order = get_plan(bp, worker.runtime.evaluator).by_id
+    plan = get_plan(bp, worker.runtime.evaluator)
+    order = plan.by_id
     for _ in range(_RESUME_TRIES):
         status, _ctx, _errors, waiting = await store.result(run_id)
         if status in FINISHED_STATUSES:
@@ -216,10 +224,15 @@ async def resume(
         if node_id is not None:
             keys = [k for k in keys if split_akey(k)[0] == node_id]
         for key in keys:  # a claimed one (resumed already) answers False
+            name, iteration = split_akey(key)
+            if name in order and plan.nodes[order[name]].uses == SUBFLOW:
+                return await subflows.forward(worker, waiting[key], path[1:], output, action)
             if await store.resume_waiting(run_id, key, output, action):
-                name, iteration = split_akey(key)
                 await worker.queue.add_bulk([Job(run_id, name, iteration, kind=RESUME)])
+                await subflows.rearm_ancestors(worker, run_id)
                 return RESUMED
+        if node_id is not None and plan.nodes[order[node_id]].uses == SUBFLOW:
+            raise _not_awaiting(run_id, node_id, status)  # only a waiting child takes resumes
         answer = await store.buffer_resume(run_id, node_id, output, action)
         if answer == BUFFERED:
             return BUFFERED

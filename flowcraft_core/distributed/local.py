@@ -11,16 +11,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..blueprint.model import Blueprint
-from ..events import WorkflowStart
 from ..expressions import Evaluator
 from ..ids import new_run_id, validate_run_id
-from ..reserved import EXECUTION_ID
 from ..results import WorkflowResult
-from ..runtime.plan import get_plan
-from ..versioning import blueprint_pin
-from . import transitions
 from .memory import InMemoryCoordinationStore, InMemoryJobQueue
-from .protocol import Job
 from .worker import DistributedWorker
 
 
@@ -66,22 +60,9 @@ class LocalCluster:
         bp = self.runtime.resolve_blueprint(blueprint_id)
         data = self.runtime.initial_data(initial_context)
         run_id = validate_run_id(run_id) if run_id is not None else new_run_id()
-        plan = get_plan(bp, self.runtime.evaluator)
-        self.runtime.implementations(plan)
-        data[EXECUTION_ID] = run_id
-        entries, counters = transitions.entries(plan)
-        await self.store.create_run(
-            run_id,
-            blueprint_id=bp.id,
-            pin=blueprint_pin(bp),
-            context=data,
-            entries=entries,
-            counters=counters,
-        )
-        emitter = self.runtime._emitter
-        if emitter is not None:
-            await emitter(WorkflowStart(run_id=run_id, blueprint_id=bp.id))
-        await self.queue.add_bulk([Job(run_id, e.node_id, e.iteration) for e in entries])
+        entries = await self.worker.create_run(bp, data, run_id)
+        assert entries is not None
+        await self.worker.launch(bp, run_id, entries)
         return run_id
 
     async def drain(self) -> None:
@@ -129,7 +110,7 @@ class LocalCluster:
         action: str | None = None,
         output: Any = None,
         *,
-        node_id: str | None = None,
+        node_id: str | Sequence[str] | None = None,
     ) -> WorkflowResult:
         """`resume`, then drain; the run's result."""
         await self.resume(run_id, action, output, node_id=node_id)
@@ -142,7 +123,7 @@ class LocalCluster:
         action: str | None = None,
         output: Any = None,
         *,
-        node_id: str | None = None,
+        node_id: str | Sequence[str] | None = None,
     ) -> str:
         """`"resumed"` (its resume job is queued) or `"buffered"` (SPEC 9.7), without draining.
 
@@ -151,7 +132,8 @@ class LocalCluster:
         return await self.worker.resume(run_id, node_id=node_id, output=output, action=action)
 
     async def cancel_run(self, run_id: str) -> bool:
-        return await self.store.cancel(run_id)
+        """Cancel the run and its subflow children (SPEC 9.8)."""
+        return await self.worker.cancel(run_id)
 
 
 __all__ = ["LocalCluster"]

@@ -30,6 +30,7 @@ from .protocol import (
     Transition,
     akey,
     loop_instance_key,
+    waiting_base,
 )
 
 
@@ -83,6 +84,14 @@ class _Run:
     #: Batches by their scatter's akey; an item's item and a gather's results by akey.
     batches: dict[str, _Batch] = field(default_factory=dict)
     batch_input: dict[str, tuple[Any]] = field(default_factory=dict)
+    #: A subflow child: (parent run id, node id, iteration).
+    parent: tuple[str, str, tuple[int, ...]] | None = None
+    #: How many times the run went from awaiting back to running.
+    episode: int = 0
+    #: Subflow activations parked on a child -> the child record; kept after they end.
+    children: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Subflow activations -> the child episode of their latest wait.
+    wait_episode: dict[str, int] = field(default_factory=dict)
 
 
 def decide(
@@ -120,10 +129,11 @@ class InMemoryCoordinationStore:
         context: Mapping[str, Any],
         entries: Sequence[Followup],
         counters: Sequence[str] = (),
+        parent: tuple[str, str, tuple[int, ...]] | None = None,
     ) -> None:
         if run_id in self.runs:
             raise ValueError(f"run {run_id!r} already exists")
-        run = _Run(blueprint_id=blueprint_id, pin=pin, context=dict(context))
+        run = _Run(blueprint_id=blueprint_id, pin=pin, context=dict(context), parent=parent)
         run.in_flight = len(entries)
         run.progress_at = time.time()
         run.frontier = {e.akey: ready_entry(e) for e in entries}
@@ -148,6 +158,9 @@ class InMemoryCoordinationStore:
             sleeping=run.sleeping.get(akey),
             claimed=run.claimed.get(akey),
             batch_input=run.batch_input.get(akey),
+            child=run.children.get(akey),
+            parent=run.parent,
+            episode=run.episode,
         )
 
     async def complete(self, run_id: str, t: Transition) -> Applied:
@@ -164,6 +177,14 @@ class InMemoryCoordinationStore:
                 replay=True,
                 taken=recorded.taken,
             )
+        base = waiting_base(t.akey)
+        # A subflow activation driven by its child: it may wait (not in flight) already.
+        was_waiting = t.episode is not None and base in run.waiting
+        if t.episode is not None and t.waiting is not None:
+            if base in run.acts or (was_waiting and run.wait_episode[base] >= t.episode):
+                # Completed, or waiting at this episode already.
+                return Applied(ignored=True, finished=run.status)
+            run.wait_episode[base] = t.episode
         ctx = run.context
         for key, value, deleted in t.ops:
             if deleted:
@@ -174,9 +195,13 @@ class InMemoryCoordinationStore:
             ctx[key] = t.output
         if t.error is not None and t.item is None:
             run.errors.append(t.error)
-        base = t.akey.removesuffix("~wait")
-        # A wait that starts takes a buffered resume, if one matches, instead of waiting.
-        taken = self._take_buffered(run, t.node_id) if t.waiting is not None else None
+        # A wait that starts takes a buffered resume, if one matches, instead of waiting
+        # (a subflow's wait does not: resumes naming it go to its child).
+        taken = (
+            self._take_buffered(run, t.node_id)
+            if t.waiting is not None and t.episode is None
+            else None
+        )
         if t.waiting is not None and taken is None:
             run.waiting[base] = t.waiting
         else:
@@ -184,6 +209,10 @@ class InMemoryCoordinationStore:
         if t.sleep is not None:
             run.sleeping[base.removesuffix("~sleep")] = t.sleep
             run.wake_at = max(run.wake_at, t.sleep[0] / 1000.0)
+        if t.child is not None:
+            run.children[base.removesuffix("~child")] = t.child
+        if was_waiting and t.waiting is None:  # a waiting subflow completes: running again
+            self._wake(run)
         applied = Applied(taken=taken)
         if t.batch is not None:
             self._open_batch(run, t.batch, applied)
@@ -249,8 +278,10 @@ class InMemoryCoordinationStore:
         if taken is None:  # a wait that took a buffered resume is still owed its completion
             run.frontier.pop(base, None)
         run.frontier.update((entry.akey, entry) for entry in entries_of(applied))
-        # A sleeping activation, or a wait that took a buffered resume, stays in flight.
-        ended = 0 if t.sleep is not None or taken is not None else 1
+        # A sleeping or parked activation, or a wait that took a buffered resume, stays in
+        # flight; a subflow activation that waited was not in flight.
+        stays = t.sleep is not None or t.child is not None or taken is not None
+        ended = 0 if stays or was_waiting else 1
         run.in_flight += len(applied.ready) + len(applied.skipped) + len(applied.loop_ends) - ended
         run.progress_at = time.time()
         if run.in_flight == 0:
@@ -327,6 +358,20 @@ class InMemoryCoordinationStore:
             batch.parked = Followup(r.target, r.node_id, r.iteration, TAKEN)
             return None
         return FAILED_RES if batch.failed else TAKEN
+
+    @staticmethod
+    def _owed(run: _Run, akey: str) -> None:
+        """A waiting activation is owed its completion again (in the frontier)."""
+        node_id, _, text = akey.rpartition("@")
+        iteration = tuple(int(i) for i in text.split(".")) if text else ()
+        run.frontier[akey] = ready_entry(Followup(akey, node_id, iteration))
+
+    @staticmethod
+    def _wake(run: _Run) -> None:
+        """The run has work in flight again: `running`, a new episode if it was awaiting."""
+        if run.status == "awaiting":
+            run.episode += 1
+        run.status = RUNNING
 
     @staticmethod
     def _open(run: _Run, counters: Sequence[str]) -> None:
@@ -408,11 +453,25 @@ class InMemoryCoordinationStore:
             return False
         run.claimed[akey] = (output, action)  # a second resume of the same activation: False
         run.in_flight += 1
-        run.status = RUNNING
-        # Owed again, until its resume job completes it (a lost job is re-enqueued).
-        node_id, _, text = akey.rpartition("@")
-        iteration = tuple(int(i) for i in text.split(".")) if text else ()
-        run.frontier[akey] = ready_entry(Followup(akey, node_id, iteration))
+        self._wake(run)
+        self._owed(run, akey)  # until its resume job completes it (a lost job is re-enqueued)
+        return True
+
+    async def rearm(self, run_id: str, akey: str, episode: int) -> bool:
+        """A subflow activation that waits on its child since an episode before `episode`
+        (the child's, now running) is in flight again; False if it does not wait (so, or
+        since a later episode) or the run has finished."""
+        run = self._run(run_id)
+        if (
+            run.status in FINISHED_STATUSES
+            or akey not in run.waiting
+            or run.wait_episode.get(akey, episode) >= episode
+        ):
+            return False
+        del run.waiting[akey]
+        run.in_flight += 1
+        self._wake(run)
+        self._owed(run, akey)
         return True
 
     async def buffer_resume(

@@ -1,6 +1,7 @@
 """Which context keys a job must load before running its node (SPEC 9.4 step 1).
 
-The node's `inputs` references (every key reference resolution may consult), its entry
+The node's `inputs` references (every key reference resolution may consult; a subflow's
+`params.inputs` too), its entry
 input, and the names its outgoing expressions and loop condition read. An expression that
 uses `context[...]` (or a custom evaluator that does not say which names it reads) needs the
 whole context. Node code reads anything else on demand, one round trip each.
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from ..reserved import INPUTS_PREFIX, OUTPUTS_PREFIX
+from ..reserved import INPUTS_PREFIX, OUTPUTS_PREFIX, SUBFLOW
 from ..runtime.plan import ExecutionPlan, NodePlan
 
 _RESERVED_NAMES = frozenset({"result", "input", "iteration"})
@@ -37,6 +38,9 @@ def _compute(plan: ExecutionPlan, node: NodePlan) -> tuple[str, ...] | None:
     keys: list[str] = [INPUTS_PREFIX + node.id]
     for ref in _refs(node.definition.inputs):
         keys += reference_keys(ref)
+    if node.uses == SUBFLOW and isinstance(mapping := node.params.get("inputs"), Mapping):
+        for ref in mapping.values():  # the child's initial context (SPEC 5.6)
+            keys += reference_keys(str(ref))
     if node.fallback_node is not None:
         for ref in _refs(plan.nodes[node.fallback_node].definition.inputs):
             keys += reference_keys(ref)

@@ -9,15 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..ids import activation_id
+
+if TYPE_CHECKING:
+    from .frontier import FrontierEntry
 
 # Job kinds.
 NODE = "node"
 RESUME = "resume"
 #: A durable sleep's delayed job (`<activation id>-~wake`, SPEC 9.3, 9.7).
 WAKE = "wake"
+#: A subflow child reached awaiting or a final status: `<activation id>-~child<seq>` tells the
+#: parent activation (SPEC 9.7; `subflows.py`).
+CHILD = "child"
 
 # Activation outcomes a transition reports.
 SUCCEEDED = "succeeded"
@@ -25,6 +31,8 @@ FAILED = "failed"
 WAITING = "waiting"
 #: A sleep node parked until its wake job (stays in flight; SPEC 9.7).
 SLEEPING = "sleeping"
+#: A subflow node parked on its child run (stays in flight; SPEC 9.7).
+PARKED = "parked"
 SKIPPED = "skipped"
 BLOCKED = "blocked"
 LOOP_END = "loopend"
@@ -41,6 +49,15 @@ def iteration_text(iteration: Sequence[int]) -> str:
 def akey(node_id: str, iteration: Sequence[int]) -> str:
     """Activation key `<nodeId>@<i.j>`; unique per (node, iteration), readable from the right."""
     return f"{node_id}@{iteration_text(iteration)}"
+
+
+def waiting_base(key: str) -> str:
+    """The activation akey of a waiting transition's akey (`<akey>~wait`, or
+    `<akey>~wait~<episode>` for a subflow node waiting on its child)."""
+    head, mark, tail = key.rpartition("~wait")
+    if mark and (not tail or (tail[:1] == "~" and tail[1:].isdigit())):
+        return head
+    return key
 
 
 def loop_instance_key(header_id: str, prefix: Sequence[int]) -> str:
@@ -196,6 +213,14 @@ class Transition:
     #: A scatter that opens its batch; an item that ends (SPEC 5.1).
     batch: BatchOpen | None = None
     item: ItemEnd | None = None
+    #: A subflow activation parks on its child run (`subflows.py`): the child record
+    #: {"runId", "blueprintId", "context"}; it stays in flight.
+    child: dict[str, Any] | None = None
+    #: A subflow activation's transition driven by its child at this child episode: a wait
+    #: (ignored once the activation completed, or waits at this episode or a later one;
+    #: replaces an older wait) or the completion of an activation that may wait (not in
+    #: flight then: the run becomes running again).
+    episode: int | None = None
 
 
 @dataclass(slots=True)
@@ -250,6 +275,12 @@ class Loaded:
     claimed: tuple[Any, str | None] | None = None
     #: A batch item: (its item,); a gather: (the item results in order,); else None.
     batch_input: tuple[Any] | None = None
+    #: A subflow activation parked on its child run: the child record (Transition.child).
+    child: dict[str, Any] | None = None
+    #: The run is a subflow child: (parent run id, node id, iteration).
+    parent: tuple[str, str, tuple[int, ...]] | None = None
+    #: How many times the run went from awaiting back to running (child notifications).
+    episode: int = 0
 
 
 class CoordinationStore(Protocol):
@@ -264,6 +295,7 @@ class CoordinationStore(Protocol):
         context: Mapping[str, Any],
         entries: Sequence[Followup],
         counters: Sequence[str] = (),
+        parent: tuple[str, str, tuple[int, ...]] | None = None,
     ) -> None: ...
 
     async def load(self, run_id: str, akey: str, keys: Sequence[str] | None) -> Loaded: ...
@@ -290,6 +322,10 @@ class CoordinationStore(Protocol):
         self, run_id: str, node_id: str | None, output: Any, action: str | None
     ) -> str: ...
 
+    async def rearm(self, run_id: str, akey: str, episode: int) -> bool: ...
+
+    async def frontier(self, run_id: str) -> list[FrontierEntry]: ...
+
     async def cancel(self, run_id: str) -> bool: ...
 
     async def fail_run(self, run_id: str, error: dict[str, Any]) -> None: ...
@@ -303,9 +339,11 @@ class JobQueue(Protocol):
 
 __all__ = [
     "BLOCKED",
+    "CHILD",
     "FAILED",
     "LOOP_END",
     "NODE",
+    "PARKED",
     "RESUME",
     "RUNNING",
     "SKIPPED",
@@ -328,4 +366,5 @@ __all__ = [
     "Transition",
     "akey",
     "loop_instance_key",
+    "waiting_base",
 ]

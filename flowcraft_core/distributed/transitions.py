@@ -17,6 +17,7 @@ from .protocol import (
     BLOCKED,
     FAILED,
     LOOP_END,
+    PARKED,
     SKIPPED,
     SLEEPING,
     SUCCEEDED,
@@ -230,6 +231,24 @@ def sleeping(
     )
 
 
+def parked(
+    node: NodePlan,
+    iteration: tuple[int, ...],
+    child: dict[str, Any],
+    delivered: tuple[bool, Any],
+) -> Transition:
+    """A subflow activation parked on its child run (SPEC 9.7): it stays in flight (and its
+    loop counters open) until the child's outcome completes it or makes it wait."""
+    return Transition(
+        akey=akey(node.id, iteration) + "~child",
+        node_id=node.id,
+        iteration=iteration,
+        outcome=PARKED,
+        ops=_inputs_op(node, delivered),
+        child=child,
+    )
+
+
 def loop_end(
     plan: ExecutionPlan,
     header_id: str,
@@ -276,6 +295,7 @@ __all__ = [
     "delivered_value",
     "entries",
     "loop_end",
+    "parked",
     "skipped",
     "sleeping",
     "success",

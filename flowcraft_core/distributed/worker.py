@@ -21,11 +21,12 @@ from ..errors import (
     LoopLimitError,
     Problem,
 )
-from ..events import FlowEvent, NodeAwaiting, NodeSkipped
+from ..events import FlowEvent, NodeAwaiting, NodeSkipped, WorkflowStart
 from ..expressions import Evaluator
 from ..reserved import (
     AWAITING_DETAILS,
     AWAITING_NODE_IDS,
+    EXECUTION_ID,
     INPUTS_PREFIX,
     SUBFLOW,
 )
@@ -40,24 +41,24 @@ from ..runtime.routing import node_input, route
 from ..runtime.runtime import FlowRuntime
 from ..runtime.state import DEAD, FAILED_RES
 from ..versioning import blueprint_pin
-from . import batching, durable, transitions
+from . import batching, durable, subflows, transitions
 from .preload import preload_keys
 from .protocol import (
+    CHILD,
     FAILED,
     FINISHED_STATUSES,
     NODE,
     Applied,
     CoordinationStore,
+    Followup,
     Job,
     JobQueue,
+    Loaded,
     Transition,
     akey,
 )
 
 logger = logging.getLogger("flowcraft_core.distributed")
-
-#: Built-ins whose distributed form (child runs, item jobs) is not implemented yet.
-_NOT_DISTRIBUTED = frozenset({SUBFLOW})
 
 
 class StoreContext:
@@ -187,7 +188,10 @@ class DistributedWorker:
             return
         self._remember(run_id, plan)
         if loaded.done is not None:
-            await self.follow(plan, run_id, loaded.done)
+            await self.follow(plan, run_id, loaded.done, notify=loaded)
+            return
+        if loaded.child is not None or job.kind == CHILD:  # a subflow's child (SPEC 9.7)
+            await subflows.sync(self, plan, job, loaded)
             return
         if job.kind != NODE or loaded.sleeping is not None or loaded.claimed is not None:
             # A wake or a resume, or a sleeping or resumed activation's job again (SPEC 9.7).
@@ -223,7 +227,10 @@ class DistributedWorker:
             self, host, plan, node, job.iteration, transition, applied
         )
         await host.flush()
-        await self.follow(plan, run_id, applied)
+        await self.follow(plan, run_id, applied, notify=loaded)
+        if transition.child is not None and not applied.ignored:  # parked: start the child
+            loaded.child = transition.child
+            await subflows.sync(self, plan, job, loaded)
 
     def _remember(self, run_id: str, plan: ExecutionPlan) -> None:
         """Runs seen recently: their next jobs load only the keys their node needs."""
@@ -259,7 +266,7 @@ class DistributedWorker:
         transition = self._failure(host, plan, node, job.iteration, error, 0, None, delivered)
         applied = await self.store.complete(run_id, transition)
         await host.flush()
-        await self.follow(plan, run_id, applied)
+        await self.follow(plan, run_id, applied, notify=loaded)
 
     async def _plan(self, run_id: str, blueprint_id: str, pin: str) -> ExecutionPlan | None:
         """The run's plan, or None after failing the run (unknown blueprint, other version)."""
@@ -281,6 +288,7 @@ class DistributedWorker:
                 return plan
         logger.error("run %s failed: %s", run_id, error, extra={"run_id": run_id, "node_id": None})
         await self.store.fail_run(run_id, error_json(error, node_id=None))
+        await subflows.notify_ended(self, run_id)
         return None
 
     async def _execute(
@@ -301,24 +309,13 @@ class DistributedWorker:
         parked = durable.sleeping(node, iteration, value, delivered)
         if parked is not None:  # a durable sleep holds no worker (SPEC 9.7)
             return parked
+        if node.uses == SUBFLOW:  # nor does a subflow: its child is a run of its own
+            return subflows.parking(self, host, node, iteration, value, delivered)
         spec = host.attempt_spec(node, iteration, value)
         if host.queue_attempt is not None:  # this job is attempt k; the queue retries
             spec.first_attempt, spec.defer_retries = host.queue_attempt, True
         started = time.perf_counter()
-        if node.uses in _NOT_DISTRIBUTED:
-            error = BlueprintError(
-                host.blueprint_id,
-                [
-                    Problem(
-                        f"nodes[{node.index}].uses",
-                        "UNSUPPORTED_DISTRIBUTED",
-                        f"built-in {node.uses!r} does not run distributed yet",
-                    )
-                ],
-            )
-            outcome = Outcome(OUT_FAILED, error=error, attempts=0)
-        else:
-            outcome = await host.execute(node, spec)
+        outcome = await host.execute(node, spec)
         return self.outcome_transition(host, plan, node, iteration, outcome, delivered, started)
 
     def outcome_transition(
@@ -401,14 +398,23 @@ class DistributedWorker:
         )
 
     # ----------------------------------------------------------------- follow-ups
-    async def follow(self, plan: ExecutionPlan, run_id: str, applied: Applied) -> None:
-        """Enqueue ready activations; propagate skips, blocks and loop ends (iteratively)."""
+    async def follow(
+        self, plan: ExecutionPlan, run_id: str, applied: Applied, *, notify: Loaded | None = None
+    ) -> None:
+        """Enqueue ready activations; propagate skips, blocks and loop ends (iteratively).
+        `notify`: the job's load; if the run is a subflow child and ends here (awaiting or
+        final), its parent's `-~child` job is added (a replayed end only if still current)."""
         todo = deque([applied])
         emitter = self.runtime._emitter
+        ended: str | None = None
         while todo:
             current = todo.popleft()
             if current.ignored:
                 continue
+            if current.finished is not None and (
+                not current.replay or notify is None or current.finished == notify.status
+            ):
+                ended = current.finished
             if current.ready:
                 await self.queue.add_bulk(
                     [Job(run_id, f.node_id, f.iteration) for f in current.ready]
@@ -430,13 +436,75 @@ class DistributedWorker:
             for end in current.loop_ends:
                 t = transitions.loop_end(plan, end.header_id, end.prefix, end.delivered, end.rest)
                 todo.append(await self.store.complete(run_id, t))
+        if notify is not None and ended is not None:
+            job = subflows.notification(notify, ended)
+            if job is not None:
+                await self.queue.add_bulk([job])
+
+    # ----------------------------------------------------------------- runs
+    async def create_run(
+        self,
+        bp: Blueprint,
+        data: dict[str, Any],
+        run_id: str,
+        *,
+        parent: tuple[str, str, tuple[int, ...]] | None = None,
+    ) -> list[Followup] | None:
+        """Write a new run (meta, context with `_executionId`, what it is owed); its entry
+        activations for `launch`. An existing run raises ValueError, unless `parent` is given
+        (a subflow started twice): then None, and nothing is done."""
+        plan = get_plan(bp, self.runtime.evaluator)
+        self.runtime.implementations(plan)
+        data[EXECUTION_ID] = run_id
+        entries, counters = transitions.entries(plan)
+        try:
+            await self.store.create_run(
+                run_id,
+                blueprint_id=bp.id,
+                pin=blueprint_pin(bp),
+                context=data,
+                entries=entries,
+                counters=counters,
+                parent=parent,
+            )
+        except ValueError:
+            if parent is None:
+                raise
+            return None
+        return entries
+
+    async def launch(
+        self,
+        bp: Blueprint,
+        run_id: str,
+        entries: Sequence[Followup],
+        *,
+        parent: tuple[str, str, tuple[int, ...]] | None = None,
+    ) -> None:
+        """After `create_run`: emit `workflow:start`, enqueue the entry activations."""
+        emitter = self.runtime._emitter
+        if emitter is not None:
+            await emitter(
+                WorkflowStart(
+                    run_id=run_id,
+                    blueprint_id=bp.id,
+                    parent_run_id=parent[0] if parent else None,
+                    parent_node_id=parent[1] if parent else None,
+                )
+            )
+        await self.queue.add_bulk([Job(run_id, e.node_id, e.iteration) for e in entries])
+
+    async def cancel(self, run_id: str) -> bool:
+        """Cancel a running or awaiting run and its children (SPEC 9.8): True; False if it
+        had finished."""
+        return await subflows.cancel(self, run_id)
 
     # ----------------------------------------------------------------- resume
     async def resume(
         self,
         run_id: str,
         *,
-        node_id: str | None,
+        node_id: str | Sequence[str] | None,
         output: Any,
         action: str | None,
     ) -> str:

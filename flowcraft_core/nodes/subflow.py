@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import SubflowError
 from ..reserved import INPUTS_PREFIX, OUTPUTS_PREFIX
@@ -15,9 +16,27 @@ if TYPE_CHECKING:
     from ..blueprint.model import Blueprint
     from ..runtime.engine import Engine
     from ..runtime.plan import NodePlan
+    from ..runtime.runtime import FlowRuntime
 
 
-def child_context(engine: Engine, node: NodePlan, value: Any, child: Blueprint) -> dict[str, Any]:
+class SubflowHost(Protocol):
+    """What the pure subflow rules read: the in-process engine, or a distributed job's host."""
+
+    @property
+    def runtime(self) -> FlowRuntime: ...
+
+    @property
+    def data(self) -> Mapping[str, Any]: ...
+
+
+def child_blueprint(runtime: FlowRuntime, node: NodePlan) -> Blueprint:
+    """The blueprint a subflow node runs (`implementations` checked that it is known)."""
+    return runtime.blueprints[node.params["blueprintId"]]
+
+
+def child_context(
+    engine: SubflowHost, node: NodePlan, value: Any, child: Blueprint
+) -> dict[str, Any]:
     mapping = node.params.get("inputs")
     if isinstance(mapping, dict):
         reader = ContextReader(engine.data)
@@ -37,7 +56,7 @@ def first_error(result: WorkflowResult) -> str | None:
 
 
 def subflow_outcome(
-    engine: Engine, node: NodePlan, child: Blueprint, result: WorkflowResult
+    engine: SubflowHost, node: NodePlan, child: Blueprint, result: WorkflowResult
 ) -> Outcome:
     """Map the child's result onto the subflow node's activation."""
     if result.status == RunStatus.COMPLETED:
@@ -73,7 +92,7 @@ def subflow_outcome(
 
 async def subflow_node(engine: Engine, node: NodePlan, spec: AttemptSpec) -> Outcome:
     runtime = engine.runtime
-    child = runtime.blueprints[node.params["blueprintId"]]
+    child = child_blueprint(runtime, node)
     context = child_context(engine, node, spec.input, child)
     result = await runtime.run(
         child, context, run_id=spec.activation_id, parent=(engine.run_id, node.id)
@@ -81,4 +100,4 @@ async def subflow_node(engine: Engine, node: NodePlan, spec: AttemptSpec) -> Out
     return subflow_outcome(engine, node, child, result)
 
 
-__all__ = ["child_context", "subflow_node", "subflow_outcome"]
+__all__ = ["SubflowHost", "child_blueprint", "child_context", "subflow_node", "subflow_outcome"]

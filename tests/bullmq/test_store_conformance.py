@@ -12,6 +12,7 @@ import asyncio
 import copy
 import dataclasses
 import itertools
+import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -20,6 +21,14 @@ from importlib import resources
 from typing import Any
 
 import pytest
+from distributed.subflow_cases import (
+    SCENARIOS,
+    blueprints,
+    in_process,
+    on_cluster,
+    registry_of,
+    same,
+)
 from distributed.test_memory_parity import CASES, comparable, make_registry, n, random_batches
 from hypothesis import given, settings
 from redis.asyncio import Redis
@@ -30,12 +39,13 @@ from strategies import workflow_dags
 
 from flowcraft_bullmq import RedisContext, RedisCoordinationStore
 from flowcraft_bullmq.scripts import NAMES
-from flowcraft_core import FlowRuntime, NodeRegistry, WorkflowResult
+from flowcraft_core import FlowRuntime, InMemoryEventBus, NodeRegistry, WorkflowResult
 from flowcraft_core.context import DELETED, MISSING
 from flowcraft_core.distributed import Job, LocalCluster
 from flowcraft_core.distributed.memory import InMemoryCoordinationStore
 from flowcraft_core.distributed.protocol import (
     LOOP_END,
+    PARKED,
     SKIPPED,
     SUCCEEDED,
     WAITING,
@@ -513,6 +523,62 @@ async def test_a_second_claim_of_the_same_wait_is_refused(store: CoordinationSto
     assert (await store.complete(R, step("w@"))).finished == "completed"
     assert (await store.complete(R, step("w@"))).ignored
     assert await store.status(R) == "completed"
+
+
+async def test_a_subflow_activation_follows_its_child_episode_by_episode(
+    store: CoordinationStore,
+) -> None:
+    """Parked (in flight), waiting once per child episode, re-armed only by a newer episode,
+    completed once whether it waits or not; stale child-driven waits change nothing."""
+    await start(store, "s@")
+    record = {"runId": "r1-s-0", "blueprintId": "child", "context": {"k": [1]}, "input": None}
+    parked = Transition("s@~child", "s", (), PARKED, child=record)
+    assert await store.complete(R, parked) == Applied()
+    loaded = await store.load(R, "s@", ())
+    assert (loaded.child, loaded.episode, loaded.status) == (record, 0, "running")
+    assert [e.akey for e in await store.frontier(R)] == ["s@"]  # still owed
+
+    def wait(episode: int, awaiting: list[str]) -> Transition:
+        details = {"reason": "subflow", "childRunId": "r1-s-0", "awaiting": awaiting}
+        return Transition(f"s@~wait~{episode}", "s", (), WAITING, waiting=details, episode=episode)
+
+    assert await store.complete(R, wait(0, ["w1", "w2"])) == Applied(finished="awaiting")
+    assert (await store.complete(R, wait(0, ["w1", "w2"]))).replay
+    assert await store.frontier(R) == []
+    assert await store.rearm(R, "s@", 0) is False  # the child still waits in episode 0
+    assert await store.rearm(R, "s@", 1) is True
+    assert (await store.status(R), (await store.load(R, "", ())).episode) == ("running", 1)
+    assert await store.rearm(R, "s@", 1) is False
+    assert (await store.complete(R, wait(1, ["w1"]))).finished == "awaiting"
+    # The child waits again and moves on without the parent: the newer wait replaces it.
+    replaced = await store.complete(R, wait(3, ["w3"]))
+    assert (replaced.ignored, await store.status(R)) == (False, "awaiting")
+    assert (await store.result(R))[3]["s@"]["awaiting"] == ["w3"]
+    assert (await store.complete(R, wait(2, ["w2"]))).ignored  # older than the wait
+    # The child finished: the waiting activation completes, the run is running again first.
+    done = step("s@", res("n@", "s", value="out"))
+    done.episode = 4
+    assert await store.complete(R, done) == Applied(ready=ready("n@"))
+    assert (await store.status(R), (await store.load(R, "", ())).episode) == ("running", 2)
+    assert (await store.complete(R, wait(5, ["w5"]))).ignored  # completed already
+    assert await store.rearm(R, "s@", 9) is False
+    assert (await store.complete(R, step("n@"))).finished == "completed"
+
+
+async def test_a_child_run_records_its_parent(store: CoordinationStore) -> None:
+    await store.create_run(
+        "p-s-1.2",
+        blueprint_id="child",
+        pin="sha256:pin",
+        context={},
+        entries=ready("a@"),
+        parent=("p", "s", (1, 2)),
+    )
+    loaded = await store.load("p-s-1.2", "", ())
+    assert (tuple(loaded.parent or ()), loaded.episode) == (("p", "s", (1, 2)), 0)
+    assert (await store.load("p-s-1.2", "", ())).child is None
+    await start(store, "a@", run_id="orphan")
+    assert (await store.load("orphan", "", ())).parent is None
 
 
 async def test_the_final_status_prefers_failed_then_awaiting_then_stalled(
@@ -1002,3 +1068,45 @@ async def test_a_batch_item_job_costs_two_round_trips_of_ours(redis_client: Redi
     assert result.context["doubled"] == [2 * i for i in items]
     # scatter, 10 items, gather and its successor: two each.
     assert count[0] == 2 * (1 + len(items) + 2), count[0]
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+async def test_subflows_on_redis_match_the_in_process_runtime(
+    redis_client: Redis, name: str
+) -> None:
+    """SPEC 5.6, 9.7 with the Redis scripts (parent link, parked and waiting subflows,
+    episodes, rearm): each step ends as in-process."""
+    scenario = SCENARIOS[name]
+    registry, bps = registry_of(scenario), blueprints(scenario)
+    local = await in_process(FlowRuntime(registry=registry, blueprints=bps), scenario, "run1")
+    cluster = redis_cluster(redis_client, registry, bps)
+    same(await on_cluster(cluster, scenario, "run1"), local)
+
+
+async def test_a_redelivered_subflow_job_on_redis_starts_one_child(redis_client: Redis) -> None:
+    """The child's meta records its parent; the parent's job handled again while the child
+    runs, or after it waits, neither starts a second child nor fails on the existing run."""
+    scenario = SCENARIOS["wait_resumed_through_the_parent"]
+    bus = InMemoryEventBus()
+    cluster = LocalCluster(
+        registry=registry_of(scenario), blueprints=blueprints(scenario), event_bus=bus
+    )
+    store = RedisCoordinationStore(redis_client)
+    cluster.store = store  # type: ignore[assignment]
+    cluster.worker.store = store
+    await cluster.start_run(scenario.root, run_id="r-sub")
+    child_meta = "flowcraft:{r-sub-sub-0}:meta"
+    while not await redis_client.exists(child_meta):
+        await cluster.worker.handle(cluster.queue.queue.get_nowait())
+    assert json.loads(await redis_client.hget(child_meta, "parent")) == ["r-sub", "sub", []]
+    for _ in range(2):
+        await cluster.worker.handle(Job("r-sub", "sub", ()))
+    await cluster.drain()
+    assert (await cluster.result("r-sub")).status == "awaiting"
+    await cluster.worker.handle(Job("r-sub", "sub", ()))
+    assert await store.status("r-sub") == "awaiting"
+    starts = [s.run_id for s in bus.of_type("workflow:start") if s.parent_run_id == "r-sub"]
+    assert starts == ["r-sub-sub-0"]
+    done = await cluster.resume_with_action("r-sub", "stop", 5, node_id="sub")
+    assert done.status == "completed"
+    assert await redis_client.hget(child_meta, "episode") == "1"

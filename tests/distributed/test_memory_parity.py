@@ -5,19 +5,35 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from distributed.subflow_cases import (
+    SCENARIOS,
+    blueprints,
+    in_process,
+    on_cluster,
+    registry_of,
+    same,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from runtime.test_random_dags import Workload  # the property test's implementations
 from strategies import workflow_dags
 
 from blueprints.etl_batch.nodes import registry as etl_registry
-from flowcraft_core import FlowRuntime, NodeRegistry, NonRetryableError, WorkflowResult
-from flowcraft_core.distributed import LocalCluster
+from flowcraft_core import (
+    FlowRuntime,
+    InMemoryEventBus,
+    NodeRegistry,
+    NonRetryableError,
+    RunNotAwaitingError,
+    WorkflowResult,
+)
+from flowcraft_core.distributed import Job, LocalCluster
 
 IGNORED = {"_runState"}
 
@@ -481,7 +497,6 @@ async def test_redelivered_item_jobs_change_nothing(name: str) -> None:
 async def test_a_lost_item_job_fails_only_that_item(collect: bool) -> None:
     """An item job that stalled too often (SPEC 9.4) fails its item with WorkerLostError, as
     any node job fails its activation: collected into its slot, or failing the batch."""
-    from flowcraft_core.distributed import Job
     from flowcraft_core.errors import WorkerLostError
 
     blueprint = {
@@ -542,3 +557,156 @@ async def test_random_batches_match(case: tuple[dict[str, Any], dict[str, Any]])
     blueprint, context = case
     local, distributed, _ = await both(make_registry(), blueprint, context, run_id="rb")
     assert comparable(distributed) == comparable(local)
+
+
+# --------------------------------------------------------------------------- subflows
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+async def test_subflows_give_the_in_process_result(name: str) -> None:
+    """SPEC 5.6, 9.7: the child is a run of its own; each step (the run, then every resume
+    through the parent) ends as in-process."""
+    scenario = SCENARIOS[name]
+    registry, bps = registry_of(scenario), blueprints(scenario)
+    local = await in_process(FlowRuntime(registry=registry, blueprints=bps), scenario, "run1")
+    cluster = LocalCluster(registry=registry, blueprints=bps, workers=3)
+    same(await on_cluster(cluster, scenario, "run1"), local)
+
+
+async def test_a_redelivered_subflow_job_starts_one_child() -> None:
+    """9.7: starting the child is idempotent; the parent job handled again changes nothing."""
+    scenario = SCENARIOS["wait_resumed_through_the_parent"]
+    bus = InMemoryEventBus()
+    cluster = LocalCluster(
+        registry=registry_of(scenario), blueprints=blueprints(scenario), event_bus=bus
+    )
+    await cluster.start_run(scenario.root, run_id="r-sub")
+    while "r-sub-sub-0" not in cluster.store.runs:  # one job at a time until the child starts
+        await cluster.worker.handle(cluster.queue.queue.get_nowait())
+    assert await cluster.store.status("r-sub") == "running"
+    for _ in range(2):  # BullMQ delivers the parent's job again while the child runs
+        await cluster.worker.handle(Job("r-sub", "sub", ()))
+    await cluster.drain()
+    waiting = await cluster.result("r-sub")
+    assert waiting.status == "awaiting"
+    assert sorted(cluster.store.runs) == ["r-sub", "r-sub-sub-0"]
+    starts = [s for s in bus.of_type("workflow:start") if s.parent_run_id == "r-sub"]
+    assert [(s.run_id, s.parent_node_id) for s in starts] == [("r-sub-sub-0", "sub")]
+    await cluster.worker.handle(Job("r-sub", "sub", ()))  # still waiting: nothing happens
+    assert await cluster.store.status("r-sub") == "awaiting"
+    done = await cluster.resume_with_action("r-sub", "stop", 5, node_id="sub")
+    local = await in_process(
+        FlowRuntime(registry=make_registry(), blueprints=blueprints(scenario)), scenario, "r-sub"
+    )
+    same([waiting, done], local)
+
+
+async def test_cancelling_the_parent_cancels_its_children() -> None:
+    """9.8: children are cancelled, waiting (nested) or still running."""
+    scenario = SCENARIOS["nested_two_levels"]
+    cluster = LocalCluster(registry=registry_of(scenario), blueprints=blueprints(scenario))
+    assert (await cluster.run(scenario.root, run_id="r-c")).status == "awaiting"
+    assert await cluster.cancel_run("r-c") is True
+    assert await cluster.cancel_run("r-c") is False
+    for run_id in ("r-c", "r-c-s1-0", "r-c-s1-0-s2-0"):
+        assert await cluster.store.status(run_id) == "cancelled", run_id
+    await cluster.drain()
+    assert (await cluster.result("r-c")).status == "cancelled"
+
+    await cluster.start_run(scenario.root, run_id="r-d")
+    while "r-d-s1-0" not in cluster.store.runs:  # the child runs (its parent is parked)
+        await cluster.worker.handle(cluster.queue.queue.get_nowait())
+    assert await cluster.store.status("r-d") == "running"
+    assert await cluster.cancel_run("r-d") is True
+    await cluster.drain()
+    assert await cluster.store.status("r-d-s1-0") == "cancelled"
+    assert "r-d-s1-0-s2-0" not in cluster.store.runs
+
+
+async def test_a_cancelled_child_fails_its_subflow_node() -> None:
+    scenario = SCENARIOS["wait_resumed_through_the_parent"]
+    cluster = LocalCluster(registry=registry_of(scenario), blueprints=blueprints(scenario))
+    assert (await cluster.run(scenario.root, run_id="r-k")).status == "awaiting"
+    assert await cluster.cancel_run("r-k-sub-0") is True
+    await cluster.drain()
+    result = await cluster.result("r-k")
+    assert result.status == "failed"
+    assert [(e.node_id, e.type) for e in result.errors] == [("sub", "SubflowError")]
+    assert "run 'r-k-sub-0' ended cancelled" in result.errors[0].message
+
+
+async def test_a_resume_through_a_subflow_checks_the_path() -> None:
+    scenario = SCENARIOS["two_waits_resumed_by_path"]
+    cluster = LocalCluster(registry=registry_of(scenario), blueprints=blueprints(scenario))
+    assert (await cluster.run(scenario.root, run_id="r-p")).status == "awaiting"
+    with pytest.raises(RunNotAwaitingError, match="'nope' is not waiting"):
+        await cluster.resume("r-p", None, 1, node_id=["sub", "nope"])
+    with pytest.raises(ValueError, match="only wait, webhook and subflow"):
+        await cluster.resume("r-p", None, 1, node_id=["a", "w1"])
+    assert await cluster.store.status("r-p") == "awaiting"
+
+
+@settings(max_examples=int(os.environ.get("FLOWCRAFT_PARITY_EXAMPLES", "60")) // 2, deadline=None)
+@given(workflow_dags(max_nodes=6), st.booleans(), st.booleans())
+async def test_random_children_of_a_subflow_match(
+    spec: Any, with_outputs: bool, with_fallback: bool
+) -> None:
+    """Any child (failing or not, one or several terminals) gives the subflow node the
+    in-process outcome: outputs, terminal outputs, or SubflowError and its fallback."""
+    spec = dataclasses.replace(
+        spec, nodes=tuple(dataclasses.replace(node, join="all") for node in spec.nodes)
+    )
+    impl = Workload()
+    child = spec.blueprint("random-child")
+    params: dict[str, Any] = {"blueprintId": "random-child"}
+    if with_outputs:
+        params["outputs"] = {f"got_{node['id']}": node["id"] for node in child["nodes"][:2]}
+    sub: dict[str, Any] = {"id": "sub", "uses": "subflow", "params": params}
+    first = child["nodes"][0]
+    plain = {"uses": first["uses"], "params": {**first["params"], "fail": "never"}}
+    nodes = [sub, {"id": "after", **plain}]
+    if with_fallback:
+        sub["config"] = {"fallback": "stand_in"}
+        nodes.append({"id": "stand_in", **plain})
+    parent = {"id": "random-parent", "nodes": nodes, "edges": [e("sub", "after")]}
+    registry, bps = impl.registry(), [child, parent]
+    local = await FlowRuntime(registry=registry, blueprints=bps).run("random-parent", run_id="rp")
+    cluster = LocalCluster(registry=registry, blueprints=bps, workers=3)
+    distributed = await cluster.run("random-parent", run_id="rp")
+    racy = frozenset({"_catch_error"})
+    assert _first_error_aside(comparable(distributed, racy)) == _first_error_aside(
+        comparable(local, racy)
+    )
+
+
+def _first_error_aside(compared: Any) -> Any:
+    """Which of parallel failing child nodes fails first is timing (SPEC 9.1): a SubflowError
+    message is compared up to the child status it names."""
+    status, context, errors = compared
+    errors = [
+        (node, it, kind, _upto_status(message) if kind == "SubflowError" else message, n)
+        for node, it, kind, message, n in errors
+    ]
+    return status, context, errors
+
+
+def _upto_status(message: str) -> str:
+    found = re.match(r".*? ended \w+", message)
+    assert found is not None, message
+    return found.group(0)
+
+
+async def test_resuming_a_grandchild_directly_resumes_its_ancestors() -> None:
+    """A resume of the innermost child run itself (by its run id) puts every waiting ancestor
+    back in flight (running, not awaiting), and ends as the resume through the path does."""
+    scenario = SCENARIOS["nested_two_levels"]
+    registry, bps = registry_of(scenario), blueprints(scenario)
+    local = await in_process(FlowRuntime(registry=registry, blueprints=bps), scenario, "run1")
+    cluster = LocalCluster(registry=registry, blueprints=bps)
+    first = await cluster.run(scenario.root, run_id="run1")
+    (_path, output, action) = scenario.resumes[0]
+    assert await cluster.resume("run1-s1-0-s2-0", action, output) == "resumed"
+    for run_id in ("run1", "run1-s1-0", "run1-s1-0-s2-0"):
+        assert await cluster.store.status(run_id) == "running", run_id
+    await cluster.drain()
+    same([first, await cluster.result("run1")], local)
