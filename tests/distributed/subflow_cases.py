@@ -155,6 +155,31 @@ SCENARIOS: dict[str, Scenario] = {
         "p-loop",
         {"count": 0},
     ),
+    "batch_in_the_child": Scenario(
+        [
+            {
+                "id": "batch-child",
+                "nodes": [
+                    n(
+                        "s",
+                        "batch-scatter",
+                        inputs="items",
+                        params={"workerUsesKey": "double", "gatherNodeId": "g", "chunkSize": 2},
+                    ),
+                    n("g", "batch-gather"),
+                    n("total", "sum"),
+                ],
+                "edges": [e("s", "g"), e("g", "total")],
+            },
+            parent(
+                "p-batch",
+                "batch-child",
+                params={"inputs": {"items": "items"}, "outputs": {"doubled": "g", "sum": "total"}},
+            ),
+        ],
+        "p-batch",
+        {"items": [1, 2, 3, 4, 5]},
+    ),
     "repo_example": Scenario(
         [_EXAMPLE / "customer-enrichment.yaml", _EXAMPLE / "customer-report.yaml"],
         "customer-report",
