@@ -12,7 +12,6 @@ import argparse
 import datetime
 import os
 import platform
-import resource
 import signal
 import subprocess
 import sys
@@ -104,13 +103,13 @@ def main(argv: list[str] | None = None) -> None:
             else [n for n in (1_000, 10_000, 100_000, 1_000_000) if n <= args.max_n]
         )
         rows = inprocess.scaling(sizes)
-        max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        max_rss = inprocess.fresh_rss_mib(sizes[-1])
         rows.append(inprocess.fanout_row(100 if args.quick else 1000))
         rows.append(inprocess.chain10_rate(100 if args.quick else 2000))
         inprocess.print_table(rows)
         print(
-            f"process max RSS after chain{sizes[-1]}: {max_rss:,.0f} MiB "
-            "(peak MiB above: tracemalloc's peak of Python allocations during that run)"
+            f"max RSS of a fresh process running chain{sizes[-1]} once: {max_rss:,.0f} MiB "
+            "(peak MiB above: tracemalloc's peak of Python allocations in a run)"
         )
         targets += inprocess_targets(rows, max_rss)
 
@@ -192,12 +191,17 @@ def inprocess_targets(rows: list[dict[str, Any]], max_rss: float) -> list[Target
     million = by_name.get("chain1000000")
     if million is not None:
         out.append(
-            _target("inprocess chain1000000 seconds", million["seconds"], "< 60", lambda v: v < 60)
+            _target(
+                "inprocess chain1000000 1st run s (compiles)",
+                million["first_s"],
+                "< 60",
+                lambda v: v < 60,
+            )
         )
         out.append(
             _target(
                 "inprocess chain1000000 max RSS MiB",
-                max(max_rss, million["peak_mib"]),
+                max_rss,
                 "< 2048",
                 lambda v: v < 2048,
             )
@@ -276,10 +280,13 @@ def peer_targets(results: Results, peer_rows: list[Measured]) -> list[Target]:
 def hot_spots(path: Path) -> None:
     from .profile import summary
 
-    total, own, inclusive = summary(path)
+    total, own, inclusive, areas = summary(path)
     if not total:
         return
     print(f"\nworker 1 profile (py-spy, {total} samples of CPU; {path}):")
+    print("  self time by area:")
+    for name, count in areas:
+        print(f"  {count / total:6.1%}  {name}")
     print("  self time:")
     for name, count in own:
         print(f"  {count / total:6.1%}  {name}")

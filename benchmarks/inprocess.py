@@ -10,13 +10,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
+import resource
+import subprocess
+import sys
 import time
 import tracemalloc
+from pathlib import Path
 from typing import Any
 
 from flowcraft_core import Blueprint, FlowRuntime, NodeRegistry, load_blueprint
 
 from . import nodes
+
+ROOT = str(Path(__file__).resolve().parent.parent)
+PYTHONPATH = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
 
 
 def registry() -> NodeRegistry:
@@ -120,11 +128,36 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         )
 
 
+def fresh_rss_mib(n: int) -> float:
+    """Peak RSS (MiB) of a fresh process that loads chainN and runs it once (plan compiled
+    in that run), without tracemalloc, whose own bookkeeping would inflate it."""
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.inprocess", "--rss", str(n)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, *PYTHONPATH]))),
+        cwd=ROOT,
+    )
+    return float(out.stdout.split()[-1])
+
+
+def _run_once_rss(n: int) -> None:
+    result = FlowRuntime(registry=registry()).run_sync(chain(n))
+    if str(result.status) != "completed":
+        raise SystemExit(f"chain{n}: {result.status}")
+    print(f"max RSS MiB {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="flowcraft in-process benchmark")
     parser.add_argument("--quick", action="store_true", help="small sizes (CI smoke)")
     parser.add_argument("--max-n", type=int, default=100_000)
+    parser.add_argument("--rss", type=int, metavar="N", help="run chainN once; print max RSS")
     args = parser.parse_args(argv)
+    if args.rss:
+        _run_once_rss(args.rss)
+        return
     sizes = (
         [1_000, 10_000]
         if args.quick

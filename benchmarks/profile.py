@@ -59,8 +59,30 @@ def _function(frame: str) -> str:
     return f"{name} ({path})"
 
 
-def summary(path: Path, top: int = 15) -> tuple[int, list[tuple[str, int]], list[tuple[str, int]]]:
-    """(samples, top functions by self samples, top by inclusive samples)."""
+#: Where a sample's leaf frame is, by path fragment (first match wins: redis-py's own
+#: `redis/asyncio/` is the client, not the event loop).
+AREAS = (
+    ("flowcraft_bullmq", ("flowcraft_bullmq/",)),
+    ("flowcraft_core", ("flowcraft_core/",)),
+    ("redis-py client", ("redis/",)),
+    ("BullMQ (Python side)", ("bullmq/",)),
+    ("serialization (msgspec, msgpack, json)", ("msgspec", "msgpack", "json/")),
+    ("socket I/O + event loop (asyncio, selectors, uvloop)", ("asyncio/", "selectors", "uvloop")),
+)
+
+
+def area(function: str) -> str:
+    for name, fragments in AREAS:
+        if any(f in function for f in fragments):
+            return name
+    return "other"
+
+
+def summary(
+    path: Path, top: int = 15
+) -> tuple[int, list[tuple[str, int]], list[tuple[str, int]], list[tuple[str, int]]]:
+    """(samples, top functions by self samples, top by inclusive samples, self samples by
+    area)."""
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     total = 0
@@ -79,7 +101,10 @@ def summary(path: Path, top: int = 15) -> tuple[int, list[tuple[str, int]], list
         own[names[-1]] += count
         for name in set(names):
             inclusive[name] += count
-    return total, own.most_common(top), inclusive.most_common(top * 3)
+    areas: Counter[str] = Counter()
+    for name, count in own.items():
+        areas[area(name)] += count
+    return total, own.most_common(top), inclusive.most_common(top * 3), areas.most_common()
 
 
 __all__ = ["finish", "record", "summary"]
