@@ -39,12 +39,14 @@ from pathlib import Path
 from typing import Any
 
 import redis
+import redis.asyncio
 from bullmq_processes import TESTS, WorkerProcess
 from chaos_nodes import registry
 from redis.exceptions import RedisError
 from redis_server import free_port
 
 from flowcraft_bullmq import BullMQAdapter
+from flowcraft_bullmq.keys import RunKeys
 from flowcraft_core import FlowRuntime, WorkflowResult
 from flowcraft_core.errors import RunNotFoundError
 
@@ -297,6 +299,7 @@ class ChaosReport:
     failed_as_designed: int = 0
     not_as_designed: dict[str, str] = field(default_factory=dict)
     lost: list[str] = field(default_factory=list)
+    lost_state: dict[str, Any] = field(default_factory=dict)  # run id -> Redis state at the end
     early_joins: int = 0
     inputs_not_committed: int = 0
     outputs_from_nowhere: int = 0
@@ -326,6 +329,8 @@ class ChaosReport:
             )
         if self.lost:
             found.append(f"{len(self.lost)} runs lost: {self.lost[:10]}")
+            for run_id, state in list(self.lost_state.items())[:3]:
+                found.append(f"state of lost run {run_id}: {json.dumps(state, default=str)}")
         if self.not_as_designed:
             sample = dict(list(self.not_as_designed.items())[:3])
             found.append(f"{len(self.not_as_designed)} runs not as designed: {sample}")
@@ -561,6 +566,9 @@ class Chaos:
                 results = await self.wait_all(client, run_ids, starts_done + c.drain_timeout_s)
                 if len(results) == len(run_ids):
                     self.report.drain_s = time.monotonic() - starts_done
+                for run_id in run_ids:
+                    if run_id not in results:
+                        self.report.lost_state[run_id] = await self.diagnose(run_id)
         finally:
             self.stop.set()
             for ended_as in await asyncio.gather(*tasks, return_exceptions=True):
@@ -582,6 +590,49 @@ class Chaos:
         self.analyse(results)
         self.report.total_s = time.monotonic() - began
         return self.report
+
+    async def diagnose(self, run_id: str) -> dict[str, Any]:
+        """A lost run's recorded state and its jobs' BullMQ state, for the report."""
+        keys = RunKeys.of(PREFIX, run_id)
+        client = redis.asyncio.Redis.from_url(
+            self.redis.url, decode_responses=True, socket_timeout=None
+        )
+        try:
+            state: dict[str, Any] = {
+                "meta": await client.hgetall(keys.meta),
+                "acts": await client.hgetall(keys.acts),
+                "lease_ttl": await client.ttl(keys.reconcile_lock),
+                "trace": [
+                    line for line in self.trace.read_text().splitlines()
+                    if f'"run":"{run_id}"' in line
+                ],
+            }  # fmt: skip
+            jobs = {}
+            queue = f"{PREFIX}:flowcraft"
+            for job_id in await client.keys(f"{queue}:{run_id}-*"):
+                job = job_id.removeprefix(f"{queue}:")
+                if ":" in job:
+                    continue
+                where = [
+                    name
+                    for name in ("wait", "active", "paused")
+                    if await client.lpos(f"{queue}:{name}", job) is not None
+                ] + [
+                    name
+                    for name in ("delayed", "prioritized", "completed", "failed")
+                    if await client.zscore(f"{queue}:{name}", job) is not None
+                ]
+                fields = await client.hmget(
+                    job_id, "attemptsMade", "stalledCounter", "processedOn", "finishedOn",
+                    "failedReason",
+                )  # fmt: skip
+                jobs[job] = {"in": where, "fields": fields}
+            state["jobs"] = jobs
+            return state
+        except Exception as exc:  # a diagnosis must not hide the report
+            return {"error": repr(exc)}
+        finally:
+            await client.aclose()
 
     # ---------------------------------------------------------------- the side channel
     def analyse(self, results: dict[str, WorkflowResult]) -> None:
