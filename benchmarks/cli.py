@@ -50,14 +50,14 @@ def _target(name: str, value: float | None, goal: str, ok: Any) -> Target:
 def distributed_table(rows: Sequence[Measured]) -> None:
     print(
         f"{'workload':<20}{'procs':>8}{'runs':>7}{'nodes':>8}{'seconds':>9}{'node/s':>9}"
-        f"{'run/s':>8}{'evalsha/n':>10}{'calls/n':>9}{'cpu us/n':>9}  check"
+        f"{'run/s':>8}{'evalsha/n':>10}{'calls/n':>9}{'cpu us/n':>9}{'spread':>8}  check"
     )
     for r in rows:
         runs = f"{r.runs:,}" if r.runs else "-"
         print(
             f"{r.workload:<20}{r.procs:>8}{runs:>7}{r.nodes:>8,}{r.seconds:>9.3f}"
             f"{r.node_rate:>9,.0f}{r.run_rate:>8,.1f}{r.per_node('evalsha'):>10.2f}"
-            f"{r.calls_per_node:>9.1f}{r.cpu_us_per_node:>9.0f}  {r.check}"
+            f"{r.calls_per_node:>9.1f}{r.cpu_us_per_node:>9.0f}{r.spread:>8.0%}  {r.check}"
         )
 
 
@@ -80,6 +80,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", choices=SECTIONS, action="append", help="run only this section")
     parser.add_argument("--max-n", type=int, default=1_000_000, help="largest chainN (1000000)")
     parser.add_argument("--concurrency", type=int, default=10, help="jobs per worker (10)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        metavar="N",
+        help="time each distributed and peer workload N times, report the median (3; 1 "
+        "with --quick)",
+    )
     parser.add_argument(
         "--profile",
         type=Path,
@@ -122,6 +129,8 @@ def main(argv: list[str] | None = None) -> None:
         dsizes = Sizes.quick() if args.quick else Sizes()
         dsizes.concurrency = args.concurrency
         dsizes.profile = args.profile
+        if args.repeat is not None:
+            dsizes.repeat = args.repeat
         try:
             with Processes() as procs, redis_server(procs) as url:
                 if "distributed" in sections:
@@ -317,6 +326,12 @@ def accounting(results: Results) -> None:
             f"  Redis CPU/node: chain10 {chain1.cpu_us_per_node:.0f} us, bare BullMQ job "
             f"{bare.cpu_us_per_node:.0f} us (INFO cpu sys+user deltas / nodes)"
         )
+        for row in (chain1, bare):
+            calls = sorted(
+                ((v, k) for k, v in row.redis.items() if not k.startswith("_")), reverse=True
+            )
+            top = ", ".join(f"{k} {v / row.nodes:.1f}" for v, k in calls[:10])
+            print(f"  commandstats calls/node, {row.workload} (scripts' own included): {top}")
         print(
             f"  Redis time in EVALSHA/node (commandstats usec): chain10 "
             f"{chain1.per_node('_usec:evalsha'):.0f} us, bare BullMQ job "

@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ class Sizes:
     sample_runs: int = 20  # chain10 runs under MONITOR
     workers: tuple[int, ...] = (1, 2)
     concurrency: int = 10
+    repeat: int = 3  # each timed workload; the median is reported
     profile: Path | None = None  # py-spy a 1-worker chain10 + diamond8 pass into this file
     variants: bool = True  # chain10 with uvloop / without hiredis (VARIANTS)
 
@@ -67,6 +69,7 @@ class Sizes:
             fanout_width=100,
             bare_jobs=500,
             sample_runs=5,
+            repeat=1,
         )
 
 
@@ -81,6 +84,7 @@ class Measured:
     seconds: float
     redis: dict[str, float] = field(default_factory=dict)
     check: str = ""
+    spread: float = 0.0  # (slowest - fastest) / median seconds over the repeats
 
     @property
     def node_rate(self) -> float:
@@ -233,6 +237,17 @@ async def timed(
     return Measured(work.id, procs, runs, runs * work.nodes, elapsed, delta, check)
 
 
+def median(measure: Callable[[], Measured], times: int) -> Measured:
+    """Measure `times` times; the median run, with the spread of all and the first failed
+    check (the machine is shared: one slow repeat must not decide the figure)."""
+    rows = sorted((measure() for _ in range(max(1, times))), key=lambda r: r.seconds)
+    mid = rows[len(rows) // 2]
+    if len(rows) > 1 and mid.seconds > 0:
+        mid.spread = (rows[-1].seconds - rows[0].seconds) / mid.seconds
+    mid.check = next((r.check for r in rows if r.check != mid.check), mid.check)
+    return mid
+
+
 def write_blueprints(directory: Path, works: list[Workload]) -> None:
     for work in works:
         (directory / f"{work.id}.json").write_text(json.dumps(work.blueprint))
@@ -341,7 +356,9 @@ class _Loop:
 LOOP: _Loop  # set by run()
 
 
-def bare_baseline(procs: Processes, url: str, stats: RedisStats, sizes: Sizes) -> Measured:
+def bare_baseline(
+    procs: Processes, url: str, stats: RedisStats, sizes: Sizes, round_: int = 0
+) -> Measured:
     """Add `bare_jobs` empty jobs (as flowcraft adds its node jobs), drain them in a process."""
     from bullmq import Queue
 
@@ -357,7 +374,11 @@ def bare_baseline(procs: Processes, url: str, stats: RedisStats, sizes: Sizes) -
             end = min(start + 1000, sizes.bare_jobs)
             await queue.addBulk(
                 [
-                    {"name": "node", "data": {"i": i}, "opts": {**options, "jobId": f"j-{i}"}}
+                    {
+                        "name": "node",
+                        "data": {"i": i},
+                        "opts": {**options, "jobId": f"j{round_}-{i}"},
+                    }
                     for i in range(start, end)
                 ]
             )
@@ -408,7 +429,12 @@ def run(procs: Processes, url: str, sizes: Sizes, log: Any = sys.stderr) -> Resu
                 for work in works:  # warm up: scripts loaded, plans compiled, pools open
                     LOOP.run(timed(client, stats, work, str(count), runs=min(work.runs, 10)))
                 for work in works:
-                    results.rows.append(LOOP.run(timed(client, stats, work, str(count))))
+                    results.rows.append(
+                        median(
+                            lambda w=work, c=count: LOOP.run(timed(client, stats, w, str(c))),
+                            sizes.repeat,
+                        )
+                    )
                 if count == 1:
                     results.accounting = monitor_sample(
                         phase, url, client, works[0], sizes.sample_runs
@@ -424,11 +450,14 @@ def run(procs: Processes, url: str, sizes: Sizes, log: Any = sys.stderr) -> Resu
             with Processes() as phase:
                 workers = start_workers(phase, url, bp_dir, 1, sizes.concurrency, options)
                 LOOP.run(timed(client, stats, works[0], "1", runs=min(works[0].runs, 10)))
-                row = LOOP.run(timed(client, stats, works[0], "1"))
+                row = median(lambda: LOOP.run(timed(client, stats, works[0], "1")), sizes.repeat)
                 row.workload = f"chain10:{name}"
                 results.variants.append((row, worker_libraries(workers[0].popen.pid)))
         print("  bare BullMQ worker...", file=log, flush=True)
-        results.bare = bare_baseline(procs, url, stats, sizes)
+        rounds = iter(range(sizes.repeat))
+        results.bare = median(
+            lambda: bare_baseline(procs, url, stats, sizes, next(rounds)), sizes.repeat
+        )
     finally:
         LOOP.run(client.__aexit__())
         stats.close()

@@ -19,7 +19,7 @@ from typing import Any
 
 import redis
 
-from .distributed import Measured, Sizes
+from .distributed import Measured, Sizes, median
 from .infra import Processes, RedisStats
 
 
@@ -117,18 +117,25 @@ def run_peer(peer: Peer, url: str, sizes: Sizes, stats: RedisStats) -> list[Meas
         ):
             starter = module.STARTERS[workload]
             timed(starter, counter, module.DONE, min(runs, 10), stats)  # warm-up
-            seconds, delta = timed(starter, counter, module.DONE, runs, stats)
-            rows.append(
-                Measured(
-                    f"{peer.name}-{workload}",
+
+            def measure(
+                name: str = workload,
+                runs: int = runs,
+                nodes: int = node_count,
+                starter: Callable[[], Any] = starter,
+            ) -> Measured:
+                seconds, delta = timed(starter, counter, module.DONE, runs, stats)
+                return Measured(
+                    f"{peer.name}-{name}",
                     peer.procs,
                     runs,
-                    runs * node_count,
+                    runs * nodes,
                     seconds,
                     delta,
                     "completed",
                 )
-            )
+
+            rows.append(median(measure, sizes.repeat))
         closing = getattr(module, "close", None)
         if closing is not None:
             closing()
