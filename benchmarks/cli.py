@@ -72,6 +72,11 @@ def header(args: argparse.Namespace) -> None:
         f"{' '.join(redis_version[:3]) if redis_version else 'redis-server ?'}"
     )
     print(f"command: python -m benchmarks {' '.join(sys.argv[1:])}".rstrip())
+    print(f"load average at start: {_load()} (2 cores shared with other work)")
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -172,6 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'target':<46}{'value':>12}  {'goal':<12}state")
     for target in targets:
         print(target.line())
+    print(f"load average at end: {_load()}")
 
 
 def inprocess_targets(rows: list[dict[str, Any]], max_rss: float) -> list[Target]:
