@@ -48,7 +48,8 @@ def number(text: str) -> float:
 
 def targets(sections: dict[str, list[str]]) -> dict[str, float]:
     out = {}
-    for line in sections["targets"][1:]:
+    assert sections["targets"][-1].startswith("load average at end: ")
+    for line in sections["targets"][1:-1]:
         name, value = line[:46].strip(), line[46:58].strip()
         out[name] = float("nan") if value == "-" else number(value)
     return out
