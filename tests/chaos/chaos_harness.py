@@ -257,6 +257,10 @@ class AofRedis:
             self.proc.wait(timeout=10)
 
 
+def consuming(worker: WorkerProcess) -> bool:
+    return any("consuming queue" in line for line in worker.lines)
+
+
 @contextlib.contextmanager
 def scratch_dir(keep: bool) -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="flowcraft-chaos-"))
@@ -450,7 +454,9 @@ class Chaos:
                 await asyncio.wait_for(self.stop.wait(), pause)
             if self.stop.is_set():
                 return
-            live = [w for w in self.workers if w.proc.poll() is None]
+            # Only workers that consume: killing one still importing would only slow the run
+            # down on a loaded machine, without interrupting any job.
+            live = [w for w in self.workers if w.proc.poll() is None and consuming(w)]
             if live:
                 victim = self.random.choice(live)
                 self.workers.remove(victim)  # first: supervise() must not count it as died
