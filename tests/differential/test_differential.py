@@ -6,7 +6,7 @@ Workers load their blueprints when they start, so the two distributed flavours a
 
 * `test_same_outcome_in_process_and_on_bullmq`: hypothesis draws (and shrinks) freely; each
   example gets its own `BullMQAdapter` consuming in this process (real BullMQ, real Redis,
-  real Lua), constructed with the drawn blueprint.
+  real Lua), constructed with the drawn blueprint and a drawn `retry_mode` (SPEC 9.5).
 * `test_same_outcome_on_worker_processes`: a batch is drawn once per module, written to a
   blueprints dir, and three real `flowcraft worker` subprocesses started once run all of it.
   A mismatch prints the spec, to paste into an `@example` of the first test.
