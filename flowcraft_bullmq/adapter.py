@@ -47,6 +47,7 @@ from flowcraft_core.runtime.plan import get_plan
 from .connection import ConnectionLike, RedisConnector, check_eviction_policy, named_error
 from .idempotency import FinishHook, idempotency_redis_key, run_idempotency_key
 from .inspection import RunInspection, RunSummary, inspect_run, list_runs
+from .progress import ProgressHeartbeat
 from .queue import DEFAULT_ATTEMPTS, DEFAULT_RETENTION, BullMQJobQueue
 from .reconciler import RECONCILE_JOB_NAME, process_tick, reconcile_run
 from .retries import NodeAttemptFailed, QueueRetryOptions, check_retry_mode, queue_attempt
@@ -115,6 +116,7 @@ class BullMQAdapter:
         lock_duration_s: float = 10,
         stalled_interval_s: float = 5,
         max_stalled_count: int = 3,
+        progress_interval_s: float = 30,
         max_loop_iterations: int = 10_000,
         job_retention: Mapping[str, Any] | None = None,
     ) -> None:
@@ -124,6 +126,8 @@ class BullMQAdapter:
             raise ValueError("lock_duration_s and stalled_interval_s must be > 0")
         if max_stalled_count < 0 or state_ttl_s < 0:
             raise ValueError("max_stalled_count and state_ttl_s must be >= 0")
+        if isinstance(progress_interval_s, bool) or not progress_interval_s >= 0:
+            raise ValueError(f"progress_interval_s must be >= 0, not {progress_interval_s!r}")
         if not queue_name or ":" in queue_name:
             raise ValueError(f"invalid queue name {queue_name!r}: non-empty, without ':'")
         if not prefix or any(c in "{}" or ord(c) < 0x20 for c in prefix):
@@ -136,6 +140,8 @@ class BullMQAdapter:
         self.lock_duration_s = lock_duration_s
         self.stalled_interval_s = stalled_interval_s
         self.max_stalled_count = max_stalled_count
+        #: A worker refreshes progressAt of runs with an executing job this often (0: never).
+        self.progress_interval_s = progress_interval_s
         self.retry_mode = check_retry_mode(retry_mode)  # "queue": BullMQ retries (retries.py)
         self.job_options: dict[str, Any] = {
             **(job_retention if job_retention is not None else DEFAULT_RETENTION),
@@ -166,6 +172,7 @@ class BullMQAdapter:
         self._worker: DistributedWorker | None = None
         self._bull_worker: Any = None
         self._run_task: asyncio.Task[Any] | None = None
+        self._progress: ProgressHeartbeat | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._connect_lock = asyncio.Lock()
         self._closed = False
@@ -261,6 +268,9 @@ class BullMQAdapter:
             await worker.close(force=True)
             raise
         self._bull_worker = worker
+        assert self._client is not None
+        self._progress = ProgressHeartbeat(self._client, self.prefix, self.progress_interval_s)
+        self._progress.start()
         self._run_task = asyncio.create_task(worker.run(), name="flowcraft-bullmq-worker")
         await asyncio.sleep(0)
         logger.info(
@@ -298,6 +308,8 @@ class BullMQAdapter:
             await asyncio.gather(pausing, return_exceptions=True)
             if self._run_task is not None:
                 await asyncio.gather(self._run_task, return_exceptions=True)
+        if self._progress is not None:
+            await self._progress.stop()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._queue is not None:
@@ -327,8 +339,10 @@ class BullMQAdapter:
             logger.error("job %s has malformed data %r: %s", job.id, job.data, exc)
             raise UnrecoverableError(f"malformed flowcraft job data: {exc}") from exc
         attempt = queue_attempt(job, data) if self.retry_mode == "queue" else None
+        assert self._progress is not None
         try:
-            await self._watched(data, attempt)
+            with self._progress.executing(data.run_id):
+                await self._watched(data, attempt)
         except RunNotFoundError:
             logger.warning("job %s: run %r not found (expired?): acknowledged", job.id, data.run_id)
         except RetryLater as retry:  # retry_mode="queue": BullMQ runs the next attempt
