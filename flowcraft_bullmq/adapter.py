@@ -29,7 +29,7 @@ from redis.exceptions import RedisError
 
 from flowcraft_core.blueprint import Blueprint
 from flowcraft_core.distributed import CoordinationStore, DistributedWorker, Job, akey
-from flowcraft_core.distributed.protocol import FINISHED_STATUSES, NODE
+from flowcraft_core.distributed.protocol import FINISHED_STATUSES
 from flowcraft_core.distributed.subflows import notify_ended
 from flowcraft_core.distributed.worker import error_json
 from flowcraft_core.errors import (
@@ -397,8 +397,9 @@ class BullMQAdapter:
                 await asyncio.gather(task, return_exceptions=True)
 
     async def _lost(self, job: Job, exc: WorkerLostError) -> None:
-        """A node job BullMQ gave up on fails its activation; other jobs fail the run."""
-        if job.kind != NODE or self._worker is None:
+        """A job BullMQ gave up on (a node job, a wake, a resume, a `-~child` notification)
+        fails its activation (docs/semantics.md); the run only if that is impossible."""
+        if self._worker is None:
             await self._fail_run(job, exc)
             return
         try:

@@ -173,6 +173,22 @@ async def reconciled(store: CoordinationStore, job: Job) -> Job | None:
     return notification(child, child.status) or job
 
 
+async def child_episode(store: CoordinationStore, child_id: str) -> int:
+    """The child's episode (0 if it was never started): a transition driven by it."""
+    try:
+        return (await store.load(child_id, "", ())).episode
+    except RunNotFoundError:
+        return 0
+
+
+async def cancel_if_started(worker: DistributedWorker, child_id: str) -> None:
+    """Cancel a child whose parent activation ended without it (a lost job, SPEC 9.4)."""
+    try:
+        await cancel(worker, child_id)
+    except RunNotFoundError:
+        pass
+
+
 # ----------------------------------------------------------------- resume
 async def forward(
     worker: DistributedWorker,
@@ -239,6 +255,8 @@ async def cancel(worker: DistributedWorker, run_id: str) -> bool:
 
 __all__ = [
     "cancel",
+    "cancel_if_started",
+    "child_episode",
     "forward",
     "notification",
     "notify_ended",

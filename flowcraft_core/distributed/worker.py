@@ -248,7 +248,9 @@ class DistributedWorker:
 
     async def fail_activation(self, job: Job, error: BaseException) -> None:
         """Fail one activation without running it (its job stalled too often: SPEC 9.4 fails
-        the activation with WorkerLostError, and independent branches go on)."""
+        the activation with WorkerLostError, and independent branches go on). Any job of the
+        activation: its node job, a wake, a resume or a `-~child` notification; a subflow
+        activation's live child is cancelled (nothing would ever read its result)."""
         run_id = job.run_id
         loaded = await self.store.load(run_id, akey(job.node_id, job.iteration), ())
         if loaded.status in FINISHED_STATUSES or loaded.done is not None:
@@ -264,9 +266,14 @@ class DistributedWorker:
         host = self._host(plan, run_id, loaded.values)
         delivered = transitions.delivered_value(plan, node, loaded.join, loaded.fired)
         transition = self._failure(host, plan, node, job.iteration, error, 0, None, delivered)
+        child_id = None if loaded.child is None else str(loaded.child["runId"])
+        if child_id is not None:  # it may wait on its child, out of flight (subflows.py)
+            transition.episode = await subflows.child_episode(self.store, child_id)
         applied = await self.store.complete(run_id, transition)
         await host.flush()
         await self.follow(plan, run_id, applied, notify=loaded)
+        if child_id is not None and not applied.ignored:
+            await subflows.cancel_if_started(self, child_id)
 
     async def _plan(self, run_id: str, blueprint_id: str, pin: str) -> ExecutionPlan | None:
         """The run's plan, or None after failing the run (unknown blueprint, other version)."""
