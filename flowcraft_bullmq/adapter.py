@@ -24,11 +24,12 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import redis.asyncio as redis
-from bullmq import Queue, UnrecoverableError, Worker
+from bullmq import DelayedError, Queue, UnrecoverableError, Worker
 from redis.exceptions import RedisError
 
 from flowcraft_core.blueprint import Blueprint
 from flowcraft_core.distributed import CoordinationStore, DistributedWorker, Job, akey
+from flowcraft_core.distributed.durable import NotDue
 from flowcraft_core.distributed.protocol import FINISHED_STATUSES
 from flowcraft_core.distributed.subflows import notify_ended
 from flowcraft_core.distributed.worker import error_json
@@ -347,6 +348,9 @@ class BullMQAdapter:
             logger.warning("job %s: run %r not found (expired?): acknowledged", job.id, data.run_id)
         except RetryLater as retry:  # retry_mode="queue": BullMQ runs the next attempt
             raise NodeAttemptFailed(str(retry)) from retry.error
+        except NotDue as early:  # a wake before its time: the same job, delayed again
+            await job.moveToDelayed(round(time.time() * 1000) + early.delay_ms, token)
+            raise DelayedError(str(early)) from None
         except Exception as exc:
             attempts = int((job.opts or {}).get("attempts") or 1)
             final = int(job.attemptsMade or 0) + 1 >= attempts

@@ -64,6 +64,15 @@ def wake_job(run_id: str, node_id: str, iteration: tuple[int, ...], wake_at: flo
     return Job(run_id, node_id, iteration, kind=WAKE, delay_ms=delay)
 
 
+class NotDue(Exception):
+    """A wake job arrived before its sleep's recorded wakeAt (another worker's clock, or a
+    reconciler re-add): the queue must deliver the same job again after `delay_ms`."""
+
+    def __init__(self, delay_ms: int) -> None:
+        super().__init__(f"wake job {delay_ms} ms early")
+        self.delay_ms = delay_ms
+
+
 # ----------------------------------------------------------------- sleep
 def sleeping(
     node: NodePlan, iteration: tuple[int, ...], value: Any, delivered: tuple[bool, Any]
@@ -140,6 +149,10 @@ async def handle_parked(
         wake_at = loaded.sleeping[0]
         await worker.queue.add_bulk([wake_job(run_id, node.id, iteration, wake_at)])
         return
+    if job.kind == WAKE and loaded.sleeping is not None:
+        early = math.ceil(loaded.sleeping[0] - now_ms())
+        if early > 0:  # never end a sleep before its time (SPEC 9.7)
+            raise NotDue(early)
     host = worker._host(plan, run_id, loaded.values)
     started = time.perf_counter()
     if job.kind == WAKE and loaded.sleeping is not None:
@@ -245,6 +258,7 @@ async def resume(
 __all__ = [
     "BUFFERED",
     "RESUMED",
+    "NotDue",
     "after_complete",
     "check_resume_target",
     "handle_parked",

@@ -14,6 +14,7 @@ from ..blueprint.model import Blueprint
 from ..expressions import Evaluator
 from ..ids import new_run_id, validate_run_id
 from ..results import WorkflowResult
+from .durable import NotDue
 from .memory import InMemoryCoordinationStore, InMemoryJobQueue
 from .worker import DistributedWorker
 
@@ -85,6 +86,8 @@ class LocalCluster:
                 self._busy += 1
                 try:
                     await self.worker.handle(job)
+                except NotDue as early:
+                    self.queue.later(job, early.delay_ms)
                 finally:
                     self._busy -= 1
 

@@ -511,6 +511,11 @@ class InMemoryJobQueue:
             else:
                 self.queue.put_nowait(job)
 
+    def later(self, job: Job, delay_ms: int) -> None:
+        """Deliver a job taken already once more, after `delay_ms` (a wake that came early)."""
+        self.delayed += 1
+        asyncio.get_running_loop().call_later(delay_ms / 1000.0, self._due, job)
+
     def _due(self, job: Job) -> None:
         self.delayed -= 1
         self.queue.put_nowait(job)
