@@ -101,6 +101,14 @@ def register(
         metavar="N",
         help="stalls before an activation fails with WorkerLostError (3)",
     )
+    _retry_mode_option(worker)
+    worker.add_argument(
+        "--progress-interval",
+        type=_non_negative_float,
+        metavar="S",
+        help="refresh a run's progressAt this often while its node runs, so the reconciler "
+        "does not take it for stalled (30; 0: never)",
+    )
     worker.add_argument(
         "--connect-timeout",
         type=_non_negative_float,
@@ -125,6 +133,7 @@ def register(
     start.add_argument("--run-id", help="run id (default: a new uuid4 hex)")
     start.add_argument("--idempotency-key", help="a repeated key returns the first run's id")
     start.add_argument("--wait", action="store_true", help="wait for the result")
+    _retry_mode_option(start)
     start.add_argument(
         "--timeout", type=_positive_float, metavar="S", help="with --wait: give up after S s"
     )
@@ -293,6 +302,16 @@ def _exit_for(status: str) -> int:
 # --------------------------------------------------------------------------- worker
 
 
+def _retry_mode_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--retry-mode",
+        choices=("in_process", "queue"),
+        help="in_process (default): a node's retries run inside its job; queue: BullMQ runs "
+        "them (SPEC 9.5). Workers and the processes that start runs must agree: entry jobs "
+        "get their attempts from the process that adds them",
+    )
+
+
 def _require_blueprints(args: argparse.Namespace) -> None:
     if not args.blueprints:
         raise CliError(f"{args.command} needs --blueprints DIR (the blueprints to run, by id)")
@@ -306,6 +325,8 @@ def worker_command(args: argparse.Namespace) -> int:
             ("lock_duration_s", args.lock_duration),
             ("stalled_interval_s", args.stalled_interval),
             ("max_stalled_count", args.max_stalled_count),
+            ("retry_mode", args.retry_mode),
+            ("progress_interval_s", args.progress_interval),
         )
         if value is not None
     }
@@ -405,7 +426,8 @@ def start_command(args: argparse.Namespace) -> int:
                 f"run {run_id} still running after {args.timeout}s", code=ExitCode.INFRASTRUCTURE
             ) from None
 
-    run_id, result = _client_call(args, call)
+    options = {} if args.retry_mode is None else {"retry_mode": args.retry_mode}
+    run_id, result = _client_call(args, call, **options)
     if result is None:
         print(run_id)
         return ExitCode.OK
