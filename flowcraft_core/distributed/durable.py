@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ..blueprint.model import Blueprint
 from ..errors import BlueprintError, Problem, RunNotAwaitingError
-from ..events import NodeAwaiting
 from ..nodes.sleep import wake_at_ms
 from ..reserved import SLEEP, SUBFLOW, WAITING_KEYS
 from ..results import NodeResult
@@ -107,10 +106,8 @@ async def after_complete(
         return applied
     if applied.taken is None:
         return applied
-    if host.events is not None:  # it never waited
-        host.events = [
-            e for e in host.events if not (isinstance(e, NodeAwaiting) and e.node_id == node.id)
-        ]
+    # Its node:awaiting stays: in-process, a wait that a resume completes emits node:start,
+    # node:awaiting, then node:finish (SPEC 7), as a wait resumed after it started does here.
     output, action = applied.taken
     return await _complete_with(worker, host, plan, node, iteration, output, action)
 
