@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from .adapter import BullMQAdapter
     from .connection import RedisSettings
     from .context import RedisContext
+    from .event_stream import RemoteError
     from .health import WorkerHealth
     from .inspection import Activation, RunInspection, RunSummary
     from .metrics import MeteredAdapter, WorkerMetrics
@@ -37,6 +38,7 @@ _LAZY = {
     "RedisContext": ".context",
     "RedisCoordinationStore": ".store",
     "ReconcileStats": ".reconciler",
+    "RemoteError": ".event_stream",
     "create_reconciler": ".reconciler",
 }
 
@@ -59,6 +61,7 @@ __all__: list[str] = [
     "RedisContext",
     "RedisCoordinationStore",
     "RedisSettings",
+    "RemoteError",
     "RunInspection",
     "RunSummary",
     "WorkerHealth",

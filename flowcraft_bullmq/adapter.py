@@ -20,7 +20,7 @@ import os
 import socket
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import redis.asyncio as redis
@@ -37,7 +37,9 @@ from flowcraft_core.errors import (
     RunNotFoundError,
     WorkerLostError,
 )
+from flowcraft_core.events import FlowEvent
 from flowcraft_core.expressions import Evaluator
+from flowcraft_core.fanout import FanOutBus
 from flowcraft_core.ids import new_run_id, validate_run_id
 from flowcraft_core.registry import as_registry
 from flowcraft_core.results import RunStatus, WorkflowResult
@@ -46,6 +48,7 @@ from flowcraft_core.runtime.executor import RetryLater
 from flowcraft_core.runtime.plan import get_plan
 
 from .connection import ConnectionLike, RedisConnector, check_eviction_policy, named_error
+from .event_stream import RunEventStream, follow
 from .idempotency import FinishHook, idempotency_redis_key, run_idempotency_key
 from .inspection import RunInspection, RunSummary, inspect_run, list_runs
 from .progress import ProgressHeartbeat
@@ -120,6 +123,8 @@ class BullMQAdapter:
         progress_interval_s: float = 30,
         max_loop_iterations: int = 10_000,
         job_retention: Mapping[str, Any] | None = None,
+        event_stream: bool = False,
+        event_stream_maxlen: int = 10_000,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
@@ -149,6 +154,15 @@ class BullMQAdapter:
             **DEFAULT_ATTEMPTS,
         }
         self._registry = registry
+        #: event_stream=True: every event also goes to the run's Redis Stream (event_stream.py).
+        self._event_stream: RunEventStream | None = None
+        if event_stream:
+            if event_stream_maxlen < 1:
+                raise ValueError("event_stream_maxlen must be >= 1")
+            self._event_stream = RunEventStream(
+                prefix, maxlen=event_stream_maxlen, ttl_s=state_ttl_s
+            )
+            event_bus = FanOutBus(event_bus, self._event_stream)
         # Load (and validate) the blueprints once, now: both workers below share the objects.
         loaded = FlowRuntime(blueprints=blueprints, evaluator=evaluator).blueprints
         self._worker_args: dict[str, Any] = {
@@ -206,6 +220,8 @@ class BullMQAdapter:
             await check_eviction_policy(client, where=self.connector.describe())
             store = self._make_store(client)
             self._client = client
+            if self._event_stream is not None:
+                self._event_stream.attach(client)
             self._store = FinishHook(store, client, self.prefix, self.state_ttl_s)
             self._queue = Queue(
                 self.queue_name,
@@ -581,6 +597,18 @@ class BullMQAdapter:
         """
         _, client_worker, _ = await self._ready()
         return await client_worker.resume(run_id, node_id=node_id, output=output, action=action)
+
+    async def events(
+        self, run_id: str, *, since: str = "0-0", settle_s: float = 0.5
+    ) -> AsyncIterator[FlowEvent]:
+        """Follow a run's events from any process (the workers' and the starter's, with
+        `event_stream=True` there): oldest first (after stream id `since`), as they come,
+        until the run has finished and `settle_s` passed without one. RunNotFoundError."""
+        store, _, client = await self._ready()
+        async for event in follow(
+            client, self.prefix, run_id, store.status, since=since, settle_s=settle_s
+        ):
+            yield event
 
     async def reconcile(self, run_id: str) -> list[str]:
         """Re-enqueue what a run is owed, from its recorded state (SPEC 9.10): activations

@@ -101,7 +101,7 @@ def register(
         metavar="N",
         help="stalls before an activation fails with WorkerLostError (3)",
     )
-    _retry_mode_option(worker)
+    _run_job_options(worker)
     worker.add_argument(
         "--progress-interval",
         type=_non_negative_float,
@@ -133,7 +133,7 @@ def register(
     start.add_argument("--run-id", help="run id (default: a new uuid4 hex)")
     start.add_argument("--idempotency-key", help="a repeated key returns the first run's id")
     start.add_argument("--wait", action="store_true", help="wait for the result")
-    _retry_mode_option(start)
+    _run_job_options(start)
     start.add_argument(
         "--timeout", type=_positive_float, metavar="S", help="with --wait: give up after S s"
     )
@@ -302,7 +302,14 @@ def _exit_for(status: str) -> int:
 # --------------------------------------------------------------------------- worker
 
 
-def _retry_mode_option(parser: argparse.ArgumentParser) -> None:
+def _run_job_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--event-stream",
+        action="store_true",
+        default=None,
+        help="also append the events this process emits to the run's Redis Stream, for "
+        "adapter.events(run_id) in any process",
+    )
     parser.add_argument(
         "--retry-mode",
         choices=("in_process", "queue"),
@@ -327,6 +334,7 @@ def worker_command(args: argparse.Namespace) -> int:
             ("max_stalled_count", args.max_stalled_count),
             ("retry_mode", args.retry_mode),
             ("progress_interval_s", args.progress_interval),
+            ("event_stream", args.event_stream),
         )
         if value is not None
     }
@@ -426,7 +434,8 @@ def start_command(args: argparse.Namespace) -> int:
                 f"run {run_id} still running after {args.timeout}s", code=ExitCode.INFRASTRUCTURE
             ) from None
 
-    options = {} if args.retry_mode is None else {"retry_mode": args.retry_mode}
+    given = (("retry_mode", args.retry_mode), ("event_stream", args.event_stream))
+    options = {name: value for name, value in given if value is not None}
     run_id, result = _client_call(args, call, **options)
     if result is None:
         print(run_id)

@@ -42,6 +42,8 @@ key                    type   content
                               fixed key: scripts get or build it; lib.lua `finish`
                               deletes it)
 ``P:{R}:lock:reconcile`` string  the reconcile lease (a token, 60 s TTL; not a fixed key)
+``P:{R}:events``       stream the run's events, with ``event_stream=True`` (not a fixed
+                              key: each append gives it the run's TTL)
 ====================== ====== ==========================================================
 
 Scripts that can end a run take the fixed keys (`RunKeys.fixed`, in that order) as
@@ -127,6 +129,12 @@ class RunKeys:
     @property
     def frontier(self) -> str:
         return self.base + "frontier"
+
+    @property
+    def events(self) -> str:
+        """The run's event stream (opt-in, event_stream.py): not a fixed key, it gets the
+        run's TTL from each append."""
+        return self.base + "events"
 
     @property
     def reconcile_lock(self) -> str:
