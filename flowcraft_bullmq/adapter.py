@@ -356,10 +356,8 @@ class BullMQAdapter:
             logger.error("job %s has malformed data %r: %s", job.id, job.data, exc)
             raise UnrecoverableError(f"malformed flowcraft job data: {exc}") from exc
         attempt = queue_attempt(job, data) if self.retry_mode == "queue" else None
-        assert self._progress is not None
         try:
-            with self._progress.executing(data.run_id):
-                await self._watched(data, attempt)
+            await self._watched(data, attempt)
         except RunNotFoundError:
             logger.warning("job %s: run %r not found (expired?): acknowledged", job.id, data.run_id)
         except RetryLater as retry:  # retry_mode="queue": BullMQ runs the next attempt
@@ -396,6 +394,9 @@ class BullMQAdapter:
         )
         task = asyncio.ensure_future(handling)
         interval = self.lock_duration_s / 2
+        progress = self._progress  # its sweep refreshes progressAt while the job runs
+        if progress is not None:
+            progress.begin(job.run_id)
         try:
             while True:
                 done, _ = await asyncio.wait({task}, timeout=interval)
@@ -412,6 +413,8 @@ class BullMQAdapter:
                     await asyncio.gather(task, return_exceptions=True)
                     return None
         finally:
+            if progress is not None:
+                progress.end(job.run_id)
             if not task.done():  # the processor itself was cancelled (forced close)
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)

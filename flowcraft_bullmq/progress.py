@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, Final
 
 from redis.asyncio import Redis
@@ -45,21 +42,21 @@ class ProgressHeartbeat:
         self._prefix = prefix
         self.interval_s = interval_s
         self._script = client.register_script(_REFRESH)
-        self._executing: Counter[str] = Counter()
+        self._executing: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
 
-    @contextmanager
-    def executing(self, run_id: str) -> Iterator[None]:
-        """Count a job of `run_id` as executing while the block runs."""
-        self._executing[run_id] += 1
-        try:
-            yield
-        finally:
-            left = self._executing[run_id] - 1
-            if left:
-                self._executing[run_id] = left
-            else:
-                del self._executing[run_id]
+    def begin(self, run_id: str) -> None:
+        """A job of `run_id` starts executing (pair with `end`, in a finally)."""
+        executing = self._executing
+        executing[run_id] = executing.get(run_id, 0) + 1
+
+    def end(self, run_id: str) -> None:
+        executing = self._executing
+        left = executing[run_id] - 1
+        if left:
+            executing[run_id] = left
+        else:
+            del executing[run_id]
 
     def start(self) -> None:
         """Start the sweep (a no-op when the interval is 0: refreshing is off)."""

@@ -59,9 +59,11 @@ async def test_refresh_touches_only_running_runs(prefix: str, client: Redis) -> 
     heartbeat = ProgressHeartbeat(client, prefix, 30)
     await client.hset(f"{prefix}:{{done}}:meta", mapping={"status": "completed", "progressAt": "1"})
     await client.hset(f"{prefix}:{{live}}:meta", mapping={"status": "running", "progressAt": "1"})
-    with heartbeat.executing("done"), heartbeat.executing("live"), heartbeat.executing("gone"):
-        with heartbeat.executing("live"):
-            assert await heartbeat.refresh() == 1
+    for run_id in ("done", "live", "gone", "live"):
+        heartbeat.begin(run_id)
+    assert await heartbeat.refresh() == 1
+    for run_id in ("done", "live", "gone", "live"):
+        heartbeat.end(run_id)
     assert await heartbeat.refresh() == 0  # nothing executes any more
     assert await client.hget(f"{prefix}:{{done}}:meta", "progressAt") == "1"
     assert float(await client.hget(f"{prefix}:{{live}}:meta", "progressAt") or 0) > 1e9
