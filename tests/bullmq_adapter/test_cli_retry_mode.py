@@ -35,6 +35,7 @@ def test_worker_retry_mode(
     (tmp_path / "flaky.json").write_text(json.dumps(FLAKY), encoding="utf-8")
     common = ["--redis", redis_url, "--prefix", prefix, "--blueprints", str(tmp_path)]
     worker_args = [*common, "--registry", "retry_nodes:registry", "--retry-mode", mode]
+    worker_args += ["--progress-interval", "0.5"]  # accepted (test_progress.py: its effect)
     with worker_processes(1, worker_args, tmp_path / "trace", HERE) as [worker]:
         argv = ["start", "flaky", "--run-id", "r1", "--wait", "--timeout", "30", "--json"]
         code = main([*argv, *common, "--retry-mode", mode])
