@@ -4,54 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flowcraft_core.blueprint.model import Blueprint
+from spec_examples import ORDER_REVIEW
 
-#: SPEC 1.2.
-ORDER_REVIEW: dict[str, Any] = {
-    "id": "order-review",
-    "metadata": {"version": "2"},
-    "nodes": [
-        {
-            "id": "fetch",
-            "uses": "orders.fetch",
-            "params": {"source": "api"},
-            "config": {
-                "maxRetries": 3,
-                "retryDelay": 500,
-                "timeout": 10000,
-                "fallback": "fetch_cached",
-            },
-        },
-        {"id": "fetch_cached", "uses": "orders.fetch_cached"},
-        {
-            "id": "score",
-            "uses": "orders.score",
-            "inputs": {"order": "fetch", "threshold": "_threshold"},
-        },
-        {"id": "manual", "uses": "wait"},
-        {"id": "approve", "uses": "orders.approve"},
-        {"id": "reject", "uses": "orders.reject", "inputs": "fetch.customer.email"},
-        {"id": "notify", "uses": "orders.notify", "config": {"joinStrategy": "any"}},
-    ],
-    "edges": [
-        {"source": "fetch", "target": "score"},
-        {"source": "score", "target": "approve", "condition": "result.output.score >= 0.8"},
-        {
-            "source": "score",
-            "target": "manual",
-            "condition": "result.output.score >= 0.5 and result.output.score < 0.8",
-        },
-        {"source": "score", "target": "reject", "condition": "result.output.score < 0.5"},
-        {"source": "manual", "target": "approve", "action": "approve"},
-        {"source": "manual", "target": "reject", "action": "reject"},
-        {
-            "source": "approve",
-            "target": "notify",
-            "transform": "{'status': 'approved', 'order': input}",
-        },
-        {"source": "reject", "target": "notify", "transform": "{'status': 'rejected'}"},
-    ],
-}
+from flowcraft_core.blueprint.model import Blueprint
 
 #: The builder's loop (SPEC 3.7) with a real loop-controller header.
 BUILDER_LOOP: dict[str, Any] = {

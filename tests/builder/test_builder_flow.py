@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from spec_examples import ORDER_REVIEW
 
 from flowcraft_core import (
     BaseNode,
@@ -86,6 +87,7 @@ def order_review_flow(score: float = 0.9) -> Flow:
 
 
 def order_review_json(score: float = 0.9) -> str:
+    """SPEC 1.2's example with the builder's keys; its edges are the SPEC's."""
     return json.dumps(
         {
             "id": "order-review",
@@ -113,28 +115,7 @@ def order_review_json(score: float = 0.9) -> str:
                 {"id": "reject", "uses": key(reject), "inputs": "fetch.customer.email"},
                 {"id": "notify", "uses": key(notify), "config": {"joinStrategy": "any"}},
             ],
-            "edges": [
-                {"source": "fetch", "target": "score"},
-                {
-                    "source": "score",
-                    "target": "approve",
-                    "condition": "result.output.score >= 0.8",
-                },
-                {
-                    "source": "score",
-                    "target": "manual",
-                    "condition": "result.output.score >= 0.5 and result.output.score < 0.8",
-                },
-                {"source": "score", "target": "reject", "condition": "result.output.score < 0.5"},
-                {"source": "manual", "target": "approve", "action": "approve"},
-                {"source": "manual", "target": "reject", "action": "reject"},
-                {
-                    "source": "approve",
-                    "target": "notify",
-                    "transform": "{'status': 'approved', 'order': input}",
-                },
-                {"source": "reject", "target": "notify", "transform": "{'status': 'rejected'}"},
-            ],
+            "edges": ORDER_REVIEW["edges"],
         }
     )
 

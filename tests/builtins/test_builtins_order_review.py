@@ -1,8 +1,5 @@
 """SPEC 1.2: the order-review example, in its JSON and YAML forms."""
 
-# The blueprint texts are copied verbatim from the SPEC, long lines included.
-# ruff: noqa: E501
-
 from __future__ import annotations
 
 import json
@@ -10,63 +7,9 @@ from typing import Any
 
 import pytest
 from builtins_support import ENGINE_AWAIT_KEYS, assert_not_awaiting, make_runtime, of_type, trace
+from spec_examples import ORDER_REVIEW_JSON, ORDER_REVIEW_YAML
 
 from flowcraft_core import Blueprint, load_blueprint
-
-ORDER_REVIEW_JSON = r"""
-{
-  "id": "order-review",
-  "metadata": { "version": "2" },
-  "nodes": [
-    { "id": "fetch", "uses": "orders.fetch", "params": { "source": "api" },
-      "config": { "maxRetries": 3, "retryDelay": 500, "timeout": 10000, "fallback": "fetch_cached" } },
-    { "id": "fetch_cached", "uses": "orders.fetch_cached" },
-    { "id": "score", "uses": "orders.score", "inputs": { "order": "fetch", "threshold": "_threshold" } },
-    { "id": "manual", "uses": "wait" },
-    { "id": "approve", "uses": "orders.approve" },
-    { "id": "reject", "uses": "orders.reject", "inputs": "fetch.customer.email" },
-    { "id": "notify", "uses": "orders.notify", "config": { "joinStrategy": "any" } }
-  ],
-  "edges": [
-    { "source": "fetch", "target": "score" },
-    { "source": "score", "target": "approve", "condition": "result.output.score >= 0.8" },
-    { "source": "score", "target": "manual", "condition": "result.output.score >= 0.5 and result.output.score < 0.8" },
-    { "source": "score", "target": "reject", "condition": "result.output.score < 0.5" },
-    { "source": "manual", "target": "approve", "action": "approve" },
-    { "source": "manual", "target": "reject", "action": "reject" },
-    { "source": "approve", "target": "notify", "transform": "{'status': 'approved', 'order': input}" },
-    { "source": "reject", "target": "notify", "transform": "{'status': 'rejected'}" }
-  ]
-}
-"""
-
-ORDER_REVIEW_YAML = """\
-id: order-review
-metadata:
-  version: "2"
-nodes:
-  - id: fetch
-    uses: orders.fetch
-    params: { source: api }
-    config: { maxRetries: 3, retryDelay: 500, timeout: 10000, fallback: fetch_cached }
-  - { id: fetch_cached, uses: orders.fetch_cached }
-  - id: score
-    uses: orders.score
-    inputs: { order: fetch, threshold: _threshold }
-  - { id: manual, uses: wait }
-  - { id: approve, uses: orders.approve }
-  - { id: reject, uses: orders.reject, inputs: fetch.customer.email }
-  - { id: notify, uses: orders.notify, config: { joinStrategy: any } }
-edges:
-  - { source: fetch, target: score }
-  - { source: score, target: approve, condition: "result.output.score >= 0.8" }
-  - { source: score, target: manual, condition: "result.output.score >= 0.5 and result.output.score < 0.8" }
-  - { source: score, target: reject, condition: "result.output.score < 0.5" }
-  - { source: manual, target: approve, action: approve }
-  - { source: manual, target: reject, action: reject }
-  - { source: approve, target: notify, transform: "{'status': 'approved', 'order': input}" }
-  - { source: reject, target: notify, transform: "{'status': 'rejected'}" }
-"""
 
 FORMS = {"json": ORDER_REVIEW_JSON, "yaml": ORDER_REVIEW_YAML}
 
