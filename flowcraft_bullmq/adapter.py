@@ -504,6 +504,7 @@ class BullMQAdapter:
         if idem is not None:
             existing = await self._claim_idempotency(client, idem, run_id)
             if existing is not None:
+                await self._finish_interrupted_start(store, existing)
                 return existing
         try:
             entries = await client_worker.create_run(bp, data, run_id)
@@ -533,6 +534,17 @@ class BullMQAdapter:
             if existing is not None:
                 return str(existing)
         raise RuntimeError(f"could not claim idempotency key {idem!r}")
+
+    async def _finish_interrupted_start(self, store: CoordinationStore, run_id: str) -> None:
+        """A client retries a start that raised after its run was created (the entry jobs were
+        never enqueued): re-enqueue what the run is owed now, instead of leaving it idle until
+        the reconciler's threshold. Only missing jobs are added, so nothing runs twice."""
+        try:
+            status = await store.status(run_id)
+        except RunNotFoundError:
+            return  # the first start is still creating it
+        if status == RunStatus.RUNNING:
+            await self.reconcile(run_id)
 
     @staticmethod
     async def _release_idempotency(client: redis.Redis, idem: str, run_id: str) -> None:
