@@ -1,4 +1,5 @@
-"""Helpers shared by the runtime tests: runtimes with a recording bus, traces, timers."""
+"""Blueprint builders and probes for the runtime tests; the runtime helpers live in
+`tests/runtime_support.py` (shared with the built-in node tests)."""
 
 from __future__ import annotations
 
@@ -8,22 +9,15 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from flowcraft_core import FlowRuntime, InMemoryEventBus, NodeRegistry, WorkflowResult
+from runtime_support import InFlight as InFlight
+from runtime_support import Timer as Timer
+from runtime_support import echo as echo
+from runtime_support import make_runtime as make_runtime
+from runtime_support import of_type as of_type
+from runtime_support import outputs as outputs
+from runtime_support import trace
 
-NODE_EVENTS = ("node:start", "node:finish", "node:error", "node:skipped", "node:awaiting")
-
-
-def make_runtime(
-    impls: Mapping[str, Any] | None = None, **kwargs: Any
-) -> tuple[FlowRuntime, InMemoryEventBus]:
-    """A runtime over a fresh NodeRegistry with a recording bus (unless `event_bus` is given)."""
-    bus = kwargs.pop("event_bus", None)
-    if bus is None:
-        bus = InMemoryEventBus()
-    registry = NodeRegistry()
-    for name, impl in (impls or {}).items():
-        registry.register(name, impl)
-    return FlowRuntime(registry=registry, event_bus=bus, **kwargs), bus
+from flowcraft_core import InMemoryEventBus, WorkflowResult
 
 
 def bp(
@@ -50,24 +44,6 @@ def chain(*ids: str) -> list[dict[str, Any]]:
     return [edge(a, b) for a, b in itertools.pairwise(ids)]
 
 
-def trace(bus: InMemoryEventBus, types: Iterable[str] = NODE_EVENTS) -> list[tuple[Any, ...]]:
-    """(type, node_id[, reason]) of the node events, in emission order."""
-    wanted = set(types)
-    rows: list[tuple[Any, ...]] = []
-    for event in bus.events:
-        if event.type not in wanted:
-            continue
-        row: tuple[Any, ...] = (event.type, event.node_id)
-        if event.type == "node:skipped":
-            row += (event.reason,)
-        rows.append(row)
-    return rows
-
-
-def of_type(bus: InMemoryEventBus, event_type: str) -> list[Any]:
-    return [e for e in bus.events if e.type == event_type]
-
-
 def started(bus: InMemoryEventBus) -> list[str]:
     return [e.node_id for e in of_type(bus, "node:start")]
 
@@ -84,11 +60,6 @@ def index_of(bus: InMemoryEventBus, event_type: str, node_id: str) -> int:
     raise AssertionError(f"no {event_type} for {node_id!r} in {trace(bus)}")
 
 
-def outputs(result: WorkflowResult) -> dict[str, Any]:
-    prefix = "_outputs."
-    return {k[len(prefix) :]: v for k, v in result.context.items() if k.startswith(prefix)}
-
-
 def user_keys(result: WorkflowResult) -> dict[str, Any]:
     """The context without engine-owned keys."""
     return {
@@ -96,16 +67,6 @@ def user_keys(result: WorkflowResult) -> dict[str, Any]:
         for k, v in result.context.items()
         if not k.startswith(("_outputs.", "_inputs.")) and k != "_executionId"
     }
-
-
-class Timer:
-    def __enter__(self) -> Timer:
-        self.start = time.perf_counter()
-        self.elapsed = 0.0
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.elapsed = time.perf_counter() - self.start
 
 
 class Calls:
@@ -119,26 +80,6 @@ class Calls:
 
     def count(self, item: Any) -> int:
         return self.log.count(item)
-
-
-class InFlight:
-    """Tracks how many activations hold it at once."""
-
-    def __init__(self) -> None:
-        self.current = 0
-        self.max = 0
-
-    async def hold(self, seconds: float) -> None:
-        self.current += 1
-        self.max = max(self.max, self.current)
-        try:
-            await asyncio.sleep(seconds)
-        finally:
-            self.current -= 1
-
-
-async def echo(ctx: Any) -> dict[str, Any]:
-    return {"output": ctx.input}
 
 
 async def wait_until(predicate: Any, timeout_s: float = 5.0) -> None:
