@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import flow_maps
 import pytest
 from builtins_support import echo, make_runtime, of_type, started, trace
+from flow_maps import flow
 
 from flowcraft_core import LoopLimitError
 
@@ -25,25 +27,10 @@ async def increment(ctx: Any) -> dict[str, Any]:
 def builder_loop(
     condition: str, *, max_iterations: int | None = None, body: str = "increment"
 ) -> dict[str, Any]:
-    """What `Flow.loop("L", start_node_id="b", end_node_id="b", ...)` builds: a→L→b→L, L→done."""
-    params: dict[str, Any] = {"condition": condition}
-    if max_iterations is not None:
-        params["maxIterations"] = max_iterations
-    return {
-        "id": "loop",
-        "nodes": [
-            {"id": "a", "uses": "set_zero"},
-            {"id": "L", "uses": "loop-controller", "params": params},
-            {"id": "b", "uses": body},
-            {"id": "done", "uses": "echo"},
-        ],
-        "edges": [
-            {"source": "a", "target": "L"},
-            {"source": "L", "target": "b", "action": "continue"},
-            {"source": "b", "target": "L"},
-            {"source": "L", "target": "done", "action": "break"},
-        ],
-    }
+    """The builder's loop (a→L→b→L, L→done) over this file's node keys."""
+    return flow_maps.builder_loop(
+        condition, start="set_zero", body=body, done="echo", max_iterations=max_iterations
+    )
 
 
 IMPLS = {"set_zero": set_zero, "increment": increment, "echo": echo}
@@ -112,28 +99,12 @@ async def test_ctx_iteration_and_controller_iteration_scope() -> None:
     assert started(bus, "L") == [(0,), (1,), (2,), (3,), (4,)]
 
 
-NESTED = {
-    "id": "nested",
-    "nodes": [
-        {"id": "start", "uses": "echo"},
-        {"id": "L1", "uses": "loop-controller", "params": {"condition": "iteration < 2"}},
-        {"id": "pre", "uses": "record"},
-        {"id": "L2", "uses": "loop-controller", "params": {"condition": "iteration < 3"}},
-        {"id": "b", "uses": "record"},
-        {"id": "post", "uses": "record"},
-        {"id": "done", "uses": "record"},
-    ],
-    "edges": [
-        {"source": "start", "target": "L1"},
-        {"source": "L1", "target": "pre", "action": "continue"},
-        {"source": "pre", "target": "L2"},
-        {"source": "L2", "target": "b", "action": "continue"},
-        {"source": "b", "target": "L2"},
-        {"source": "L2", "target": "post", "action": "break"},
-        {"source": "post", "target": "L1"},
-        {"source": "L1", "target": "done", "action": "break"},
-    ],
-}
+NESTED = flow(
+    "nested",
+    "start:echo L1 pre:record L2 b:record post:record done:record",
+    "start>L1 L1>pre:continue pre>L2 L2>b:continue b>L2 L2>post:break post>L1 L1>done:break",
+    loops={"L1": "iteration < 2", "L2": "iteration < 3"},
+)
 
 
 async def test_nested_loops_restart_inner_counters() -> None:
@@ -178,38 +149,13 @@ async def test_nested_loops_restart_inner_counters() -> None:
     assert result.context["_outputs.done"] == []
 
 
-DIAMOND_LOOP = {
-    "id": "diamond-loop",
-    "nodes": [
-        {"id": "start", "uses": "echo"},
-        {"id": "L", "uses": "loop-controller", "params": {"condition": "iteration < 3"}},
-        {"id": "a", "uses": "index"},
-        {"id": "b", "uses": "tag"},
-        {"id": "c", "uses": "tag"},
-        {"id": "d", "uses": "echo"},
-        {"id": "even", "uses": "tag"},
-        {"id": "odd", "uses": "tag"},
-        {"id": "j", "uses": "echo"},
-        {"id": "end", "uses": "echo"},
-        {"id": "done", "uses": "echo"},
-    ],
-    "edges": [
-        {"source": "start", "target": "L"},
-        {"source": "L", "target": "a", "action": "continue"},
-        {"source": "a", "target": "b"},
-        {"source": "a", "target": "c"},
-        {"source": "b", "target": "d"},
-        {"source": "c", "target": "d"},
-        {"source": "a", "target": "even", "condition": "result.output % 2 == 0"},
-        {"source": "a", "target": "odd", "condition": "result.output % 2 == 1"},
-        {"source": "even", "target": "j"},
-        {"source": "odd", "target": "j"},
-        {"source": "d", "target": "end"},
-        {"source": "j", "target": "end"},
-        {"source": "end", "target": "L"},
-        {"source": "L", "target": "done", "action": "break"},
-    ],
-}
+DIAMOND_LOOP = flow(
+    "diamond-loop",
+    "start:echo L a:index b:tag c:tag d:echo even:tag odd:tag j:echo end:echo done:echo",
+    "start>L L>a:continue a>b a>c b>d c>d a>even a>odd even>j odd>j d>end j>end end>L L>done:break",
+    loops={"L": "iteration < 3"},
+    when={"a>even": "result.output % 2 == 0", "a>odd": "result.output % 2 == 1"},
+)
 
 
 async def test_joins_get_fresh_state_each_iteration() -> None:
@@ -287,18 +233,7 @@ async def test_max_iterations_not_reached_when_condition_turns_false() -> None:
     assert result.context["_outputs.done"] == 3
 
 
-RAW_CYCLE = {
-    "id": "raw-cycle",
-    "metadata": {"cycleEntryPoints": ["B"]},
-    "nodes": [
-        {"id": "A", "uses": "echo"},
-        {"id": "B", "uses": "echo"},
-    ],
-    "edges": [
-        {"source": "A", "target": "B"},
-        {"source": "B", "target": "A"},
-    ],
-}
+RAW_CYCLE = flow("raw-cycle", "A:echo B:echo", "A>B B>A", metadata={"cycleEntryPoints": ["B"]})
 
 
 async def test_max_loop_iterations_on_a_raw_cycle() -> None:
@@ -338,23 +273,13 @@ async def test_failing_node_in_loop_body_fails_the_run() -> None:
     assert [e.status for e in of_type(bus, "workflow:finish")] == ["failed"]
 
 
-EXIT_FROM_BODY = {
-    "id": "exit-body",
-    "nodes": [
-        {"id": "start", "uses": "set_zero"},
-        {"id": "L", "uses": "loop-controller", "params": {"condition": "count < 4"}},
-        {"id": "b", "uses": "increment"},
-        {"id": "out", "uses": "echo"},
-        {"id": "done", "uses": "echo"},
-    ],
-    "edges": [
-        {"source": "start", "target": "L"},
-        {"source": "L", "target": "b", "action": "continue"},
-        {"source": "b", "target": "out", "condition": "result.output >= 2"},
-        {"source": "b", "target": "L"},
-        {"source": "L", "target": "done", "action": "break"},
-    ],
-}
+EXIT_FROM_BODY = flow(
+    "exit-body",
+    "start:set_zero L b:increment out:echo done:echo",
+    "start>L L>b:continue b>out b>L L>done:break",
+    loops={"L": "count < 4"},
+    when={"b>out": "result.output >= 2"},
+)
 
 
 async def test_exit_edge_from_body_delivers_once() -> None:
@@ -374,7 +299,7 @@ async def test_exit_edge_from_body_delivers_once() -> None:
 
 
 async def test_exit_edge_never_taken_resolves_dead_when_loop_ends() -> None:
-    flow = {
+    flow_map = {
         **EXIT_FROM_BODY,
         "edges": [
             {**e, "condition": "result.output > 100"} if e["target"] == "out" else e
@@ -382,7 +307,7 @@ async def test_exit_edge_never_taken_resolves_dead_when_loop_ends() -> None:
         ],
     }
     runtime, bus = make_runtime(IMPLS)
-    result = await runtime.run(flow)
+    result = await runtime.run(flow_map)
     assert result.status == "completed"
     assert started(bus, "out") == []
     assert [
@@ -426,21 +351,9 @@ async def test_max_loop_iterations_counts_per_loop_entry() -> None:
 
 
 async def test_loop_condition_sees_input() -> None:
-    flow = {
-        "id": "input-loop",
-        "nodes": [
-            {"id": "a", "uses": "zero"},
-            {"id": "L", "uses": "loop-controller", "params": {"condition": "input < 3"}},
-            {"id": "b", "uses": "plus_one"},
-            {"id": "done", "uses": "echo"},
-        ],
-        "edges": [
-            {"source": "a", "target": "L"},
-            {"source": "L", "target": "b", "action": "continue"},
-            {"source": "b", "target": "L"},
-            {"source": "L", "target": "done", "action": "break"},
-        ],
-    }
+    flow_map = flow_maps.builder_loop(
+        "input < 3", start="zero", body="plus_one", done="echo", flow_id="input-loop"
+    )
 
     async def zero(ctx: Any) -> dict[str, Any]:
         return {"output": 0}
@@ -449,7 +362,7 @@ async def test_loop_condition_sees_input() -> None:
         return {"output": ctx.input + 1}
 
     runtime, bus = make_runtime({"echo": echo, "zero": zero, "plus_one": plus_one})
-    result = await runtime.run(flow)
+    result = await runtime.run(flow_map)
     assert result.status == "completed"
     assert [(e.iteration, e.input) for e in of_type(bus, "node:start") if e.node_id == "b"] == [
         ((0,), 0),
@@ -459,27 +372,13 @@ async def test_loop_condition_sees_input() -> None:
     assert result.context["_outputs.done"] == 3
 
 
-TWO_BACK_EDGES = {
-    "id": "two-back-edges",
-    "nodes": [
-        {"id": "start", "uses": "echo"},
-        {"id": "L", "uses": "loop-controller", "params": {"condition": "iteration < 3"}},
-        {"id": "x", "uses": "slow"},
-        {"id": "y", "uses": "echo"},
-        {"id": "z", "uses": "echo"},
-        {"id": "done", "uses": "echo"},
-    ],
-    "edges": [
-        {"source": "start", "target": "L"},
-        {"source": "L", "target": "x", "action": "continue"},
-        {"source": "L", "target": "y", "action": "continue"},
-        {"source": "L", "target": "z", "action": "continue"},
-        {"source": "x", "target": "L"},
-        {"source": "y", "target": "L"},
-        {"source": "z", "target": "L", "condition": "false"},
-        {"source": "L", "target": "done", "action": "break"},
-    ],
-}
+TWO_BACK_EDGES = flow(
+    "two-back-edges",
+    "start:echo L x:slow y:echo z:echo done:echo",
+    "start>L L>x:continue L>y:continue L>z:continue x>L y>L z>L L>done:break",
+    loops={"L": "iteration < 3"},
+    when={"z>L": "false"},
+)
 
 
 async def test_several_taken_back_edges_activate_the_header_once() -> None:
@@ -498,24 +397,12 @@ async def test_several_taken_back_edges_activate_the_header_once() -> None:
     assert result.context["_outputs.done"] == "s"
 
 
-INNER_BREAK_IS_OUTER_BACK_EDGE = {
-    "id": "inner-break-outer-back",
-    "nodes": [
-        {"id": "start", "uses": "echo"},
-        {"id": "L1", "uses": "loop-controller", "params": {"condition": "iteration < 2"}},
-        {"id": "L2", "uses": "loop-controller", "params": {"condition": "iteration < 2"}},
-        {"id": "b", "uses": "echo"},
-        {"id": "done", "uses": "echo"},
-    ],
-    "edges": [
-        {"source": "start", "target": "L1"},
-        {"source": "L1", "target": "L2", "action": "continue"},
-        {"source": "L2", "target": "b", "action": "continue"},
-        {"source": "b", "target": "L2"},
-        {"source": "L2", "target": "L1", "action": "break"},
-        {"source": "L1", "target": "done", "action": "break"},
-    ],
-}
+INNER_BREAK_IS_OUTER_BACK_EDGE = flow(
+    "inner-break-outer-back",
+    "start:echo L1 L2 b:echo done:echo",
+    "start>L1 L1>L2:continue L2>b:continue b>L2 L2>L1:break L1>done:break",
+    loops={"L1": "iteration < 2", "L2": "iteration < 2"},
+)
 
 
 async def test_inner_break_edge_that_is_the_outer_back_edge() -> None:
@@ -532,23 +419,12 @@ async def test_inner_break_edge_that_is_the_outer_back_edge() -> None:
     assert result.context["_outputs.done"] == "v"
 
 
-HEADER_WITH_TWO_ENTRIES = {
-    "id": "two-entries",
-    "nodes": [
-        {"id": "a1", "uses": "echo"},
-        {"id": "a2", "uses": "echo"},
-        {"id": "L", "uses": "loop-controller", "params": {"condition": "iteration < 2"}},
-        {"id": "b", "uses": "echo"},
-        {"id": "done", "uses": "echo"},
-    ],
-    "edges": [
-        {"source": "a1", "target": "L"},
-        {"source": "a2", "target": "L"},
-        {"source": "L", "target": "b", "action": "continue"},
-        {"source": "b", "target": "L"},
-        {"source": "L", "target": "done", "action": "break"},
-    ],
-}
+HEADER_WITH_TWO_ENTRIES = flow(
+    "two-entries",
+    "a1:echo a2:echo L b:echo done:echo",
+    "a1>L a2>L L>b:continue b>L L>done:break",
+    loops={"L": "iteration < 2"},
+)
 
 
 async def test_header_joins_its_forward_predecessors_once() -> None:
@@ -565,23 +441,12 @@ async def test_header_joins_its_forward_predecessors_once() -> None:
     assert result.context["_outputs.done"] == both
 
 
-NOT_IN_LOOP = {
-    "id": "not-in-loop",
-    "nodes": [
-        {"id": "start", "uses": "echo"},
-        {"id": "L", "uses": "loop-controller", "params": {"condition": "iteration < 3"}},
-        {"id": "side", "uses": "echo"},
-        {"id": "x", "uses": "echo"},
-        {"id": "done", "uses": "echo"},
-    ],
-    "edges": [
-        {"source": "start", "target": "L"},
-        {"source": "L", "target": "side", "action": "continue"},
-        {"source": "L", "target": "x", "action": "continue"},
-        {"source": "x", "target": "L"},
-        {"source": "L", "target": "done", "action": "break"},
-    ],
-}
+NOT_IN_LOOP = flow(
+    "not-in-loop",
+    "start:echo L side:echo x:echo done:echo",
+    "start>L L>side:continue L>x:continue x>L L>done:break",
+    loops={"L": "iteration < 3"},
+)
 
 
 async def test_node_that_reaches_no_back_edge_is_outside_the_loop() -> None:
