@@ -5,7 +5,7 @@
 
 gives the loader's mapping: nodes `id:uses` in the order written (an id in `loops` is a
 `loop-controller` with that condition), edges `source>target[:action]` in the order written,
-edge conditions from `when`, node params from `params`.
+edge conditions from `when`, node params from `params`, other node fields from `fields`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ def flow(
     *,
     loops: Mapping[str, str] | None = None,
     params: Mapping[str, Mapping[str, Any]] | None = None,
+    fields: Mapping[str, Mapping[str, Any]] | None = None,
     when: Mapping[str, str] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
@@ -37,6 +38,7 @@ def flow(
         elif node_id in params:
             row["params"] = dict(params[node_id])
         assert uses or node_id in loops, f"node {node_id!r} has no uses key"
+        row.update((fields or {}).get(node_id, {}))
         node_maps.append(row)
     edge_maps: list[dict[str, Any]] = []
     for text in edges.split():

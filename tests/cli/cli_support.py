@@ -13,6 +13,8 @@ from flowcraft_core.cli import main
 DEMO_BLUEPRINT = "blueprints/order_processing/order-processing.yaml"
 DEMO_REGISTRY = "blueprints.order_processing.nodes:registry"
 DEMO_CONTEXT = '{"order": {"id": "A-100", "amount": 120.0, "customer": "ada@example.com"}}'
+#: The README's demo command (after `flowcraft`).
+DEMO_RUN = ("run", DEMO_BLUEPRINT, "--registry", DEMO_REGISTRY, "--context", DEMO_CONTEXT)
 
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -37,29 +37,20 @@ def test_every_spec_lint_code_has_a_fixture() -> None:
 @pytest.mark.parametrize("code", LINT_CODES)
 def test_validate_flags_the_code(capsys: pytest.CaptureFixture[str], code: str) -> None:
     path = str(FIXTURES / f"{code}.yaml")
-    exit_code, out, _ = cli(
-        capsys,
+    validate = (
         "validate",
         path,
         "--registry",
         "cli_nodes:registry",
         "--blueprints",
         "blueprints/loop",
-        "--strict",
     )
+    exit_code, out, _ = cli(capsys, *validate, "--strict")
     flagged = [line for line in out.splitlines() if line.endswith(f"[{code}]")]
     assert flagged, out
     assert all(line.startswith(f"{path}: ") for line in flagged), flagged
     assert exit_code == 1
     if code not in ERRORS:
         # Warnings alone do not fail validation without --strict.
-        lenient, out2, _ = cli(
-            capsys,
-            "validate",
-            path,
-            "--registry",
-            "cli_nodes:registry",
-            "--blueprints",
-            "blueprints/loop",
-        )
+        lenient, out2, _ = cli(capsys, *validate)
         assert lenient == 0, out2

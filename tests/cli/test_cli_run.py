@@ -11,10 +11,12 @@ from cli_support import (
     DEMO_BLUEPRINT,
     DEMO_CONTEXT,
     DEMO_REGISTRY,
+    DEMO_RUN,
     assert_one_line_error,
     cli,
     write_blueprint,
 )
+from flow_maps import flow
 
 CaptureFixture = pytest.CaptureFixture[str]
 
@@ -38,9 +40,7 @@ FAILING = {
 
 
 def test_demo_command_completes_with_outputs_and_skips(capsys: CaptureFixture) -> None:
-    code, out, err = cli(
-        capsys, "run", DEMO_BLUEPRINT, "--registry", DEMO_REGISTRY, "--context", DEMO_CONTEXT
-    )
+    code, out, err = cli(capsys, *DEMO_RUN)
 
     assert code == 0
     assert err == ""
@@ -65,16 +65,7 @@ def test_demo_command_completes_with_outputs_and_skips(capsys: CaptureFixture) -
 
 
 def test_json_output(capsys: CaptureFixture) -> None:
-    code, out, _ = cli(
-        capsys,
-        "run",
-        DEMO_BLUEPRINT,
-        "--registry",
-        DEMO_REGISTRY,
-        "--context",
-        DEMO_CONTEXT,
-        "--json",
-    )
+    code, out, _ = cli(capsys, *DEMO_RUN, "--json")
 
     assert code == 0
     document = json.loads(out)
@@ -141,15 +132,8 @@ def test_awaiting_run_exits_3(capsys: CaptureFixture, tmp_path: Path) -> None:
 
 
 def test_ctrl_c_cancels_the_run_and_exits_4(capsys: CaptureFixture, tmp_path: Path) -> None:
-    path = write_blueprint(
-        tmp_path,
-        "interrupt.json",
-        {
-            "id": "interrupt",
-            "nodes": [{"id": "a", "uses": "echo"}, {"id": "b", "uses": "interrupt"}],
-            "edges": [{"source": "a", "target": "b"}],
-        },
-    )
+    interrupt = flow("interrupt", "a:echo b:interrupt", "a>b")
+    path = write_blueprint(tmp_path, "interrupt.json", interrupt)
     code, out, err = cli(capsys, "run", path, "--registry", "cli_nodes:registry", "--json")
 
     assert code == 4
@@ -161,15 +145,8 @@ def test_ctrl_c_cancels_the_run_and_exits_4(capsys: CaptureFixture, tmp_path: Pa
 
 
 def test_several_registries_are_merged(capsys: CaptureFixture, tmp_path: Path) -> None:
-    path = write_blueprint(
-        tmp_path,
-        "merged.json",
-        {
-            "id": "merged",
-            "nodes": [{"id": "a", "uses": "echo", "inputs": "name"}, {"id": "b", "uses": "shout"}],
-            "edges": [{"source": "a", "target": "b"}],
-        },
-    )
+    merged = flow("merged", "a:echo b:shout", "a>b", fields={"a": {"inputs": "name"}})
+    path = write_blueprint(tmp_path, "merged.json", merged)
     code, out, _ = cli(
         capsys,
         "run",
@@ -208,17 +185,7 @@ def test_registry_module_is_imported_from_the_working_directory(
 
 
 def test_concurrency_one_runs_the_demo(capsys: CaptureFixture) -> None:
-    code, out, _ = cli(
-        capsys,
-        "run",
-        DEMO_BLUEPRINT,
-        "--registry",
-        DEMO_REGISTRY,
-        "--context",
-        DEMO_CONTEXT,
-        "--concurrency",
-        "1",
-    )
+    code, out, _ = cli(capsys, *DEMO_RUN, "--concurrency", "1")
     assert code == 0
     assert "status:    completed" in out
 
@@ -402,17 +369,7 @@ def test_global_options_also_work_after_the_command(capsys: CaptureFixture) -> N
 
 
 def test_log_level_debug_shows_engine_logs(capsys: CaptureFixture) -> None:
-    code, _, err = cli(
-        capsys,
-        "--log-level",
-        "debug",
-        "run",
-        DEMO_BLUEPRINT,
-        "--registry",
-        DEMO_REGISTRY,
-        "--context",
-        DEMO_CONTEXT,
-    )
+    code, _, err = cli(capsys, "--log-level", "debug", *DEMO_RUN)
 
     assert code == 0
     assert "INFO flowcraft_core.runtime: run " in err
@@ -433,17 +390,7 @@ def test_help_and_version_exit_0(capsys: CaptureFixture) -> None:
 
 
 def test_watch_prints_progress_lines_to_stderr(capsys: CaptureFixture) -> None:
-    code, out, err = cli(
-        capsys,
-        "run",
-        DEMO_BLUEPRINT,
-        "--registry",
-        DEMO_REGISTRY,
-        "--context",
-        DEMO_CONTEXT,
-        "--watch",
-        "--json",
-    )
+    code, out, err = cli(capsys, *DEMO_RUN, "--watch", "--json")
 
     assert code == 0
     assert json.loads(out)["status"] == "completed"  # stdout stays machine-readable

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cli_support import DEMO_BLUEPRINT, DEMO_CONTEXT, DEMO_REGISTRY
+from cli_support import DEMO_BLUEPRINT, DEMO_REGISTRY, DEMO_RUN
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = Path(sys.executable).parent / "flowcraft"
@@ -15,16 +15,7 @@ SCRIPT = Path(sys.executable).parent / "flowcraft"
 
 def test_installed_script_runs_the_demo() -> None:
     done = subprocess.run(
-        [
-            str(SCRIPT),
-            "run",
-            DEMO_BLUEPRINT,
-            "--registry",
-            DEMO_REGISTRY,
-            "--context",
-            DEMO_CONTEXT,
-            "--json",
-        ],
+        [str(SCRIPT), *DEMO_RUN, "--json"],
         cwd=REPO,
         capture_output=True,
         text=True,
