@@ -50,14 +50,16 @@ def _target(name: str, value: float | None, goal: str, ok: Any) -> Target:
 def distributed_table(rows: Sequence[Measured]) -> None:
     print(
         f"{'workload':<20}{'procs':>8}{'runs':>7}{'nodes':>8}{'seconds':>9}{'node/s':>9}"
-        f"{'run/s':>8}{'evalsha/n':>10}{'calls/n':>9}{'cpu us/n':>9}{'spread':>8}  check"
+        f"{'run/s':>8}{'evalsha/n':>10}{'calls/n':>9}{'rcpu us/n':>10}{'wcpu us/n':>10}"
+        f"{'spread':>8}  check"
     )
     for r in rows:
         runs = f"{r.runs:,}" if r.runs else "-"
         print(
             f"{r.workload:<20}{r.procs:>8}{runs:>7}{r.nodes:>8,}{r.seconds:>9.3f}"
             f"{r.node_rate:>9,.0f}{r.run_rate:>8,.1f}{r.per_node('evalsha'):>10.2f}"
-            f"{r.calls_per_node:>9.1f}{r.cpu_us_per_node:>9.0f}{r.spread:>8.0%}  {r.check}"
+            f"{r.calls_per_node:>9.1f}{r.cpu_us_per_node:>10.0f}{r.worker_cpu_us_per_node:>10.0f}"
+            f"{r.spread:>8.0%}  {r.check}"
         )
 
 
@@ -238,10 +240,22 @@ def distributed_targets(results: Results) -> list[Target]:
     chain1 = _rate(results, "chain10", "1")
     fan_id = next((r.workload for r in results.rows if r.workload.startswith("fanout")), "fanout")
     bare = results.bare.node_rate if results.bare else None
+    chain_row = results.find("chain10", "1")
+    cpu_ratio = (
+        _ratio(results.bare.worker_cpu_us_per_node, chain_row.worker_cpu_us_per_node)
+        if results.bare and chain_row
+        else None
+    )
     out = [
         _target(
             "chain10 (1 worker) / bare BullMQ job rate",
             _ratio(chain1, bare),
+            ">= 0.8",
+            lambda v: v >= 0.8,
+        ),
+        _target(
+            "chain10 / bare BullMQ by worker CPU per job",
+            cpu_ratio,
             ">= 0.8",
             lambda v: v >= 0.8,
         ),

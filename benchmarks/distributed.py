@@ -106,6 +106,10 @@ class Measured:
     def cpu_us_per_node(self) -> float:
         return self.per_node("_cpu_s") * 1e6
 
+    @property
+    def worker_cpu_us_per_node(self) -> float:
+        return self.per_node("_wcpu_s") * 1e6
+
 
 @dataclass
 class Results:
@@ -405,7 +409,8 @@ def bare_baseline(
     proc.stop()
     delta = RedisStats.delta(before, stats.snapshot())
     line = next(line for line in proc.lines if line.startswith("drained"))
-    seconds = float(line.split()[-2])
+    seconds = float(line.split()[4].rstrip(","))
+    delta["_wcpu_s"] = float(line.split()[-2])
     return Measured("bare-bullmq", "1", 0, sizes.bare_jobs, seconds, delta, "drained")
 
 
@@ -425,6 +430,7 @@ def run(procs: Processes, url: str, sizes: Sizes, log: Any = sys.stderr) -> Resu
             print(f"  flowcraft: {count} worker process(es)...", file=log, flush=True)
             with Processes() as phase:
                 workers = start_workers(phase, url, bp_dir, count, sizes.concurrency)
+                stats.watch(w.popen.pid for w in workers)
                 results.libraries = worker_libraries(workers[0].popen.pid)
                 for work in works:  # warm up: scripts loaded, plans compiled, pools open
                     LOOP.run(timed(client, stats, work, str(count), runs=min(work.runs, 10)))
@@ -449,6 +455,7 @@ def run(procs: Processes, url: str, sizes: Sizes, log: Any = sys.stderr) -> Resu
             print(f"  flowcraft worker variant {name}...", file=log, flush=True)
             with Processes() as phase:
                 workers = start_workers(phase, url, bp_dir, 1, sizes.concurrency, options)
+                stats.watch(w.popen.pid for w in workers)
                 LOOP.run(timed(client, stats, works[0], "1", runs=min(works[0].runs, 10)))
                 row = median(lambda: LOOP.run(timed(client, stats, works[0], "1")), sizes.repeat)
                 row.workload = f"chain10:{name}"

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -124,15 +124,35 @@ def redis_server(procs: Processes) -> Iterator[str]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def group_cpu_s(pgids: Iterable[int]) -> float:
+    """CPU seconds (user + system) of every live process in these process groups: the
+    workers' own cost, which a loaded machine stretches far less than their wall time."""
+    groups = set(pgids)
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended meanwhile
+        if int(fields[2]) in groups:  # pgrp; utime and stime follow at 11 and 12
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 class RedisStats:
     """`INFO commandstats` and `INFO cpu` snapshots; `delta()` between two of them.
 
     Keys: a command's name -> its calls, `_usec:<name>` -> microseconds Redis spent in it
     (a script's time includes the commands it runs, which are also counted on their own),
-    `_cpu_s` -> the server's CPU seconds (sys + user)."""
+    `_cpu_s` -> the server's CPU seconds (sys + user), `_wcpu_s` -> the CPU seconds of the
+    process groups being `watch()`ed (the workers)."""
 
     def __init__(self, url: str) -> None:
         self.client = redis.Redis.from_url(url, decode_responses=True)
+        self.watched: list[int] = []
+
+    def watch(self, pgids: Iterable[int]) -> None:
+        self.watched = list(pgids)
 
     def snapshot(self) -> dict[str, float]:
         info: dict[str, Any] = self.client.info("commandstats")
@@ -142,6 +162,7 @@ class RedisStats:
             out["_usec:" + name.removeprefix("cmdstat_")] = float(v["usec"])
         cpu: dict[str, Any] = self.client.info("cpu")
         out["_cpu_s"] = float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"])
+        out["_wcpu_s"] = group_cpu_s(self.watched)
         return out
 
     @staticmethod
@@ -152,4 +173,12 @@ class RedisStats:
         self.client.close()
 
 
-__all__ = ["ROOT", "Proc", "Processes", "RedisStats", "free_port", "redis_server"]
+__all__ = [
+    "ROOT",
+    "Proc",
+    "Processes",
+    "RedisStats",
+    "free_port",
+    "group_cpu_s",
+    "redis_server",
+]

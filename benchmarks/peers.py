@@ -106,6 +106,7 @@ def run_peer(peer: Peer, url: str, sizes: Sizes, stats: RedisStats) -> list[Meas
     rows = []
     with Processes() as procs:
         workers = procs.python(f"{peer.name} workers", *peer.argv, env={"BENCH_REDIS_URL": url})
+        stats.watch([workers.popen.pid])  # the forked workers stay in its process group
         deadline = time.monotonic() + 60
         while sum(peer.ready in line for line in workers.lines) < peer.ready_count:
             if workers.popen.poll() is not None or time.monotonic() > deadline:

@@ -78,7 +78,8 @@ def test_distributed_section_runs_flowcraft_workers_and_the_bare_baseline() -> N
             row = table[(workload, procs)]
             assert row[-1] == "completed", row
             assert number(row[5]) > 0 and number(row[6]) > 0, row  # node/s, run/s
-            assert number(row[7]) > 0 and number(row[9]) > 0, row  # evalsha/node, cpu/node
+            assert number(row[7]) > 0 and number(row[9]) > 0, row  # evalsha/n, Redis CPU/n
+            assert number(row[10]) > 0, row  # the workers' CPU per node
     for variant in ("as-installed", "uvloop", "no-uvloop", "no-hiredis"):
         row = table[(f"chain10:{variant}", "1")]
         assert row[-1] == "completed" and number(row[5]) > 0, row
@@ -90,6 +91,7 @@ def test_distributed_section_runs_flowcraft_workers_and_the_bare_baseline() -> N
     found = targets(sections)
     for name in (
         "chain10 (1 worker) / bare BullMQ job rate",
+        "chain10 / bare BullMQ by worker CPU per job",
         "fanout100 / chain10 per-node rate (1 worker)",
         "our Redis round trips per node (MONITOR)",
         "chain10 scaling 1 -> 2 worker processes",
