@@ -234,6 +234,17 @@ def test_registry_is_a_copy() -> None:
     assert "extra" not in flow.registry()
 
 
+#: One node config in the loader's JSON names.
+CONFIG_JSON = {
+    "maxRetries": 4,
+    "retryDelay": 25,
+    "backoff": "exponential",
+    "timeout": 1000,
+    "fallback": "b",
+    "joinStrategy": "any",
+}
+
+
 @pytest.mark.parametrize(
     "config",
     [
@@ -245,14 +256,7 @@ def test_registry_is_a_copy() -> None:
             "fallback": "b",
             "join_strategy": "any",
         },
-        {
-            "maxRetries": 4,
-            "retryDelay": 25,
-            "backoff": "exponential",
-            "timeout": 1000,
-            "fallback": "b",
-            "joinStrategy": "any",
-        },
+        {**CONFIG_JSON},  # a copy: the expected value below stays untouched
         NodeConfig(
             max_retries=4,
             retry_delay=25,
@@ -267,14 +271,7 @@ def test_registry_is_a_copy() -> None:
 def test_config_accepts_snake_case_json_names_or_a_node_config(config: Any) -> None:
     flow = Flow("f").node("a", "impl", config=config).node("b", "impl")
 
-    assert flow.to_dict()["nodes"][0]["config"] == {
-        "maxRetries": 4,
-        "retryDelay": 25,
-        "backoff": "exponential",
-        "timeout": 1000,
-        "fallback": "b",
-        "joinStrategy": "any",
-    }
+    assert flow.to_dict()["nodes"][0]["config"] == CONFIG_JSON
     conf = flow.to_blueprint().node("a").config
     assert (conf.max_retries, conf.retry_delay, conf.timeout) == (4, 25, 1000)
     assert (conf.backoff, conf.fallback, conf.join_strategy) == ("exponential", "b", "any")

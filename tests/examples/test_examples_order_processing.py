@@ -19,6 +19,16 @@ async def run(order: dict[str, Any]) -> tuple[WorkflowResult, Any]:
     return result, bus
 
 
+async def run_then_resume(
+    order: dict[str, Any], **resume: Any
+) -> tuple[WorkflowResult, WorkflowResult]:
+    """Run a large order to its approval wait, then resume it: (paused, final)."""
+    runtime, _bus = example_runtime("order_processing")
+    blueprint = example_blueprint("order_processing", FILE)
+    first = await runtime.run(blueprint, {"order": order})
+    return first, await runtime.resume(blueprint, first.serialized_context, **resume)
+
+
 async def test_demo_order_is_charged_by_card_and_notified_without_waiting() -> None:
     runtime, bus = example_runtime("order_processing")
     result = await runtime.run(example_blueprint("order_processing", FILE), DEMO_CONTEXT)
@@ -80,14 +90,11 @@ async def test_large_orders_wait_for_approval(amount: float) -> None:
 
 
 async def test_approved_large_order_is_charged_after_resume() -> None:
-    runtime, _bus = example_runtime("order_processing")
-    bp = example_blueprint("order_processing", FILE)
-    first = await runtime.run(
-        bp, {"order": {"id": "C-2", "amount": 4000, "customer": "bob@example.com"}}
-    )
-
-    done = await runtime.resume(
-        bp, first.serialized_context, node_id="approval", output={"by": "alice"}, action="approve"
+    first, done = await run_then_resume(
+        {"id": "C-2", "amount": 4000, "customer": "bob@example.com"},
+        node_id="approval",
+        output={"by": "alice"},
+        action="approve",
     )
 
     assert done.status == "completed"
@@ -99,14 +106,10 @@ async def test_approved_large_order_is_charged_after_resume() -> None:
 
 
 async def test_rejected_large_order_notifies_the_rejection() -> None:
-    runtime, _bus = example_runtime("order_processing")
-    bp = example_blueprint("order_processing", FILE)
-    first = await runtime.run(
-        bp, {"order": {"id": "C-3", "amount": 2500, "customer": "bob@example.com"}}
-    )
-
-    done = await runtime.resume(
-        bp, first.serialized_context, output={"reason": "limit exceeded"}, action="reject"
+    _first, done = await run_then_resume(
+        {"id": "C-3", "amount": 2500, "customer": "bob@example.com"},
+        output={"reason": "limit exceeded"},
+        action="reject",
     )
 
     assert done.status == "completed"
