@@ -36,7 +36,7 @@ def flow(
         if node_id in loops:
             row["params"] = {"condition": loops[node_id], **params.get(node_id, {})}
         elif node_id in params:
-            row["params"] = dict(params[node_id])
+            row["params"] = params[node_id]
         assert uses or node_id in loops, f"node {node_id!r} has no uses key"
         row.update((fields or {}).get(node_id, {}))
         node_maps.append(row)

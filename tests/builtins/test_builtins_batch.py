@@ -7,6 +7,7 @@ import random
 import threading
 from typing import Any
 
+import flow_maps
 import pytest
 from builtins_support import Concurrency, Timer, echo, make_runtime, of_type, started, trace
 
@@ -21,29 +22,16 @@ def batch_flow(
     scatter_config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     scatter_node: dict[str, Any] = {
-        "id": "s",
-        "uses": "batch-scatter",
-        "params": {"workerUsesKey": worker, "gatherNodeId": "g", **(scatter or {})},
+        "params": {"workerUsesKey": worker, "gatherNodeId": "g", **(scatter or {})}
     }
     if scatter_config:
         scatter_node["config"] = scatter_config
-    gather_node: dict[str, Any] = {"id": "g", "uses": "batch-gather"}
-    if gather:
-        gather_node["params"] = gather
-    return {
-        "id": "batchy",
-        "nodes": [
-            {"id": "src", "uses": "echo"},
-            scatter_node,
-            gather_node,
-            {"id": "after", "uses": "echo"},
-        ],
-        "edges": [
-            {"source": "src", "target": "s"},
-            {"source": "s", "target": "g"},
-            {"source": "g", "target": "after"},
-        ],
-    }
+    return flow_maps.flow(
+        "batchy",
+        "src:echo s:batch-scatter g:batch-gather after:echo",
+        "src>s s>g g>after",
+        fields={"s": scatter_node, "g": {"params": gather} if gather else {}},
+    )
 
 
 async def test_results_in_item_order_when_items_finish_out_of_order() -> None:
@@ -343,29 +331,13 @@ async def test_worker_default_is_one_attempt() -> None:
     assert [(e.node_id, e.attempts) for e in result.errors] == [("s[0]", 1)]
 
 
-BATCH_IN_LOOP = {
-    "id": "batch-loop",
-    "nodes": [
-        {"id": "start", "uses": "echo"},
-        {"id": "L", "uses": "loop-controller", "params": {"condition": "iteration < 3"}},
-        {"id": "mk", "uses": "make_items"},
-        {
-            "id": "s",
-            "uses": "batch-scatter",
-            "params": {"workerUsesKey": "work", "gatherNodeId": "g", "outputKey": "latest"},
-        },
-        {"id": "g", "uses": "batch-gather"},
-        {"id": "done", "uses": "echo"},
-    ],
-    "edges": [
-        {"source": "start", "target": "L"},
-        {"source": "L", "target": "mk", "action": "continue"},
-        {"source": "mk", "target": "s"},
-        {"source": "s", "target": "g"},
-        {"source": "g", "target": "L"},
-        {"source": "L", "target": "done", "action": "break"},
-    ],
-}
+BATCH_IN_LOOP = flow_maps.flow(
+    "batch-loop",
+    "start:echo L mk:make_items s:batch-scatter g:batch-gather done:echo",
+    "start>L L>mk:continue mk>s s>g g>L L>done:break",
+    loops={"L": "iteration < 3"},
+    params={"s": {"workerUsesKey": "work", "gatherNodeId": "g", "outputKey": "latest"}},
+)
 
 
 async def test_batch_inside_a_loop_body_runs_per_iteration() -> None:

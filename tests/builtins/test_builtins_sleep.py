@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import flow_maps
 import pytest
 from builtins_support import Timer, assert_not_awaiting, echo, make_runtime, of_type, trace
 
@@ -13,18 +14,9 @@ from flowcraft_core import CancellationToken
 
 
 def sleep_flow(params: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": "sleepy",
-        "nodes": [
-            {"id": "start", "uses": "echo"},
-            {"id": "nap", "uses": "sleep", "params": params},
-            {"id": "after", "uses": "echo"},
-        ],
-        "edges": [
-            {"source": "start", "target": "nap"},
-            {"source": "nap", "target": "after"},
-        ],
-    }
+    return flow_maps.flow(
+        "sleepy", "start:echo nap:sleep after:echo", "start>nap nap>after", params={"nap": params}
+    )
 
 
 @pytest.mark.parametrize(
@@ -141,15 +133,12 @@ async def test_sleep_does_not_block_a_parallel_branch() -> None:
     async def mark(ctx: Any) -> None:
         seen.append(ctx.node_id)
 
-    flow = {
-        "id": "parallel-sleep",
-        "nodes": [
-            {"id": "nap", "uses": "sleep", "params": {"duration": 200}},
-            {"id": "fast", "uses": "mark"},
-            {"id": "slow", "uses": "mark"},
-        ],
-        "edges": [{"source": "nap", "target": "slow"}],
-    }
+    flow = flow_maps.flow(
+        "parallel-sleep",
+        "nap:sleep fast:mark slow:mark",
+        "nap>slow",
+        params={"nap": {"duration": 200}},
+    )
     runtime, _ = make_runtime({"mark": mark})
     task = asyncio.ensure_future(runtime.run(flow))
     await asyncio.sleep(0.1)

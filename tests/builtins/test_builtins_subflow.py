@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import flow_maps
 import pytest
 from builtins_support import Timer, assert_not_awaiting, echo, make_runtime, of_type, started
 
@@ -49,56 +50,22 @@ IMPLS = {
     "fallback_value": fallback_value,
 }
 
-CHILD = {
-    "id": "child",
-    "nodes": [{"id": "c1", "uses": "double"}, {"id": "c2", "uses": "plus_one"}],
-    "edges": [{"source": "c1", "target": "c2"}],
-}
+CHILD = flow_maps.flow("child", "c1:double c2:plus_one", "c1>c2")
 
-CHILD_TWO_TERMINALS = {
-    "id": "child-two",
-    "nodes": [
-        {"id": "c1", "uses": "double"},
-        {"id": "t1", "uses": "plus_one"},
-        {"id": "t2", "uses": "plus_one"},
-    ],
-    "edges": [
-        {"source": "c1", "target": "t1"},
-        {"source": "c1", "target": "t2", "condition": "result.output > 1000"},
-    ],
-}
+CHILD_TWO_TERMINALS = flow_maps.flow(
+    "child-two",
+    "c1:double t1:plus_one t2:plus_one",
+    "c1>t1 c1>t2",
+    when={"c1>t2": "result.output > 1000"},
+)
 
-CHILD_FAILS = {
-    "id": "child-fails",
-    "nodes": [{"id": "ok", "uses": "echo"}, {"id": "c1", "uses": "fail"}],
-    "edges": [{"source": "ok", "target": "c1"}],
-}
+CHILD_FAILS = flow_maps.flow("child-fails", "ok:echo c1:fail", "ok>c1")
 
-CHILD_WAITS = {
-    "id": "child-waits",
-    "nodes": [
-        {"id": "c1", "uses": "echo"},
-        {"id": "w1", "uses": "wait"},
-        {"id": "w2", "uses": "wait"},
-        {"id": "c2", "uses": "echo"},
-    ],
-    "edges": [
-        {"source": "c1", "target": "w1"},
-        {"source": "c1", "target": "w2"},
-        {"source": "w1", "target": "c2"},
-        {"source": "w2", "target": "c2"},
-    ],
-}
+CHILD_WAITS = flow_maps.flow(
+    "child-waits", "c1:echo w1:wait w2:wait c2:echo", "c1>w1 c1>w2 w1>c2 w2>c2"
+)
 
-CHILD_ONE_WAIT = {
-    "id": "child-one-wait",
-    "nodes": [
-        {"id": "c1", "uses": "echo"},
-        {"id": "w", "uses": "wait"},
-        {"id": "c2", "uses": "echo"},
-    ],
-    "edges": [{"source": "c1", "target": "w"}, {"source": "w", "target": "c2"}],
-}
+CHILD_ONE_WAIT = flow_maps.flow("child-one-wait", "c1:echo w:wait c2:echo", "c1>w w>c2")
 
 CHILDREN = [CHILD, CHILD_TWO_TERMINALS, CHILD_FAILS, CHILD_WAITS, CHILD_ONE_WAIT]
 
@@ -106,23 +73,11 @@ CHILDREN = [CHILD, CHILD_TWO_TERMINALS, CHILD_FAILS, CHILD_WAITS, CHILD_ONE_WAIT
 def parent(
     params: dict[str, Any], *, sub_id: str = "sub", config: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    sub: dict[str, Any] = {"id": sub_id, "uses": "subflow", "params": params}
-    nodes: list[dict[str, Any]] = [
-        {"id": "start", "uses": "five"},
-        sub,
-        {"id": "after", "uses": "echo"},
-    ]
+    sub: dict[str, Any] = {"params": params}
     if config:
         sub["config"] = config
-        nodes.append({"id": "sub_fb", "uses": "fallback_value"})
-    return {
-        "id": "parent",
-        "nodes": nodes,
-        "edges": [
-            {"source": "start", "target": sub_id},
-            {"source": sub_id, "target": "after"},
-        ],
-    }
+    nodes = f"start:five {sub_id}:subflow after:echo" + (" sub_fb:fallback_value" if config else "")
+    return flow_maps.flow("parent", nodes, f"start>{sub_id} {sub_id}>after", fields={sub_id: sub})
 
 
 def runtime_with_children(**kwargs: Any) -> Any:
@@ -202,23 +157,13 @@ async def test_child_run_id_and_parent_fields() -> None:
 
 
 async def test_child_run_ids_inside_a_loop() -> None:
-    flow = {
-        "id": "looping-parent",
-        "nodes": [
-            {"id": "start", "uses": "five"},
-            {"id": "L", "uses": "loop-controller", "params": {"condition": "iteration < 2"}},
-            {
-                "id": "sub",
-                "uses": "subflow",
-                "params": {"blueprintId": "child", "inputs": {"x": "start"}},
-            },
-        ],
-        "edges": [
-            {"source": "start", "target": "L"},
-            {"source": "L", "target": "sub", "action": "continue"},
-            {"source": "sub", "target": "L"},
-        ],
-    }
+    flow = flow_maps.flow(
+        "looping-parent",
+        "start:five L sub:subflow",
+        "start>L L>sub:continue sub>L",
+        loops={"L": "iteration < 2"},
+        params={"sub": {"blueprintId": "child", "inputs": {"x": "start"}}},
+    )
     runtime, bus = runtime_with_children()
     result = await runtime.run(flow, run_id="pl")
     assert result.status == "completed"
@@ -461,27 +406,15 @@ async def test_child_runs_through_the_parent_middleware() -> None:
     assert ("pm", "after") in seen
 
 
-CHILD_WAIT_FIRST = {
-    "id": "child-wait-first",
-    "nodes": [{"id": "w", "uses": "wait"}, {"id": "c2", "uses": "echo"}],
-    "edges": [{"source": "w", "target": "c2"}],
-}
+CHILD_WAIT_FIRST = flow_maps.flow("child-wait-first", "w:wait c2:echo", "w>c2")
 
-LOOPING_WAITING_PARENT = {
-    "id": "loop-wait-parent",
-    "nodes": [
-        {"id": "start", "uses": "echo"},
-        {"id": "L", "uses": "loop-controller", "params": {"condition": "iteration < 2"}},
-        {"id": "sub", "uses": "subflow", "params": {"blueprintId": "child-wait-first"}},
-        {"id": "done", "uses": "echo"},
-    ],
-    "edges": [
-        {"source": "start", "target": "L"},
-        {"source": "L", "target": "sub", "action": "continue"},
-        {"source": "sub", "target": "L"},
-        {"source": "L", "target": "done", "action": "break"},
-    ],
-}
+LOOPING_WAITING_PARENT = flow_maps.flow(
+    "loop-wait-parent",
+    "start:echo L sub:subflow done:echo",
+    "start>L L>sub:continue sub>L L>done:break",
+    loops={"L": "iteration < 2"},
+    params={"sub": {"blueprintId": "child-wait-first"}},
+)
 
 
 async def test_awaiting_subflow_inside_a_loop() -> None:
@@ -512,15 +445,7 @@ async def test_awaiting_subflow_inside_a_loop() -> None:
     ]
 
 
-CHILD_TWO_STARTS = {
-    "id": "child-two-starts",
-    "nodes": [
-        {"id": "s1", "uses": "echo"},
-        {"id": "s2", "uses": "echo"},
-        {"id": "j", "uses": "echo"},
-    ],
-    "edges": [{"source": "s1", "target": "j"}, {"source": "s2", "target": "j"}],
-}
+CHILD_TWO_STARTS = flow_maps.flow("child-two-starts", "s1:echo s2:echo j:echo", "s1>j s2>j")
 
 
 async def test_node_input_goes_to_every_child_start_node() -> None:

@@ -6,6 +6,7 @@ import asyncio
 import json
 from typing import Any
 
+import flow_maps
 import pytest
 from builtins_support import (
     assert_awaiting,
@@ -27,25 +28,11 @@ from flowcraft_core import (
     load_blueprint,
 )
 
-TWO_WAITS = {
-    "id": "two-waits",
-    "nodes": [
-        {"id": "start", "uses": "echo"},
-        {"id": "w1", "uses": "wait"},
-        {"id": "w2", "uses": "wait"},
-        {"id": "a", "uses": "tag"},
-        {"id": "b", "uses": "tag"},
-        {"id": "end", "uses": "echo"},
-    ],
-    "edges": [
-        {"source": "start", "target": "w1"},
-        {"source": "start", "target": "w2"},
-        {"source": "w1", "target": "a"},
-        {"source": "w2", "target": "b"},
-        {"source": "a", "target": "end"},
-        {"source": "b", "target": "end"},
-    ],
-}
+TWO_WAITS = flow_maps.flow(
+    "two-waits",
+    "start:echo w1:wait w2:wait a:tag b:tag end:echo",
+    "start>w1 start>w2 w1>a w2>b a>end b>end",
+)
 
 
 async def tag(ctx: Any) -> dict[str, Any]:
@@ -102,20 +89,9 @@ async def test_two_waits_resumed_separately() -> None:
     ]
 
 
-FIRST_IN_BLUEPRINT_ORDER = {
-    "id": "order-of-waits",
-    "nodes": [
-        {"id": "start", "uses": "echo"},
-        {"id": "zeta", "uses": "wait"},
-        {"id": "hop", "uses": "echo"},
-        {"id": "alpha", "uses": "wait"},
-    ],
-    "edges": [
-        {"source": "start", "target": "alpha"},
-        {"source": "start", "target": "hop"},
-        {"source": "hop", "target": "zeta"},
-    ],
-}
+FIRST_IN_BLUEPRINT_ORDER = flow_maps.flow(
+    "order-of-waits", "start:echo zeta:wait hop:echo alpha:wait", "start>alpha start>hop hop>zeta"
+)
 
 
 async def test_resume_without_node_id_picks_first_waiting_node_in_blueprint_order() -> None:
@@ -139,20 +115,9 @@ async def test_resume_without_node_id_picks_first_waiting_node_in_blueprint_orde
     assert_not_awaiting(done)
 
 
-ACTIONS = {
-    "id": "actions",
-    "nodes": [
-        {"id": "w", "uses": "wait"},
-        {"id": "yes", "uses": "echo"},
-        {"id": "no", "uses": "echo"},
-        {"id": "always", "uses": "echo"},
-    ],
-    "edges": [
-        {"source": "w", "target": "yes", "action": "yes"},
-        {"source": "w", "target": "no", "action": "no"},
-        {"source": "w", "target": "always"},
-    ],
-}
+ACTIONS = flow_maps.flow(
+    "actions", "w:wait yes:echo no:echo always:echo", "w>yes:yes w>no:no w>always"
+)
 
 
 @pytest.mark.parametrize(
@@ -318,21 +283,12 @@ async def test_serialized_context_round_trips_in_a_fresh_runtime() -> None:
     assert final.context["_inputs.start"] == {"k": [1, None, "x"]}
 
 
-WAIT_IN_LOOP = {
-    "id": "wait-in-loop",
-    "nodes": [
-        {"id": "start", "uses": "echo"},
-        {"id": "L", "uses": "loop-controller", "params": {"condition": "iteration < 2"}},
-        {"id": "w", "uses": "wait"},
-        {"id": "done", "uses": "echo"},
-    ],
-    "edges": [
-        {"source": "start", "target": "L"},
-        {"source": "L", "target": "w", "action": "continue"},
-        {"source": "w", "target": "L"},
-        {"source": "L", "target": "done", "action": "break"},
-    ],
-}
+WAIT_IN_LOOP = flow_maps.flow(
+    "wait-in-loop",
+    "start:echo L w:wait done:echo",
+    "start>L L>w:continue w>L L>done:break",
+    loops={"L": "iteration < 2"},
+)
 
 
 async def test_wait_inside_a_loop_body() -> None:
@@ -414,14 +370,9 @@ async def test_resume_with_non_json_output_raises_and_leaves_the_run_resumable()
 
 
 async def test_cancelling_a_resumed_run() -> None:
-    flow = {
-        "id": "wait-then-sleep",
-        "nodes": [
-            {"id": "w", "uses": "wait"},
-            {"id": "nap", "uses": "sleep", "params": {"duration": "30s"}},
-        ],
-        "edges": [{"source": "w", "target": "nap"}],
-    }
+    flow = flow_maps.flow(
+        "wait-then-sleep", "w:wait nap:sleep", "w>nap", params={"nap": {"duration": "30s"}}
+    )
     runtime, bus = make_runtime(IMPLS)
     paused = await runtime.run(flow, run_id="rc")
     bus.clear()

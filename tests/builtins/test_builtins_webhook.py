@@ -4,20 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import flow_maps
 from builtins_support import assert_not_awaiting, echo, make_runtime, of_type
 
-HOOK = {
-    "id": "hook-flow",
-    "nodes": [
-        {"id": "start", "uses": "echo"},
-        {"id": "hook", "uses": "webhook"},
-        {"id": "after", "uses": "echo"},
-    ],
-    "edges": [
-        {"source": "start", "target": "hook"},
-        {"source": "hook", "target": "after"},
-    ],
-}
+HOOK = flow_maps.flow("hook-flow", "start:echo hook:webhook after:echo", "start>hook hook>after")
 
 
 async def test_webhook_without_registrar() -> None:
