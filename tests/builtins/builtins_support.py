@@ -25,6 +25,11 @@ def trace(bus: InMemoryEventBus, types: Iterable[str] = NODE_EVENTS) -> list[tup
     return runtime_support.trace(bus, types, iteration=True)
 
 
+def ran(*node_ids: str) -> list[tuple[Any, ...]]:
+    """The trace of nodes that started and finished one after the other, outside loops."""
+    return [(kind, node_id, ()) for node_id in node_ids for kind in ("node:start", "node:finish")]
+
+
 def started(bus: InMemoryEventBus, node_id: str) -> list[tuple[int, ...]]:
     return [tuple(e.iteration) for e in of_type(bus, "node:start") if e.node_id == node_id]
 
