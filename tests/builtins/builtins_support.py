@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import runtime_support
@@ -12,7 +13,7 @@ from runtime_support import echo as echo
 from runtime_support import make_runtime as make_runtime
 from runtime_support import of_type as of_type
 
-from flowcraft_core import InMemoryEventBus, WorkflowResult
+from flowcraft_core import CancellationToken, InMemoryEventBus, WorkflowResult
 
 ENGINE_AWAIT_KEYS = ("_awaitingNodeIds", "_awaitingDetails", "_runState")
 
@@ -42,3 +43,25 @@ def assert_not_awaiting(result: WorkflowResult) -> None:
 def assert_awaiting(result: WorkflowResult) -> None:
     for key in ENGINE_AWAIT_KEYS:
         assert key in result.context, key
+
+
+async def cancel_midway(
+    start: Callable[[CancellationToken], Awaitable[WorkflowResult]],
+    *,
+    after_s: float,
+    while_running: Callable[[asyncio.Future[WorkflowResult]], None],
+) -> WorkflowResult:
+    """Start a run with a token, check it after `after_s`, cancel it: it must end within 1 s."""
+    token = CancellationToken()
+    task = asyncio.ensure_future(start(token))
+    await asyncio.sleep(after_s)
+    while_running(task)
+    with Timer() as timer:
+        token.cancel()
+        result = await asyncio.wait_for(task, timeout=5)
+    assert timer.elapsed < 1.0
+    return result
+
+
+def still_running(task: asyncio.Future[WorkflowResult]) -> None:
+    assert not task.done()

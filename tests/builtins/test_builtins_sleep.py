@@ -8,9 +8,17 @@ from typing import Any
 
 import flow_maps
 import pytest
-from builtins_support import Timer, assert_not_awaiting, echo, make_runtime, of_type, ran, trace
-
-from flowcraft_core import CancellationToken
+from builtins_support import (
+    Timer,
+    assert_not_awaiting,
+    cancel_midway,
+    echo,
+    make_runtime,
+    of_type,
+    ran,
+    still_running,
+    trace,
+)
 
 
 def sleep_flow(params: dict[str, Any]) -> dict[str, Any]:
@@ -90,16 +98,13 @@ async def test_sleeping_run_is_running_not_awaiting() -> None:
 
 async def test_cancellation_during_a_long_sleep() -> None:
     runtime, bus = make_runtime({"echo": echo})
-    token = CancellationToken()
-    task = asyncio.ensure_future(
-        runtime.run(sleep_flow({"duration": "30s"}), {"_inputs.start": "s"}, signal=token)
+    result = await cancel_midway(
+        lambda token: runtime.run(
+            sleep_flow({"duration": "30s"}), {"_inputs.start": "s"}, signal=token
+        ),
+        after_s=0.1,
+        while_running=still_running,
     )
-    await asyncio.sleep(0.1)
-    assert not task.done()
-    with Timer() as timer:
-        token.cancel()
-        result = await asyncio.wait_for(task, timeout=5)
-    assert timer.elapsed < 1.0
     assert result.status == "cancelled"
     assert result.context["_outputs.start"] == "s"
     assert "_outputs.nap" not in result.context

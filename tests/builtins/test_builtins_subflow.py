@@ -7,12 +7,18 @@ from typing import Any
 
 import flow_maps
 import pytest
-from builtins_support import Timer, assert_not_awaiting, echo, make_runtime, of_type, started
+from builtins_support import (
+    assert_not_awaiting,
+    cancel_midway,
+    echo,
+    make_runtime,
+    of_type,
+    started,
+)
 
 from flowcraft_core import (
     BlueprintError,
     BlueprintVersionError,
-    CancellationToken,
     RunNotAwaitingError,
     SubflowError,
 )
@@ -287,16 +293,15 @@ async def test_cancelling_the_parent_cancels_the_child() -> None:
 
     slow_child = {"id": "slow-child", "nodes": [{"id": "s", "uses": "slow"}]}
     runtime, bus = make_runtime({**IMPLS, "slow": slow}, blueprints=[slow_child])
-    token = CancellationToken()
-    task = asyncio.ensure_future(
-        runtime.run(parent({"blueprintId": "slow-child"}), run_id="pc", signal=token)
+
+    def child_started(_task: Any) -> None:
+        assert child_state == ["started pc-sub-0"]
+
+    result = await cancel_midway(
+        lambda token: runtime.run(parent({"blueprintId": "slow-child"}), run_id="pc", signal=token),
+        after_s=0.1,
+        while_running=child_started,
     )
-    await asyncio.sleep(0.1)
-    assert child_state == ["started pc-sub-0"]
-    with Timer() as timer:
-        token.cancel()
-        result = await asyncio.wait_for(task, timeout=5)
-    assert timer.elapsed < 1.0
     assert result.status == "cancelled"
     assert child_state == ["started pc-sub-0", "cancelled"]
     finishes = [(e.run_id, e.status) for e in of_type(bus, "workflow:finish")]
