@@ -52,12 +52,16 @@ from .event_stream import RunEventStream, follow
 from .idempotency import FinishHook, idempotency_redis_key, run_idempotency_key
 from .inspection import RunInspection, RunSummary, inspect_run, list_runs
 from .progress import ProgressHeartbeat
+from .multiplex import Multiplexer, route_scripts
 from .queue import DEFAULT_ATTEMPTS, DEFAULT_RETENTION, BullMQJobQueue
 from .reconciler import RECONCILE_JOB_NAME, process_tick, reconcile_run
 from .retries import NodeAttemptFailed, QueueRetryOptions, check_retry_mode, queue_attempt
 from .store import RedisCoordinationStore
 
 logger = logging.getLogger("flowcraft_bullmq.adapter")
+
+#: The BullMQ scripts a worker runs once per job (fetch it, finish it).
+_PER_JOB_SCRIPTS: Final = ("moveToActive", "moveToFinished")
 
 #: wait_for_result polls the run status with this backoff (seconds).
 _POLL_FIRST: Final = 0.005
@@ -125,6 +129,7 @@ class BullMQAdapter:
         job_retention: Mapping[str, Any] | None = None,
         event_stream: bool = False,
         event_stream_maxlen: int = 10_000,
+        multiplex: bool = True,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
@@ -148,6 +153,9 @@ class BullMQAdapter:
         self.max_stalled_count = max_stalled_count
         #: A worker refreshes progressAt of runs with an executing job this often (0: never).
         self.progress_interval_s = progress_interval_s
+        #: Our scripts (load, complete, add) and BullMQ's per-job ones share one pipelined
+        #: connection (multiplex.py); False keeps them on the connection pool.
+        self.multiplex = multiplex
         self.retry_mode = check_retry_mode(retry_mode)  # "queue": BullMQ retries (retries.py)
         self.job_options: dict[str, Any] = {
             **(job_retention if job_retention is not None else DEFAULT_RETENTION),
@@ -180,6 +188,7 @@ class BullMQAdapter:
             "registry": _ClientRegistry(as_registry(registry)),
         }
         self._client: redis.Redis | None = None
+        self._multiplexer: Multiplexer | None = None
         self._store: FinishHook | None = None
         self._queue: Any = None
         self._job_queue: BullMQJobQueue | None = None
@@ -218,6 +227,8 @@ class BullMQAdapter:
                     raise named_error(exc, self.connector.describe()) from exc
                 raise
             await check_eviction_policy(client, where=self.connector.describe())
+            if self.multiplex and Multiplexer.supports(client):
+                self._multiplexer = Multiplexer(client)
             store = self._make_store(client)
             self._client = client
             if self._event_stream is not None:
@@ -235,6 +246,7 @@ class BullMQAdapter:
                 self._queue,
                 job_options=self.job_options,
                 retry_options=QueueRetryOptions(self) if self.retry_mode == "queue" else None,
+                via=self._multiplexer,
             )
             self._client_worker = DistributedWorker(
                 store=self._store, queue=self._job_queue, **self._client_worker_args
@@ -248,7 +260,12 @@ class BullMQAdapter:
 
     def _make_store(self, client: redis.Redis) -> CoordinationStore:
         """The Redis coordination store."""
-        return RedisCoordinationStore(client, prefix=self.prefix, state_ttl_s=self.state_ttl_s)
+        return RedisCoordinationStore(
+            client,
+            prefix=self.prefix,
+            state_ttl_s=self.state_ttl_s,
+            scripts_via=self._multiplexer,
+        )
 
     async def start(self) -> None:
         """Begin consuming jobs; returns once the BullMQ worker runs (until `close()`)."""
@@ -274,6 +291,9 @@ class BullMQAdapter:
                 "runRetryDelay": _RUN_RETRY_DELAY_MS,
             },
         )
+        if self._multiplexer is not None and worker.scripts is not None:
+            # BullMQ's two per-job scripts share our pipelined connection (multiplex.py).
+            route_scripts(worker.scripts.commands, _PER_JOB_SCRIPTS, self._multiplexer)
         worker.on("error", self._on_error)
         worker.on("failed", self._on_failed)
         try:
@@ -334,6 +354,8 @@ class BullMQAdapter:
                 await self._queue.close()
             except Exception:
                 logger.exception("closing the BullMQ queue failed")
+        if self._multiplexer is not None:
+            await self._multiplexer.aclose()
         if self._client is not None and self.connector.owns_client:
             await self._client.aclose()
 

@@ -8,10 +8,15 @@ jobs with all-digit custom ids).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
 
+from bullmq import Job as BullMQJob
+
 from flowcraft_core.distributed import Job
+
+from .multiplex import Multiplexer
 
 #: The BullMQ job name of every activation job (the kind is in the data).
 JOB_NAME: Final = "node"
@@ -33,7 +38,8 @@ DEFAULT_ATTEMPTS: Final[Mapping[str, Any]] = {
 
 
 class BullMQJobQueue:
-    """`add_bulk` onto a `bullmq.Queue` in one pipeline."""
+    """`add_bulk` onto a `bullmq.Queue`: one EVALSHA per job, through the multiplexer when
+    there is one, else one add (one job) or one pipeline (many)."""
 
     def __init__(
         self,
@@ -42,8 +48,12 @@ class BullMQJobQueue:
         job_options: Mapping[str, Any] | None = None,
         retry_options: Callable[[Sequence[Job]], Awaitable[list[dict[str, Any] | None]]]
         | None = None,
+        via: Multiplexer | None = None,
     ) -> None:
         self.queue = queue
+        #: Run the add scripts through this multiplexer (the adapter's) instead of the
+        #: queue's connection pool.
+        self.via = via
         self.job_options: dict[str, Any] = dict(
             job_options if job_options is not None else {**DEFAULT_RETENTION, **DEFAULT_ATTEMPTS}
         )
@@ -61,12 +71,32 @@ class BullMQJobQueue:
         if not jobs:
             return
         if self.retry_options is None:
-            await self.queue.addBulk([self.entry(job) for job in jobs])
+            entries = [self.entry(job) for job in jobs]
+        else:
+            extras = await self.retry_options(jobs)
+            entries = [self.entry(job, extra) for job, extra in zip(jobs, extras, strict=True)]
+        if self.via is not None:
+            if len(entries) == 1:
+                await self._add_via(entries[0])
+            else:
+                await asyncio.gather(*(self._add_via(entry) for entry in entries))
             return
-        extras = await self.retry_options(jobs)
-        await self.queue.addBulk(
-            [self.entry(job, extra) for job, extra in zip(jobs, extras, strict=True)]
-        )
+        if len(entries) == 1:
+            # One job (every chain step): one EVALSHA. `addBulk` pipelines its scripts, and
+            # redis-py sends SCRIPT EXISTS before every pipeline that has scripts: a round trip
+            # more per job.
+            entry = entries[0]
+            await self.queue.add(entry["name"], entry["data"], entry["opts"])
+            return
+        await self.queue.addBulk(entries)
+
+    async def _add_via(self, entry: Mapping[str, Any]) -> None:
+        """`Queue.add` with BullMQ's own add script, run through the multiplexer. Many jobs
+        are not one MULTI: each add is atomic, and a job whose follow-ups were only partly
+        added is redelivered and replays them (adds of existing ids are ignored)."""
+        queue = self.queue
+        job = BullMQJob(queue, entry["name"], entry["data"], {**queue.jobsOpts, **entry["opts"]})
+        job.id = await queue.scripts.addJob(job, self.via)
 
 
 __all__ = ["DEFAULT_ATTEMPTS", "DEFAULT_RETENTION", "JOB_NAME", "BullMQJobQueue"]

@@ -26,6 +26,7 @@ from flowcraft_core.errors import RunNotFoundError
 from . import codec
 from .context import RedisContext
 from .keys import RunKeys, validate_prefix
+from .multiplex import Multiplexer
 from .scripts import Scripts
 
 
@@ -34,6 +35,8 @@ class RedisCoordinationStore:
 
     `client` must decode responses (`decode_responses=True`); on redis-py 8 give it
     `socket_timeout=None` if it is shared with BullMQ. The caller owns the client.
+    `scripts_via`: run the scripts through this `Multiplexer` (one shared connection)
+    instead of the client's pool; its owner closes it.
     """
 
     def __init__(
@@ -42,6 +45,7 @@ class RedisCoordinationStore:
         *,
         prefix: str = "flowcraft",
         state_ttl_s: int = 86_400,
+        scripts_via: Multiplexer | None = None,
     ) -> None:
         if isinstance(state_ttl_s, bool) or not isinstance(state_ttl_s, int) or state_ttl_s < 0:
             raise ValueError(f"state_ttl_s must be an int >= 0 (0 keeps keys), not {state_ttl_s!r}")
@@ -51,6 +55,8 @@ class RedisCoordinationStore:
         self.prefix = validate_prefix(prefix)
         self.state_ttl_s = state_ttl_s
         self._scripts = Scripts(client)
+        #: Where the scripts run: a Multiplexer (the adapter's, which closes it) or the client.
+        self._via: Any = scripts_via if scripts_via is not None else client
 
     def keys(self, run_id: str) -> RunKeys:
         return RunKeys.of(self.prefix, run_id)
@@ -63,7 +69,7 @@ class RedisCoordinationStore:
         self, run_id: str, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]
     ) -> Any:
         try:
-            return await script(keys=keys, args=args)
+            return await script(keys=keys, args=args, client=self._via)
         except ResponseError as exc:
             message = str(exc)
             if message.startswith("NORUN"):

@@ -15,7 +15,7 @@ import itertools
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from typing import Any
@@ -38,6 +38,7 @@ from runtime.test_random_dags import Workload
 from strategies import workflow_dags
 
 from flowcraft_bullmq import RedisContext, RedisCoordinationStore
+from flowcraft_bullmq.multiplex import Multiplexer
 from flowcraft_bullmq.scripts import NAMES
 from flowcraft_core import FlowRuntime, InMemoryEventBus, NodeRegistry, WorkflowResult
 from flowcraft_core.context import DELETED, MISSING
@@ -150,11 +151,20 @@ async def start(
     )
 
 
-@pytest.fixture(params=["memory", "redis"])
-def store(request: pytest.FixtureRequest, redis_client: Redis) -> CoordinationStore:
+@pytest.fixture(params=["memory", "redis", "redis-multiplexed"])
+async def store(
+    request: pytest.FixtureRequest, redis_client: Redis
+) -> AsyncIterator[CoordinationStore]:
     if request.param == "memory":
-        return InMemoryCoordinationStore()
-    return RedisCoordinationStore(redis_client)
+        yield InMemoryCoordinationStore()
+    elif request.param == "redis":
+        yield RedisCoordinationStore(redis_client)
+    else:  # the scripts on the worker's pipelined connection (multiplex.py)
+        via = Multiplexer(redis_client)
+        try:
+            yield RedisCoordinationStore(redis_client, scripts_via=via)
+        finally:
+            await via.aclose()
 
 
 # --------------------------------------------------------------------------- runs and context

@@ -1,0 +1,239 @@
+"""One shared Redis connection for the worker's hot commands (auto-pipelining).
+
+Every node job makes three Redis calls of ours: load, complete and add (SPEC 9.4). Through
+redis-py each call borrows a pooled connection (a lock, a readiness probe of the socket, a
+timeout, a retry wrapper) and writes alone, so ten jobs in flight are ten connections writing
+ten times. `Multiplexer` sends them all on one connection: the commands issued during one
+event-loop iteration leave in one write, and the replies, which Redis sends in order, resolve
+their callers' futures in order. hiredis parses the replies; without hiredis the adapter
+keeps redis-py's path (`Multiplexer.supports`).
+
+Only EVALSHA, SCRIPT LOAD and other single-reply commands go through it: never a blocking
+command, MULTI or a subscription, which would hold the shared connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+import redis.asyncio as redis
+from redis._parsers.base import BaseParser
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import DataError, RedisError
+
+hiredis: Any
+try:
+    import hiredis
+except ImportError:  # pragma: no cover - the `fast` extra is not installed
+    hiredis = None
+
+
+#: Bytes read from the socket at a time.
+_READ_SIZE = 1 << 16
+
+#: Attempts of one command when the connection breaks under it (load, complete and BullMQ's
+#: add are idempotent, so sending one again is safe); redis-py's own retry policy is alike.
+_ATTEMPTS = 3
+
+
+def _error(message: str) -> RedisError:
+    """The exception redis-py raises for this error reply (NoScriptError for NOSCRIPT...)."""
+    error: RedisError = BaseParser.parse_error(message)  # type: ignore[no-untyped-call]
+    return error
+
+
+def pack(args: Iterable[Any]) -> bytes:
+    """One command in RESP, arguments encoded as redis-py's `Encoder` encodes them."""
+    parts = [b""]
+    count = 0
+    for arg in args:
+        if isinstance(arg, bytes):
+            data = arg
+        elif isinstance(arg, str):
+            data = arg.encode()
+        elif isinstance(arg, bool):
+            raise DataError(f"invalid input of type bool: {arg!r}; convert to bytes, str or int")
+        elif isinstance(arg, int | float):
+            data = repr(arg).encode()
+        elif isinstance(arg, memoryview):
+            data = arg.tobytes()
+        else:
+            raise DataError(f"invalid input of type {type(arg).__name__}: {arg!r}")
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+        count += 1
+    parts[0] = b"*%d\r\n" % count
+    return b"".join(parts)
+
+
+class Multiplexer:
+    """Commands of many coroutines on one connection of `client`'s pool settings.
+
+    Duck-types the two methods redis-py's `AsyncScript` calls (`evalsha`, `script_load`), so
+    a registered script runs here with `script(keys=..., args=..., client=multiplexer)`,
+    NOSCRIPT handling included. Close it with `aclose()`.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._pool = client.connection_pool
+        self._encoding_errors = str(self._pool.connection_kwargs.get("encoding_errors", "strict"))
+        self._connection: Any = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+        self._pending: deque[asyncio.Future[Any]] = deque()
+        self._buffer: list[bytes] = []
+        self._flushing = False
+        self._connect_lock = asyncio.Lock()
+        self._closed = False
+
+    @staticmethod
+    def supports(client: Any) -> bool:
+        """True when `client` can be multiplexed: hiredis is installed, and the client is a
+        plain RESP2 `redis.asyncio.Redis` that decodes responses (a cluster client is not)."""
+        if hiredis is None or type(client) is not redis.Redis:
+            return False
+        kwargs = client.connection_pool.connection_kwargs
+        return bool(kwargs.get("decode_responses")) and kwargs.get("protocol") in (None, 2, "2")
+
+    # ----------------------------------------------------------------- commands
+    async def execute(self, *args: Any) -> Any:
+        """Send one command and wait for its raw reply (as redis-py returns EVALSHA's: no
+        response callbacks); error replies raise what redis-py raises."""
+        command = pack(args)
+        for attempt in range(_ATTEMPTS):
+            if self._writer is None:
+                await self._connect()
+            future = asyncio.get_running_loop().create_future()
+            self._pending.append(future)
+            self._buffer.append(command)
+            if not self._flushing:
+                self._flushing = True
+                asyncio.get_running_loop().call_soon(self._flush)
+            try:
+                return await future
+            except (RedisConnectionError, OSError):
+                if self._closed or attempt == _ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    async def evalsha(self, sha: str, numkeys: int, *args: Any) -> Any:
+        return await self.execute("EVALSHA", sha, numkeys, *args)
+
+    async def script_load(self, script: str | bytes) -> str:
+        return str(await self.execute("SCRIPT", "LOAD", script))
+
+    # ----------------------------------------------------------------- the connection
+    async def _connect(self) -> None:
+        async with self._connect_lock:
+            if self._closed:
+                raise RedisConnectionError("the multiplexed connection is closed")
+            if self._writer is not None:
+                return
+            connection = self._pool.make_connection()  # type: ignore[no-untyped-call]
+            await connection.connect()  # AUTH, SELECT, CLIENT SETNAME: redis-py's handshake
+            self._connection = connection
+            self._writer = connection._writer
+            reader = connection._reader
+            self._reader_task = asyncio.get_running_loop().create_task(
+                self._read(reader), name="flowcraft-redis-multiplexer"
+            )
+
+    def _flush(self) -> None:
+        self._flushing = False
+        if not self._buffer:
+            return
+        data, self._buffer = b"".join(self._buffer), []
+        writer = self._writer
+        if writer is None or writer.is_closing():
+            self._fail(RedisConnectionError("the multiplexed Redis connection was lost"))
+            return
+        try:
+            writer.write(data)
+        except Exception as exc:
+            self._fail(exc)
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        assert hiredis is not None
+        parser = hiredis.Reader(encoding="utf-8", errors=self._encoding_errors)
+        pending = self._pending
+        try:
+            while True:
+                data = await reader.read(_READ_SIZE)
+                if not data:
+                    raise RedisConnectionError("Connection closed by server.")
+                parser.feed(data)
+                while (reply := parser.gets()) is not False:
+                    future = pending.popleft()
+                    if future.done():  # its caller was cancelled
+                        continue
+                    if isinstance(reply, hiredis.ReplyError):
+                        future.set_exception(_error(str(reply)))
+                    else:
+                        future.set_result(reply)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        """The connection is unusable: every waiting command fails (and may be sent again on a
+        new connection, see `execute`)."""
+        if not isinstance(exc, RedisConnectionError | OSError):
+            exc = RedisConnectionError(f"multiplexed Redis connection failed: {exc!r}")
+        writer, self._writer = self._writer, None
+        connection, self._connection = self._connection, None
+        task, self._reader_task = self._reader_task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+        pending, self._pending = self._pending, deque()
+        self._buffer = []
+        for future in pending:
+            if not future.done():
+                future.set_exception(exc)
+        if writer is not None:
+            writer.close()
+        if connection is not None:
+            connection._reader = connection._writer = None
+
+    async def aclose(self) -> None:
+        """Close the connection; commands still waiting fail with ConnectionError."""
+        self._closed = True
+        task = self._reader_task
+        writer = self._writer
+        self._fail(RedisConnectionError("the multiplexed connection is closed"))
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+        if writer is not None:
+            try:
+                await writer.wait_closed()
+            except (OSError, RedisError):
+                pass
+
+
+class _Routed:
+    """A registered script whose calls that name no client run through a multiplexer."""
+
+    __slots__ = ("script", "via")
+
+    def __init__(self, script: Any, via: Multiplexer) -> None:
+        self.script = script
+        self.via = via
+
+    def __call__(self, keys: Any = None, args: Any = None, client: Any = None) -> Any:
+        return self.script(keys=keys, args=args, client=self.via if client is None else client)
+
+
+def route_scripts(commands: dict[str, Any], names: Iterable[str], via: Multiplexer) -> None:
+    """Run BullMQ's scripts `names` (of its per-connection `commands` table) through `via`:
+    a BullMQ worker's per-job calls (moveToActive, moveToFinished) then share the pipelined
+    connection with ours instead of each borrowing one from its pool."""
+    for name in names:
+        script = commands.get(name)
+        if script is not None and not isinstance(script, _Routed):
+            commands[name] = _Routed(script, via)
+
+
+__all__ = ["Multiplexer", "pack", "route_scripts"]

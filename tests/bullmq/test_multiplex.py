@@ -1,0 +1,182 @@
+"""`Multiplexer`: many coroutines' commands on one pipelined connection (flowcraft_bullmq).
+
+Every reply must reach the command that asked for it, whatever the interleaving, and errors
+must raise what redis-py raises; a dropped connection is reopened; a closed one fails waiters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from redis.asyncio import Redis
+from redis.asyncio.connection import Connection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import DataError, NoScriptError, ResponseError
+
+from flowcraft_bullmq.multiplex import Multiplexer, pack, route_scripts
+
+
+@pytest.fixture
+async def mux(redis_client: Redis) -> AsyncIterator[Multiplexer]:
+    via = Multiplexer(redis_client)
+    try:
+        yield via
+    finally:
+        await via.aclose()
+
+
+class CountingMultiplexer(Multiplexer):
+    """Counts the writes and the commands that went through it."""
+
+    def __init__(self, client: Redis) -> None:
+        super().__init__(client)
+        self.writes = 0
+        self.commands = 0
+
+    def _flush(self) -> None:
+        if self._buffer:
+            self.writes += 1
+            self.commands += len(self._buffer)
+        super()._flush()
+
+
+_ARGS = st.lists(
+    st.one_of(
+        st.text(max_size=20),
+        st.binary(max_size=20),
+        st.integers(min_value=-(2**63), max_value=2**63 - 1),
+        st.floats(allow_nan=False, allow_infinity=False),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@given(args=_ARGS)
+@settings(max_examples=200, deadline=None)
+def test_pack_writes_what_redis_py_writes(args: list[Any]) -> None:
+    expected = b"".join(Connection().pack_command("EVALSHA", *args))
+    assert pack(["EVALSHA", *args]) == expected
+
+
+def test_pack_refuses_what_redis_py_refuses() -> None:
+    with pytest.raises(DataError):
+        pack(["SET", "k", True])
+    with pytest.raises(DataError):
+        pack(["SET", "k", None])
+
+
+def test_only_decoding_resp2_clients_are_multiplexed() -> None:
+    assert Multiplexer.supports(Redis(decode_responses=True))
+    assert not Multiplexer.supports(Redis(decode_responses=False))
+    assert not Multiplexer.supports(Redis(decode_responses=True, protocol=3))
+    assert not Multiplexer.supports(object())
+
+
+@given(values=st.lists(st.text(max_size=30), min_size=1, max_size=60))
+@settings(max_examples=25, deadline=None)
+def test_concurrent_commands_get_their_own_replies_in_few_writes(
+    make_client: Callable[[], Redis], values: list[str]
+) -> None:
+    async def scenario() -> None:
+        client = make_client()
+        via = CountingMultiplexer(client)
+        try:
+            assert await via.execute("PING") == "PONG"  # raw replies: no response callbacks
+            via.writes = via.commands = 0
+            echoed = await asyncio.gather(*(via.execute("ECHO", v) for v in values))
+            ids = await asyncio.gather(*(via.execute("CLIENT", "ID") for _ in values))
+        finally:
+            await via.aclose()
+            await client.aclose()
+        assert echoed == values
+        assert len(set(ids)) == 1  # one connection for all of them
+        assert via.commands == 2 * len(values)
+        assert via.writes == 2  # the commands of one loop iteration leave in one write
+
+    asyncio.run(scenario())
+
+
+async def test_error_replies_raise_as_redis_py_raises(mux: Multiplexer) -> None:
+    with pytest.raises(NoScriptError):
+        await mux.evalsha("0" * 40, 0)
+    with pytest.raises(ResponseError, match=r"^NORUN run not found$"):
+        await mux.execute("EVAL", "return redis.error_reply('NORUN run not found')", 0)
+    assert await mux.execute("ECHO", "still in step") == "still in step"
+
+
+async def test_a_script_runs_through_it_and_is_loaded_again_after_a_flush(
+    redis_client: Redis, mux: Multiplexer
+) -> None:
+    script = redis_client.register_script("return {KEYS[1], ARGV[1], 7}")
+    assert await script(keys=["k"], args=["v"], client=mux) == ["k", "v", 7]
+    await redis_client.script_flush()
+    assert await script(keys=["k2"], args=[2], client=mux) == ["k2", "2", 7]
+
+
+async def test_a_cancelled_caller_does_not_shift_the_replies(
+    redis_client: Redis, mux: Multiplexer
+) -> None:
+    slow = asyncio.ensure_future(mux.execute("BLPOP", "nothing-here", "0.2"))
+    await asyncio.sleep(0.05)
+    slow.cancel()
+    after = mux.execute("ECHO", "mine")
+    assert await after == "mine"
+
+
+async def test_a_dropped_connection_is_reopened(redis_client: Redis, mux: Multiplexer) -> None:
+    first = await mux.execute("CLIENT", "ID")
+    await redis_client.client_kill_filter(_id=first)
+    assert await mux.execute("ECHO", "again") == "again"
+    assert await mux.execute("CLIENT", "ID") != first
+
+
+async def test_commands_in_flight_when_the_connection_drops_are_sent_again(
+    redis_client: Redis, mux: Multiplexer
+) -> None:
+    first = await mux.execute("CLIENT", "ID")
+    waiting = asyncio.ensure_future(mux.execute("BLPOP", "later", "5"))
+    await asyncio.sleep(0.05)
+    await redis_client.client_kill_filter(_id=first)
+    await asyncio.sleep(0.1)
+    await redis_client.rpush("later", "x")
+    assert await waiting == ["later", "x"]
+
+
+async def test_close_fails_waiting_commands_and_refuses_new_ones(redis_client: Redis) -> None:
+    via = Multiplexer(redis_client)
+    waiting = asyncio.ensure_future(via.execute("BLPOP", "never", "5"))
+    await asyncio.sleep(0.05)
+    await via.aclose()
+    with pytest.raises(RedisConnectionError):
+        await waiting
+    with pytest.raises(RedisConnectionError):
+        await via.execute("PING")
+
+
+async def test_routed_scripts_run_through_the_multiplexer_unless_a_client_is_named(
+    redis_client: Redis,
+) -> None:
+    via = CountingMultiplexer(redis_client)
+    commands: dict[str, Any] = {
+        "echo": redis_client.register_script("return ARGV[1]"),
+        "other": redis_client.register_script("return 'other'"),
+    }
+    for script in commands.values():
+        await redis_client.script_load(script.script)
+    try:
+        route_scripts(commands, ["echo", "absent"], via)
+        route_scripts(commands, ["echo"], via)  # routing twice wraps once
+        assert "absent" not in commands
+        assert await commands["echo"](keys=[], args=["a"]) == "a"
+        assert via.commands == 1
+        assert await commands["echo"](keys=[], args=["b"], client=redis_client) == "b"
+        assert await commands["other"]() == "other"
+        assert via.commands == 1
+    finally:
+        await via.aclose()
