@@ -117,6 +117,13 @@ def register(
         help="keep trying an unreachable Redis at start for S seconds, with backoff, then "
         "exit 5 (30; a wrong password or certificate fails at once)",
     )
+    worker.add_argument(
+        "--no-uvloop",
+        dest="uvloop",
+        action="store_false",
+        help="run on asyncio's own event loop even when uvloop is installed "
+        "(the worker uses uvloop when it is importable: pip install 'flowcraft[fast]')",
+    )
     add_worker_options(worker)
     worker.set_defaults(handler=worker_command)
 
@@ -340,10 +347,23 @@ def worker_command(args: argparse.Namespace) -> int:
     }
     ops = WorkerOperations(args)
     adapter = _adapter(args, concurrency=args.concurrency, **options, **ops.adapter_options())
-    with _infrastructure_errors(args):
-        signals = asyncio.run(_serve(adapter, args, ops))
+    with _infrastructure_errors(args), asyncio.Runner(loop_factory=_loop_factory(args)) as runner:
+        signals = runner.run(_serve(adapter, args, ops))
     # A second signal cancelled in-flight activations: not a graceful stop.
     return ExitCode.OK if signals < 2 else 130
+
+
+def _loop_factory(args: argparse.Namespace) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when it is installed and not refused (--no-uvloop): a node job spends
+    most of its time in Redis round trips, whose socket and callback work uvloop does in C."""
+    if not getattr(args, "uvloop", True):
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 async def _serve(adapter: BullMQAdapter, args: argparse.Namespace, ops: WorkerOperations) -> int:
