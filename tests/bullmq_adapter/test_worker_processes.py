@@ -110,7 +110,7 @@ def test_runs_spread_over_two_worker_processes_match_in_process(
             results = [await a.wait_for_result(rid, timeout_s=30) for rid in run_ids]
         for (bp_id, ctx, rid), result in zip(starts, results, strict=True):
             local = await runtime.run(bp_id, ctx, run_id=rid)
-            assert result.status == "completed"
+            assert result.status == "completed", result.errors
             assert comparable(result) == comparable(local), rid
 
     asyncio.run(scenario())
