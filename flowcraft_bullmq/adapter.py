@@ -233,7 +233,9 @@ class BullMQAdapter:
             self._client = client
             if self._event_stream is not None:
                 self._event_stream.attach(client)
-            self._store = FinishHook(store, client, self.prefix, self.state_ttl_s)
+            self._store = FinishHook(
+                store, client, self.prefix, self.state_ttl_s, via=self._multiplexer
+            )
             self._queue = Queue(
                 self.queue_name,
                 {

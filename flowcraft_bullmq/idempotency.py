@@ -17,6 +17,8 @@ from flowcraft_core.distributed.frontier import FrontierEntry
 from flowcraft_core.distributed.protocol import Applied, Followup, Loaded
 from flowcraft_core.distributed.protocol import Transition as _Transition
 
+from .multiplex import Multiplexer
+
 logger = logging.getLogger("flowcraft_bullmq.adapter")
 
 
@@ -38,10 +40,17 @@ class FinishHook:
     """
 
     def __init__(
-        self, store: CoordinationStore, client: redis.Redis, prefix: str, ttl_s: int
+        self,
+        store: CoordinationStore,
+        client: redis.Redis,
+        prefix: str,
+        ttl_s: int,
+        via: Multiplexer | None = None,
     ) -> None:
         self.store = store
         self.client = client
+        #: The worker's pipelined connection, for the GET every finished run costs.
+        self.via = via
         self.prefix = prefix
         self.ttl_s = ttl_s
 
@@ -50,7 +59,9 @@ class FinishHook:
             return
         try:
             reverse = run_idempotency_key(self.prefix, run_id)
-            key = await self.client.get(reverse)
+            key = await (
+                self.client.get(reverse) if self.via is None else self.via.execute("GET", reverse)
+            )
             if key is None:
                 return
             async with self.client.pipeline(transaction=False) as pipe:

@@ -48,24 +48,31 @@ def _error(message: str) -> RedisError:
 def pack(args: Iterable[Any]) -> bytes:
     """One command in RESP, arguments encoded as redis-py's `Encoder` encodes them."""
     parts = [b""]
-    count = 0
     for arg in args:
-        if isinstance(arg, bytes):
-            data = arg
-        elif isinstance(arg, str):
+        kind = type(arg)
+        if kind is str:
             data = arg.encode()
-        elif isinstance(arg, bool):
-            raise DataError(f"invalid input of type bool: {arg!r}; convert to bytes, str or int")
-        elif isinstance(arg, int | float):
+        elif kind is bytes:
+            data = arg
+        elif kind is int or kind is float:
             data = repr(arg).encode()
-        elif isinstance(arg, memoryview):
-            data = arg.tobytes()
         else:
-            raise DataError(f"invalid input of type {type(arg).__name__}: {arg!r}")
+            data = _encode_other(arg)
         parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-        count += 1
-    parts[0] = b"*%d\r\n" % count
+    parts[0] = b"*%d\r\n" % (len(parts) - 1)
     return b"".join(parts)
+
+
+def _encode_other(arg: Any) -> bytes:
+    if isinstance(arg, bool):
+        raise DataError(f"invalid input of type bool: {arg!r}; convert to bytes, str or int")
+    if isinstance(arg, bytes | memoryview):
+        return bytes(arg)
+    if isinstance(arg, str):
+        return arg.encode()
+    if isinstance(arg, int | float):
+        return repr(arg).encode()
+    raise DataError(f"invalid input of type {type(arg).__name__}: {arg!r}")
 
 
 class Multiplexer:
