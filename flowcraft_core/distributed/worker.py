@@ -166,6 +166,8 @@ class DistributedWorker:
             max_loop_iterations=max_loop_iterations,
         )
         self._known_plans: OrderedDict[str, ExecutionPlan] = OrderedDict()
+        #: (blueprint id, pin) -> its plan, once pin and implementations checked out.
+        self._ready_plans: dict[tuple[str, str], ExecutionPlan] = {}
 
     # ----------------------------------------------------------------- one job
     async def handle(self, job: Job, *, attempt: int | None = None) -> None:
@@ -277,6 +279,9 @@ class DistributedWorker:
 
     async def _plan(self, run_id: str, blueprint_id: str, pin: str) -> ExecutionPlan | None:
         """The run's plan, or None after failing the run (unknown blueprint, other version)."""
+        ready = self._ready_plans.get((blueprint_id, pin))
+        if ready is not None:  # checked before: a dict lookup per job, not a pin comparison
+            return ready
         bp = self.runtime.blueprints.get(blueprint_id)
         if bp is None:
             error: Exception = BlueprintError(
@@ -292,6 +297,7 @@ class DistributedWorker:
             except BlueprintError as exc:
                 error = exc
             else:
+                self._ready_plans[(blueprint_id, pin)] = plan
                 return plan
         logger.error("run %s failed: %s", run_id, error, extra={"run_id": run_id, "node_id": None})
         await self.store.fail_run(run_id, error_json(error, node_id=None))
