@@ -5,8 +5,8 @@ redis-py each call borrows a pooled connection (a lock, a readiness probe of the
 timeout, a retry wrapper) and writes alone, so ten jobs in flight are ten connections writing
 ten times. `Multiplexer` sends them all on one connection: the commands issued during one
 event-loop iteration leave in one write, and the replies, which Redis sends in order, resolve
-their callers' futures in order. hiredis parses the replies; without hiredis the adapter
-keeps redis-py's path (`Multiplexer.supports`).
+their callers' futures in order. hiredis parses the replies when it is installed (the `fast`
+extra), else redis-py's own parser does.
 
 Only EVALSHA, SCRIPT LOAD and other single-reply commands go through it: never a blocking
 command, MULTI or a subscription, which would hold the shared connection.
@@ -15,6 +15,7 @@ command, MULTI or a subscription, which would hold the shared connection.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import redis.asyncio as redis
 from redis._parsers.base import BaseParser
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import DataError, RedisError
+from redis.exceptions import DataError, RedisError, ResponseError
 
 hiredis: Any
 try:
@@ -83,8 +84,11 @@ class Multiplexer:
     NOSCRIPT handling included. Close it with `aclose()`.
     """
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, *, use_hiredis: bool | None = None) -> None:
         self._pool = client.connection_pool
+        #: Parse replies with hiredis' reader directly (None: when installed), else through
+        #: redis-py's parser of the connection.
+        self.use_hiredis = hiredis is not None if use_hiredis is None else use_hiredis
         self._encoding_errors = str(self._pool.connection_kwargs.get("encoding_errors", "strict"))
         self._connection: Any = None
         self._writer: asyncio.StreamWriter | None = None
@@ -97,9 +101,9 @@ class Multiplexer:
 
     @staticmethod
     def supports(client: Any) -> bool:
-        """True when `client` can be multiplexed: hiredis is installed, and the client is a
-        plain RESP2 `redis.asyncio.Redis` that decodes responses (a cluster client is not)."""
-        if hiredis is None or type(client) is not redis.Redis:
+        """True when `client` can be multiplexed: a plain RESP2 `redis.asyncio.Redis` that
+        decodes responses (a cluster client is not)."""
+        if type(client) is not redis.Redis:
             return False
         kwargs = client.connection_pool.connection_kwargs
         return bool(kwargs.get("decode_responses")) and kwargs.get("protocol") in (None, 2, "2")
@@ -143,9 +147,13 @@ class Multiplexer:
             await connection.connect()  # AUTH, SELECT, CLIENT SETNAME: redis-py's handshake
             self._connection = connection
             self._writer = connection._writer
-            reader = connection._reader
+            reading = (
+                self._read(connection._reader)
+                if self.use_hiredis
+                else self._read_via_redis_py(connection)
+            )
             self._reader_task = asyncio.get_running_loop().create_task(
-                self._read(reader), name="flowcraft-redis-multiplexer"
+                reading, name="flowcraft-redis-multiplexer"
             )
 
     def _flush(self) -> None:
@@ -180,6 +188,29 @@ class Multiplexer:
                         future.set_exception(_error(str(reply)))
                     else:
                         future.set_result(reply)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._fail(exc)
+
+    async def _read_via_redis_py(self, connection: Any) -> None:
+        """`_read` without hiredis: one reply at a time from redis-py's parser."""
+        pending = self._pending
+        try:
+            while True:
+                try:
+                    reply = await connection.read_response(
+                        timeout=math.inf, disconnect_on_error=False
+                    )
+                except ResponseError as error:  # an error reply: the connection is fine
+                    reply = error
+                future = pending.popleft()
+                if future.done():
+                    continue
+                if isinstance(reply, ResponseError):
+                    future.set_exception(reply)
+                else:
+                    future.set_result(reply)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

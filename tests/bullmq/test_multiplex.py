@@ -21,9 +21,9 @@ from redis.exceptions import DataError, NoScriptError, ResponseError
 from flowcraft_bullmq.multiplex import Multiplexer, pack, route_scripts
 
 
-@pytest.fixture
-async def mux(redis_client: Redis) -> AsyncIterator[Multiplexer]:
-    via = Multiplexer(redis_client)
+@pytest.fixture(params=[True, False], ids=["hiredis", "redis-py-parser"])
+async def mux(redis_client: Redis, request: pytest.FixtureRequest) -> AsyncIterator[Multiplexer]:
+    via = Multiplexer(redis_client, use_hiredis=request.param)
     try:
         yield via
     finally:
@@ -33,8 +33,8 @@ async def mux(redis_client: Redis) -> AsyncIterator[Multiplexer]:
 class CountingMultiplexer(Multiplexer):
     """Counts the writes and the commands that went through it."""
 
-    def __init__(self, client: Redis) -> None:
-        super().__init__(client)
+    def __init__(self, client: Redis, *, use_hiredis: bool | None = None) -> None:
+        super().__init__(client, use_hiredis=use_hiredis)
         self.writes = 0
         self.commands = 0
 
@@ -78,14 +78,14 @@ def test_only_decoding_resp2_clients_are_multiplexed() -> None:
     assert not Multiplexer.supports(object())
 
 
-@given(values=st.lists(st.text(max_size=30), min_size=1, max_size=60))
-@settings(max_examples=25, deadline=None)
+@given(values=st.lists(st.text(max_size=30), min_size=1, max_size=60), use_hiredis=st.booleans())
+@settings(max_examples=30, deadline=None)
 def test_concurrent_commands_get_their_own_replies_in_few_writes(
-    make_client: Callable[[], Redis], values: list[str]
+    make_client: Callable[[], Redis], values: list[str], use_hiredis: bool
 ) -> None:
     async def scenario() -> None:
         client = make_client()
-        via = CountingMultiplexer(client)
+        via = CountingMultiplexer(client, use_hiredis=use_hiredis)
         try:
             assert await via.execute("PING") == "PONG"  # raw replies: no response callbacks
             via.writes = via.commands = 0
@@ -105,6 +105,8 @@ def test_concurrent_commands_get_their_own_replies_in_few_writes(
 async def test_error_replies_raise_as_redis_py_raises(mux: Multiplexer) -> None:
     with pytest.raises(NoScriptError):
         await mux.evalsha("0" * 40, 0)
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        await asyncio.gather(mux.execute("SET", "s", "1"), mux.execute("LPUSH", "s", "x"))
     with pytest.raises(ResponseError, match=r"^NORUN run not found$"):
         await mux.execute("EVAL", "return redis.error_reply('NORUN run not found')", 0)
     assert await mux.execute("ECHO", "still in step") == "still in step"
