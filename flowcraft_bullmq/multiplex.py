@@ -35,9 +35,9 @@ except ImportError:  # pragma: no cover - the `fast` extra is not installed
 #: Bytes read from the socket at a time.
 _READ_SIZE = 1 << 16
 
-#: Attempts of one command when the connection breaks under it (load, complete and BullMQ's
-#: add are idempotent, so sending one again is safe); redis-py's own retry policy is alike.
-_ATTEMPTS = 3
+
+async def _no_op(error: Exception) -> None:
+    """`Retry.call_with_retry`'s failure hook: the failed connection is already dropped."""
 
 
 def _error(message: str) -> RedisError:
@@ -98,6 +98,8 @@ class Multiplexer:
         self._flushing = False
         self._connect_lock = asyncio.Lock()
         self._closed = False
+        get_retry = getattr(client, "get_retry", None)
+        self._retry: Any = get_retry() if get_retry is not None else None
 
     @staticmethod
     def supports(client: Any) -> bool:
@@ -111,24 +113,29 @@ class Multiplexer:
     # ----------------------------------------------------------------- commands
     async def execute(self, *args: Any) -> Any:
         """Send one command and wait for its raw reply (as redis-py returns EVALSHA's: no
-        response callbacks); error replies raise what redis-py raises."""
+        response callbacks); error replies raise what redis-py raises. A dropped connection
+        is retried with the client's own retry policy (redis-py's: backoff for a few seconds,
+        enough for a Redis restart), as redis-py retries commands on its own connections."""
         command = pack(args)
-        for attempt in range(_ATTEMPTS):
-            if self._writer is None:
-                await self._connect()
-            future = asyncio.get_running_loop().create_future()
-            self._pending.append(future)
-            self._buffer.append(command)
-            if not self._flushing:
-                self._flushing = True
-                asyncio.get_running_loop().call_soon(self._flush)
-            try:
-                return await future
-            except (RedisConnectionError, OSError):
-                if self._closed or attempt == _ATTEMPTS - 1:
-                    raise
-                await asyncio.sleep(0.05 * 2**attempt)
-        raise AssertionError("unreachable")
+        if self._retry is None:
+            return await self._send(command)
+        return await self._retry.call_with_retry(
+            lambda: self._send(command), _no_op, is_retryable=self._retryable
+        )
+
+    def _retryable(self, error: Exception) -> bool:
+        return not self._closed
+
+    async def _send(self, command: bytes) -> Any:
+        if self._writer is None:
+            await self._connect()
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append(future)
+        self._buffer.append(command)
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().call_soon(self._flush)
+        return await future
 
     async def evalsha(self, sha: str, numkeys: int, *args: Any) -> Any:
         return await self.execute("EVALSHA", sha, numkeys, *args)
@@ -219,7 +226,7 @@ class Multiplexer:
     def _fail(self, exc: BaseException) -> None:
         """The connection is unusable: every waiting command fails (and may be sent again on a
         new connection, see `execute`)."""
-        if not isinstance(exc, RedisConnectionError | OSError):
+        if not isinstance(exc, RedisConnectionError):
             exc = RedisConnectionError(f"multiplexed Redis connection failed: {exc!r}")
         writer, self._writer = self._writer, None
         connection, self._connection = self._connection, None

@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError, NoScriptError, ResponseError
+from redis_server import free_port, running_redis_server
 
 from flowcraft_bullmq.multiplex import Multiplexer, pack, route_scripts
 
@@ -182,3 +183,27 @@ async def test_routed_scripts_run_through_the_multiplexer_unless_a_client_is_nam
         assert via.commands == 1
     finally:
         await via.aclose()
+
+
+def test_a_command_sent_while_redis_restarts_goes_through_once_it_is_back() -> None:
+    """The client's retry policy (redis-py's backoff) covers a short restart, as it does for
+    commands on the pool's connections."""
+    port = free_port()
+
+    async def scenario() -> None:
+        client = Redis(host="127.0.0.1", port=port, decode_responses=True, socket_timeout=None)
+        via = Multiplexer(client)
+        try:
+            with running_redis_server("tests/bullmq multiplexer restart", port=port):
+                await via.execute("SET", "k", "before")
+            sending = asyncio.ensure_future(via.execute("ECHO", "after the restart"))
+            await asyncio.sleep(0.3)  # refused meanwhile: retried with backoff
+            assert not sending.done()
+            with running_redis_server("tests/bullmq multiplexer restart", port=port):
+                assert await sending == "after the restart"
+                assert await via.execute("GET", "k") is None  # a new, empty server
+        finally:
+            await via.aclose()
+            await client.aclose()
+
+    asyncio.run(scenario())
