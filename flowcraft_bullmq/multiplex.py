@@ -22,6 +22,8 @@ from typing import Any
 
 import redis.asyncio as redis
 from redis._parsers.base import BaseParser
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError, RedisError, ResponseError
 
@@ -34,6 +36,20 @@ except ImportError:  # pragma: no cover - the `fast` extra is not installed
 
 #: Bytes read from the socket at a time.
 _READ_SIZE = 1 << 16
+
+#: When the client's connections do not retry (the adapter's pools do not): a dropped
+#: connection fails every command in flight at once, so they are sent again for ~4 s, which
+#: covers a Redis restart.
+_DEFAULT_RETRY = Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 8)
+
+
+def _retry_policy(client: redis.Redis) -> Retry:
+    """The client's retry policy if it retries, else `_DEFAULT_RETRY`."""
+    get_retry = getattr(client, "get_retry", None)
+    policy = get_retry() if get_retry is not None else None
+    if isinstance(policy, Retry) and policy.get_retries() > 0:
+        return policy
+    return _DEFAULT_RETRY
 
 
 async def _no_op(error: Exception) -> None:
@@ -98,8 +114,7 @@ class Multiplexer:
         self._flushing = False
         self._connect_lock = asyncio.Lock()
         self._closed = False
-        get_retry = getattr(client, "get_retry", None)
-        self._retry: Any = get_retry() if get_retry is not None else None
+        self._retry = _retry_policy(client)
 
     @staticmethod
     def supports(client: Any) -> bool:
@@ -114,11 +129,10 @@ class Multiplexer:
     async def execute(self, *args: Any) -> Any:
         """Send one command and wait for its raw reply (as redis-py returns EVALSHA's: no
         response callbacks); error replies raise what redis-py raises. A dropped connection
-        is retried with the client's own retry policy (redis-py's: backoff for a few seconds,
-        enough for a Redis restart), as redis-py retries commands on its own connections."""
+        is retried with backoff for a few seconds (`_retry_policy`), enough for a Redis
+        restart: every command sent here is safe to send again (reads, idempotent scripts,
+        BullMQ's per-job scripts, which redis-py would retry too)."""
         command = pack(args)
-        if self._retry is None:
-            return await self._send(command)
         return await self._retry.call_with_retry(
             lambda: self._send(command), _no_op, is_retryable=self._retryable
         )

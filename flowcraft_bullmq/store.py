@@ -11,6 +11,7 @@ expire after `state_ttl_s` (after which the run is not found).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -149,10 +150,15 @@ class RedisCoordinationStore:
     # ----------------------------------------------------------------- context
     async def get(self, run_id: str, key: str) -> Any:
         keys = self.keys(run_id)
-        async with self.client.pipeline(transaction=False) as pipe:
-            pipe.exists(keys.meta)
-            pipe.hget(keys.ctx, key)
-            exists, value = await pipe.execute()
+        if isinstance(self._via, Multiplexer):  # node code's reads: the pipelined connection
+            exists, value = await asyncio.gather(
+                self._via.execute("EXISTS", keys.meta), self._via.execute("HGET", keys.ctx, key)
+            )
+        else:
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.exists(keys.meta)
+                pipe.hget(keys.ctx, key)
+                exists, value = await pipe.execute()
         if not exists:
             raise RunNotFoundError(run_id)
         return MISSING if value is None else codec.decode(value)
