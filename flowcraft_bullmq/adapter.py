@@ -51,8 +51,8 @@ from .connection import ConnectionLike, RedisConnector, check_eviction_policy, n
 from .event_stream import RunEventStream, follow
 from .idempotency import FinishHook, idempotency_redis_key, run_idempotency_key
 from .inspection import RunInspection, RunSummary, inspect_run, list_runs
-from .progress import ProgressHeartbeat
 from .multiplex import Multiplexer, route_scripts
+from .progress import ProgressHeartbeat
 from .queue import DEFAULT_ATTEMPTS, DEFAULT_RETENTION, BullMQJobQueue
 from .reconciler import RECONCILE_JOB_NAME, process_tick, reconcile_run
 from .retries import NodeAttemptFailed, QueueRetryOptions, check_retry_mode, queue_attempt
