@@ -51,7 +51,7 @@ def distributed_table(rows: Sequence[Measured]) -> None:
     print(
         f"{'workload':<20}{'procs':>8}{'runs':>7}{'nodes':>8}{'seconds':>9}{'node/s':>9}"
         f"{'run/s':>8}{'evalsha/n':>10}{'calls/n':>9}{'rcpu us/n':>10}{'wcpu us/n':>10}"
-        f"{'spread':>8}  check"
+        f"{'ccpu us/n':>10}{'spread':>8}  check"
     )
     for r in rows:
         runs = f"{r.runs:,}" if r.runs else "-"
@@ -59,7 +59,7 @@ def distributed_table(rows: Sequence[Measured]) -> None:
             f"{r.workload:<20}{r.procs:>8}{runs:>7}{r.nodes:>8,}{r.seconds:>9.3f}"
             f"{r.node_rate:>9,.0f}{r.run_rate:>8,.1f}{r.per_node('evalsha'):>10.2f}"
             f"{r.calls_per_node:>9.1f}{r.cpu_us_per_node:>10.0f}{r.worker_cpu_us_per_node:>10.0f}"
-            f"{r.spread:>8.0%}  {r.check}"
+            f"{r.client_cpu_us_per_node:>10.0f}{r.spread:>8.0%}  {r.check}"
         )
 
 

@@ -110,6 +110,10 @@ class Measured:
     def worker_cpu_us_per_node(self) -> float:
         return self.per_node("_wcpu_s") * 1e6
 
+    @property
+    def client_cpu_us_per_node(self) -> float:
+        return self.per_node("_ccpu_s") * 1e6
+
 
 @dataclass
 class Results:
@@ -229,11 +233,12 @@ async def timed(
 ) -> Measured:
     runs = work.runs if runs is None else runs
     before = stats.snapshot()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     run_ids = await client.start(work.id, runs)
     statuses = await client.wait_all(run_ids)
     elapsed = time.perf_counter() - started
     delta = RedisStats.delta(before, stats.snapshot())
+    delta["_ccpu_s"] = time.process_time() - cpu  # this process: starting and polling runs
     bad = Counter(s for s in statuses if s != "completed")
     check = await client.check(run_ids[0], work.last, work.expected)
     if bad:

@@ -87,7 +87,7 @@ def timed(
 ) -> tuple[float, dict[str, float]]:
     counter.delete(done_key)
     before = stats.snapshot()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for _ in range(runs):
         starter()
     deadline = time.monotonic() + timeout
@@ -96,7 +96,9 @@ def timed(
             raise TimeoutError(f"{done_key}: runs still unfinished after {timeout}s")
         time.sleep(0.01)
     elapsed = time.perf_counter() - started
-    return elapsed, RedisStats.delta(before, stats.snapshot())
+    delta = RedisStats.delta(before, stats.snapshot())
+    delta["_ccpu_s"] = time.process_time() - cpu  # this process: sending runs and polling
+    return elapsed, delta
 
 
 def run_peer(peer: Peer, url: str, sizes: Sizes, stats: RedisStats) -> list[Measured]:
