@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -474,6 +475,7 @@ def run(procs: Processes, url: str, sizes: Sizes, log: Any = sys.stderr) -> Resu
         LOOP.run(client.__aexit__())
         stats.close()
         LOOP.close()
+        shutil.rmtree(bp_dir, ignore_errors=True)
     return results
 
 
