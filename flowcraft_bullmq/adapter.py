@@ -40,12 +40,10 @@ from flowcraft_core.errors import (
 from flowcraft_core.events import FlowEvent
 from flowcraft_core.expressions import Evaluator
 from flowcraft_core.fanout import FanOutBus
-from flowcraft_core.ids import new_run_id, validate_run_id
 from flowcraft_core.registry import as_registry
 from flowcraft_core.results import RunStatus, WorkflowResult
 from flowcraft_core.runtime import FlowRuntime
 from flowcraft_core.runtime.executor import RetryLater
-from flowcraft_core.runtime.plan import get_plan
 
 from .connection import ConnectionLike, RedisConnector, check_eviction_policy, named_error
 from .event_stream import RunEventStream, follow
@@ -56,6 +54,19 @@ from .progress import ProgressHeartbeat
 from .queue import DEFAULT_ATTEMPTS, DEFAULT_RETENTION, BullMQJobQueue
 from .reconciler import RECONCILE_JOB_NAME, process_tick, reconcile_run
 from .retries import NodeAttemptFailed, QueueRetryOptions, check_retry_mode, queue_attempt
+from .scheduling import (
+    SCHEDULE_JOB_NAME,
+    Schedule,
+    add_schedule,
+    check_rate_limit,
+    consumed_queues,
+    emit_start,
+    list_schedules,
+    prepare_start,
+    process_schedule_tick,
+    remove_schedule,
+    start_runs,
+)
 from .store import RedisCoordinationStore
 
 logger = logging.getLogger("flowcraft_bullmq.adapter")
@@ -98,6 +109,10 @@ class _ClientRegistry(Mapping[str, Any]):
         return len(self._registry)
 
 
+def _limit_text(limit: tuple[int, int] | None) -> str:
+    return "" if limit is None else f", at most {limit[0]} jobs per {limit[1]} ms"
+
+
 async def _not_here(ctx: Any) -> None:
     raise RuntimeError("node implementations are not loaded in this (client) process")
 
@@ -130,6 +145,8 @@ class BullMQAdapter:
         event_stream: bool = False,
         event_stream_maxlen: int = 10_000,
         multiplex: bool = True,
+        queues: Sequence[str] | None = None,
+        rate_limit: tuple[int, int] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
@@ -144,7 +161,12 @@ class BullMQAdapter:
         if not prefix or any(c in "{}" or ord(c) < 0x20 for c in prefix):
             raise ValueError(f"invalid key prefix {prefix!r}: non-empty, no braces or controls")
         self.connector = RedisConnector(connection)
+        #: Where runs started here put the jobs of nodes without `config.queue`.
         self.queue_name = queue_name
+        #: The queues `start()` consumes, one BullMQ worker each (docs/scheduling.md).
+        self.queues = consumed_queues(queue_name, queues)
+        #: BullMQ's limiter of each consumed queue: at most (max jobs, per duration ms).
+        self.rate_limit = check_rate_limit(rate_limit)
         self.prefix = prefix
         self.concurrency = concurrency
         self.state_ttl_s = state_ttl_s
@@ -191,11 +213,13 @@ class BullMQAdapter:
         self._multiplexer: Multiplexer | None = None
         self._store: FinishHook | None = None
         self._queue: Any = None
+        self._queues: dict[str, Any] = {}
         self._job_queue: BullMQJobQueue | None = None
         self._client_worker: DistributedWorker | None = None
         self._worker: DistributedWorker | None = None
-        self._bull_worker: Any = None
-        self._run_task: asyncio.Task[Any] | None = None
+        self._bull_worker: Any = None  # the first of _bull_workers
+        self._bull_workers: list[Any] = []
+        self._run_tasks: list[asyncio.Task[Any]] = []
         self._progress: ProgressHeartbeat | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._connect_lock = asyncio.Lock()
@@ -236,19 +260,13 @@ class BullMQAdapter:
             self._store = FinishHook(
                 store, client, self.prefix, self.state_ttl_s, via=self._multiplexer
             )
-            self._queue = Queue(
-                self.queue_name,
-                {
-                    "connection": self.connector.new_client(),
-                    "prefix": self.prefix,
-                    "defaultJobOptions": self.job_options,
-                },
-            )
+            self._queue = self.bullmq_queue(self.queue_name)
             self._job_queue = BullMQJobQueue(
                 self._queue,
                 job_options=self.job_options,
                 retry_options=QueueRetryOptions(self) if self.retry_mode == "queue" else None,
                 via=self._multiplexer,
+                queue_for=self.bullmq_queue,
             )
             self._client_worker = DistributedWorker(
                 store=self._store, queue=self._job_queue, **self._client_worker_args
@@ -260,6 +278,21 @@ class BullMQAdapter:
                 **self._worker_args,
             )
 
+    def bullmq_queue(self, name: str) -> Any:
+        """The `bullmq.Queue` named `name` (made on first use, one connection each), where
+        jobs routed to it are added (docs/scheduling.md)."""
+        queue = self._queues.get(name)
+        if queue is None:
+            queue = self._queues[name] = Queue(
+                name,
+                {
+                    "connection": self.connector.new_client(),
+                    "prefix": self.prefix,
+                    "defaultJobOptions": self.job_options,
+                },
+            )
+        return queue
+
     def _make_store(self, client: redis.Redis) -> CoordinationStore:
         """The Redis coordination store."""
         return RedisCoordinationStore(
@@ -270,14 +303,41 @@ class BullMQAdapter:
         )
 
     async def start(self) -> None:
-        """Begin consuming jobs; returns once the BullMQ worker runs (until `close()`)."""
+        """Begin consuming jobs of every queue in `queues`; returns once the BullMQ workers
+        run (until `close()`)."""
         await self.connect()
         if self._bull_worker is not None:
             return
+        for name in self.queues:
+            worker = await self._start_worker(name)
+            self._bull_workers.append(worker)
+            self._run_tasks.append(
+                asyncio.create_task(worker.run(), name=f"flowcraft-bullmq-worker-{name}")
+            )
+        self._bull_worker = self._bull_workers[0]
+        assert self._client is not None
+        self._progress = ProgressHeartbeat(self._client, self.prefix, self.progress_interval_s)
+        self._progress.start()
+        await asyncio.sleep(0)
+        logger.info(
+            "worker consuming queue %s (prefix %r, concurrency %d%s) on %s",
+            ", ".join(repr(name) for name in self.queues),
+            self.prefix,
+            self.concurrency,
+            _limit_text(self.rate_limit),
+            self.connector.describe(),
+        )
+
+    async def _start_worker(self, name: str) -> Any:
+        """A BullMQ worker of queue `name`, not running yet (B2)."""
+        options: dict[str, Any] = {}
+        if self.rate_limit is not None:
+            options["limiter"] = {"max": self.rate_limit[0], "duration": self.rate_limit[1]}
         worker = Worker(
-            self.queue_name,
+            name,
             self._process,
             {
+                **options,
                 "connection": self.connector.new_client(),
                 "prefix": self.prefix,
                 "concurrency": self.concurrency,
@@ -305,20 +365,10 @@ class BullMQAdapter:
                 await worker.blockingRedisConnection.getRedisVersion()
         except BaseException:
             await worker.close(force=True)
+            for started in self._bull_workers:
+                await started.close(force=True)
             raise
-        self._bull_worker = worker
-        assert self._client is not None
-        self._progress = ProgressHeartbeat(self._client, self.prefix, self.progress_interval_s)
-        self._progress.start()
-        self._run_task = asyncio.create_task(worker.run(), name="flowcraft-bullmq-worker")
-        await asyncio.sleep(0)
-        logger.info(
-            "worker consuming queue %r (prefix %r, concurrency %d) on %s",
-            self.queue_name,
-            self.prefix,
-            self.concurrency,
-            self.connector.describe(),
-        )
+        return worker
 
     async def close(self, timeout_s: float | None = None) -> None:
         """Stop fetching, let in-flight activations finish (cancelled after `timeout_s`),
@@ -326,10 +376,10 @@ class BullMQAdapter:
         if self._closed:
             return
         self._closed = True
-        worker, self._bull_worker = self._bull_worker, None
-        if worker is not None:
+        workers, self._bull_workers, self._bull_worker = self._bull_workers, [], None
+        if workers:
             # B3: pause first (waits for in-flight jobs), then close.
-            pausing = asyncio.ensure_future(worker.pause())
+            pausing = asyncio.ensure_future(asyncio.gather(*(w.pause() for w in workers)))
             aborted = asyncio.ensure_future(self._abort.wait())
             done, _ = await asyncio.wait(
                 {pausing, aborted}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
@@ -338,22 +388,22 @@ class BullMQAdapter:
             force = pausing not in done
             if force:
                 logger.warning("cancelling in-flight activations (close timed out or aborted)")
-            try:
-                await worker.close(force=force)
-            except Exception:
-                logger.exception("closing the BullMQ worker failed")
+            for worker in workers:
+                try:
+                    await worker.close(force=force)
+                except Exception:
+                    logger.exception("closing the BullMQ worker failed")
             if not pausing.done():
                 pausing.cancel()
             await asyncio.gather(pausing, return_exceptions=True)
-            if self._run_task is not None:
-                await asyncio.gather(self._run_task, return_exceptions=True)
+            await asyncio.gather(*self._run_tasks, return_exceptions=True)
         if self._progress is not None:
             await self._progress.stop()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._queue is not None:
+        for queue in self._queues.values():
             try:
-                await self._queue.close()
+                await queue.close()
             except Exception:
                 logger.exception("closing the BullMQ queue failed")
         if self._multiplexer is not None:
@@ -374,6 +424,8 @@ class BullMQAdapter:
         assert self._worker is not None
         if job.name == RECONCILE_JOB_NAME:  # a reconcile scheduler tick (reconciler.py)
             return await process_tick(self, job)
+        if job.name == SCHEDULE_JOB_NAME:  # a tick of a run schedule (scheduling.py)
+            return await process_schedule_tick(self, job)
         try:
             data = Job.from_data(job.data)
         except (KeyError, TypeError, ValueError) as exc:
@@ -509,21 +561,32 @@ class BullMQAdapter:
         *,
         run_id: str | None = None,
         idempotency_key: str | None = None,
+        priority: int = 0,
+        delay: float = 0,
+        queue: str | None = None,
     ) -> str:
         """Create the run, enqueue its entry activations, emit `workflow:start`; the run id.
 
+        `priority` (BullMQ's: 1 highest .. 2,097,152 lowest; 0, the default, is none, and
+        such jobs are taken first) goes with every job of the run; `delay` (seconds) holds
+        the entry jobs back; `queue` replaces the adapter's `queue_name` as the run's queue
+        for nodes without `config.queue` (docs/scheduling.md).
+
         Unknown blueprint: BlueprintError. Non-JSON context: SerializationError. An existing
-        run id: ValueError. A repeated `idempotency_key` returns the first run's id.
+        run id, or an invalid priority, delay or queue: ValueError. A repeated
+        `idempotency_key` returns the first run's id.
         """
-        store, client_worker, client = await self._ready()
-        runtime = client_worker.runtime
-        bp = runtime.resolve_blueprint(blueprint_id)
-        data = runtime.initial_data(initial_context)
-        run_id = validate_run_id(run_id) if run_id is not None else new_run_id()
-        plan = get_plan(bp, runtime.evaluator)
-        if self._registry is not None and self._worker is not None:
-            # A process with node code checks them now; a pure client leaves it to workers.
-            self._worker.runtime.implementations(plan)
+        store, _, client = await self._ready()
+        start = prepare_start(
+            self,
+            blueprint_id,
+            initial_context,
+            run_id=run_id,
+            priority=priority,
+            delay=delay,
+            queue=queue,
+        )
+        run_id = start.run_id
         idem = idempotency_redis_key(self.prefix, idempotency_key) if idempotency_key else None
         if idem is not None:
             existing = await self._claim_idempotency(client, idem, run_id)
@@ -531,18 +594,63 @@ class BullMQAdapter:
                 await self._finish_interrupted_start(store, existing)
                 return existing
         try:
-            entries = await client_worker.create_run(bp, data, run_id)
+            await store.create_run(run_id, **start.create_kwargs())
         except BaseException:
             if idem is not None:
                 await self._release_idempotency(client, idem, run_id)
             raise
-        assert entries is not None
         if idem is not None:
             await client.set(run_idempotency_key(self.prefix, run_id), idem)
-            if not entries:
+            if not start.entries:
                 await store.finished(run_id)
-        await client_worker.launch(bp, run_id, entries)
+        await emit_start(self, start)
+        await self._job_queue_or_fail().add_bulk(start.jobs())
         return run_id
+
+    async def start_runs(
+        self,
+        runs: Sequence[tuple[str, Mapping[str, Any] | str | None, Mapping[str, Any] | None]],
+    ) -> list[str]:
+        """Start many runs with few round trips: `[(blueprint_id, context, options), ...]`,
+        options a mapping of `start_run`'s `run_id`, `priority`, `delay`, `queue` (or None);
+        the run ids in order. Every start is validated before any run is created; run ids that
+        exist already raise ValueError after the others started (scheduling.start_runs)."""
+        return await start_runs(self, runs)
+
+    # ----------------------------------------------------------------- schedules
+    async def add_schedule(
+        self,
+        schedule_id: str,
+        blueprint_id: str,
+        *,
+        cron: str | None = None,
+        every_ms: int | None = None,
+        context: Mapping[str, Any] | str | None = None,
+        priority: int = 0,
+        tz: str | None = None,
+    ) -> Schedule:
+        """Start a run of `blueprint_id` with `context` at each tick of `cron` (5 fields, or
+        6 with seconds first) or every `every_ms`, through a BullMQ job scheduler on the
+        adapter's queue; each tick starts exactly one run, `<schedule_id>~<tick ms>`, on
+        whichever worker takes it. Adding an existing id replaces that schedule."""
+        return await add_schedule(
+            self,
+            schedule_id,
+            blueprint_id,
+            cron=cron,
+            every_ms=every_ms,
+            context=context,
+            priority=priority,
+            tz=tz,
+        )
+
+    async def list_schedules(self) -> list[Schedule]:
+        """The run schedules on the adapter's queue, the next to fire first."""
+        return await list_schedules(self)
+
+    async def remove_schedule(self, schedule_id: str) -> bool:
+        """Stop a schedule (its pending tick is removed); False if there was none."""
+        return await remove_schedule(self, schedule_id)
 
     def _job_queue_or_fail(self) -> BullMQJobQueue:
         assert self._job_queue is not None

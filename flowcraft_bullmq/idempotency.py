@@ -14,7 +14,7 @@ import redis.asyncio as redis
 
 from flowcraft_core.distributed import CoordinationStore
 from flowcraft_core.distributed.frontier import FrontierEntry
-from flowcraft_core.distributed.protocol import Applied, Followup, Loaded
+from flowcraft_core.distributed.protocol import DEFAULT_ROUTE, Applied, Followup, Loaded, Route
 from flowcraft_core.distributed.protocol import Transition as _Transition
 
 from .multiplex import Multiplexer
@@ -81,6 +81,8 @@ class FinishHook:
         entries: Sequence[Followup],
         counters: Sequence[str] = (),
         parent: tuple[str, str, tuple[int, ...]] | None = None,
+        route: Route = DEFAULT_ROUTE,
+        start_at: float | None = None,
     ) -> None:
         await self.store.create_run(
             run_id,
@@ -90,6 +92,8 @@ class FinishHook:
             entries=entries,
             counters=counters,
             parent=parent,
+            route=route,
+            start_at=start_at,
         )
 
     async def load(self, run_id: str, akey: str, keys: Sequence[str] | None) -> Loaded:

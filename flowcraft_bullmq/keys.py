@@ -9,10 +9,11 @@ key                    type   content
 ====================== ====== ==========================================================
 ``P:{R}:meta``         hash   ``blueprintId``, ``blueprintVersion`` (the pin), ``status``,
                               ``createdAt``, ``progressAt``, ``finishedAt``, ``inFlight``,
-                              ``wakeAt`` (the latest wake time of a sleep, epoch s),
-                              ``episode`` (times it went from awaiting to running),
-                              ``parent`` (a subflow child's ``[run id, node id,
-                              iteration]``)
+                              ``wakeAt`` (the latest wake time of a sleep, or a delayed
+                              start, epoch s), ``episode`` (times it went from awaiting
+                              to running), ``parent`` (a subflow child's ``[run id, node
+                              id, iteration]``), ``queue``, ``priority``, ``routed`` (its
+                              Route, docs/scheduling.md)
 ``P:{R}:ctx``          hash   the context: one field per key, JSON text (None -> null)
 ``P:{R}:errors``       list   error records (JSON), in the order they were recorded
 ``P:{R}:acts``         hash   akey -> the recorded answer (compact Applied JSON) of a

@@ -275,9 +275,9 @@ class _RevivingQueue:
         self.added: list[str] = []
 
     async def add_bulk(self, jobs: Sequence[Job]) -> None:
-        queue = self.jobs.queue
         revive: list[Job] = []
         for job in {job.job_id: job for job in jobs}.values():
+            queue = self.jobs.queue_of(job)  # the node's queue, else the run's
             if await queue.getJobState(job.job_id) not in _GONE:
                 continue
             # 0: locked, a worker took the id meanwhile (a job re-added by someone else).
@@ -302,15 +302,26 @@ async def reconcile_run(adapter: BullMQAdapter, run_id: str) -> list[str]:
     if not entries:
         logger.info("run %s: nothing recorded in flight to reconcile", run_id)
         return []
-    jobs, pending = split(run_id, entries)
+    loaded = await store.load(run_id, "", ())
+    plan: ExecutionPlan | None
+    try:
+        plan = await _plan(client_worker, store, run_id)
+    except (BlueprintError, BlueprintVersionError):
+        # Without the blueprint its nodes' queues are unknown: only a run recorded on one
+        # queue can be re-enqueued (create_run records `routed` otherwise).
+        if loaded.route.routed:
+            raise
+        plan = None
+    jobs, pending = split(run_id, entries, loaded.route, plan)
     # A parked subflow is owed its child's notification, and only once the child has ended.
     owed = [found for job in jobs if (found := await reconciled(store, job)) is not None]
     queue = _RevivingQueue(adapter._job_queue_or_fail())
     await queue.add_bulk(owed)
     if pending.skipped or pending.loop_ends:
-        plan = await _plan(client_worker, store, run_id)
+        if plan is None:
+            plan = await _plan(client_worker, store, run_id)  # raises the error again
         worker = DistributedWorker(store=store, queue=queue, **adapter._client_worker_args)
-        await worker.follow(plan, run_id, pending)
+        await worker.follow(plan, run_id, pending, route=loaded.route)
     if queue.added:
         logger.warning(
             "run %s: re-enqueued %s",

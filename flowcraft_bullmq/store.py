@@ -21,7 +21,14 @@ from redis.exceptions import ResponseError
 
 from flowcraft_core.context import MISSING
 from flowcraft_core.distributed.frontier import FrontierEntry
-from flowcraft_core.distributed.protocol import Applied, Followup, Loaded, Transition
+from flowcraft_core.distributed.protocol import (
+    DEFAULT_ROUTE,
+    Applied,
+    Followup,
+    Loaded,
+    Route,
+    Transition,
+)
 from flowcraft_core.errors import RunNotFoundError
 
 from . import codec
@@ -90,17 +97,56 @@ class RedisCoordinationStore:
         entries: Sequence[Followup],
         counters: Sequence[str] = (),
         parent: tuple[str, str, tuple[int, ...]] | None = None,
+        route: Route = DEFAULT_ROUTE,
+        start_at: float | None = None,
     ) -> None:
+        keys, args = self.create_run_args(
+            run_id,
+            blueprint_id=blueprint_id,
+            pin=pin,
+            context=context,
+            entries=entries,
+            counters=counters,
+            parent=parent,
+            route=route,
+            start_at=start_at,
+        )
+        await self._call(run_id, self._scripts.create_run, keys, args)
+
+    def create_run_args(
+        self,
+        run_id: str,
+        *,
+        blueprint_id: str,
+        pin: str,
+        context: Mapping[str, Any],
+        entries: Sequence[Followup],
+        counters: Sequence[str] = (),
+        parent: tuple[str, str, tuple[int, ...]] | None = None,
+        route: Route = DEFAULT_ROUTE,
+        start_at: float | None = None,
+    ) -> tuple[list[str], list[Any]]:
+        """The keys and arguments of the create_run script (`start_runs` pipelines many)."""
         keys = self.keys(run_id)
         args: list[Any] = [blueprint_id, pin, len(entries), self.state_ttl_s, keys.join_prefix]
         link = b"" if parent is None else codec.encode([parent[0], parent[1], list(parent[2])])
         args += [link, len(counters), *counters]
+        scheduling: list[Any] = []
+        if route.queue is not None:
+            scheduling += ("queue", route.queue)
+        if route.priority:
+            scheduling += ("priority", route.priority)
+        if route.routed:
+            scheduling += ("routed", 1)
+        if start_at is not None:
+            scheduling += ("wakeAt", f"{start_at:.6f}")
+        args += [len(scheduling) // 2, *scheduling]
         for entry in entries:
             args += (entry.akey, codec.pack_ready(entry))
         for key, value in context.items():
             args.append(key)
             args.append(codec.encode(value))
-        await self._call(run_id, self._scripts.create_run, keys.fixed, args)
+        return keys.fixed, args
 
     async def load(self, run_id: str, akey: str, keys: Sequence[str] | None) -> Loaded:
         run = self.keys(run_id)
@@ -112,7 +158,7 @@ class RedisCoordinationStore:
             args,
         )
         status, blueprint_id, pin, done, fired, waiting, join, values, sleep, claim = reply[:10]
-        child, episode, parent = reply[11:]
+        child, episode, parent, queue, priority, routed = reply[11:17]
         decode = codec.decode
         return Loaded(
             status=status,
@@ -129,6 +175,9 @@ class RedisCoordinationStore:
             child=codec.unpack_record(child),
             parent=codec.unpack_parent(parent),
             episode=int(episode),
+            route=DEFAULT_ROUTE
+            if queue is None and priority is None and routed is None
+            else Route(queue=queue, priority=int(priority or 0), routed=routed is not None),
         )
 
     async def complete(self, run_id: str, transition: Transition) -> Applied:

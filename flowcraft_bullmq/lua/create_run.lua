@@ -10,6 +10,8 @@ ARGV[6]      a subflow child's parent link, [run id, node id, iteration] JSON (m
              parent), or "" for none
 ARGV[7]      number N of loop counters the entries open (an entry may be a loop header)
 ARGV[8..7+N] those counters (fields of the live hash, KEYS[8])
+then         number M of scheduling fields, then M meta field/value pairs (queue, priority,
+             routed, wakeAt: docs/scheduling.md)
 then         the frontier of the entry activations, ARGV[3] pairs: akey, frontier JSON
              (["r", followup], keys.py), ...; then the context: key, JSON value, ...
 
@@ -34,7 +36,11 @@ local ncounters = tonumber(ARGV[7])
 for i = 8, 7 + ncounters do
   redis.call('HINCRBY', KEYS[8], ARGV[i], 1)
 end
-local first_entry = 8 + ncounters
+local nmeta = tonumber(ARGV[8 + ncounters])
+for i = 9 + ncounters, 8 + ncounters + 2 * nmeta, 2 do
+  redis.call('HSET', meta, ARGV[i], ARGV[i + 1])
+end
+local first_entry = 9 + ncounters + 2 * nmeta
 local first_value = first_entry + 2 * entries
 for i = first_entry, first_value - 1, 2 do
   redis.call('HSET', KEYS[12], ARGV[i], ARGV[i + 1])

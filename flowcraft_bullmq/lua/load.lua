@@ -15,12 +15,13 @@ Returns {status, blueprintId, blueprintVersion (the pin), recorded Applied JSON 
          fired pred | nil, waiting 0 | 1, {pred, [status, value] JSON, ...}, {key, JSON value, ...},
          sleep record [wakeAt ms, input] JSON | nil, resume claim [output, action] JSON | nil,
          batch input [item] or [results] JSON | nil (complete.lua's batches),
-         child record JSON | nil (a parked subflow), episode, parent link JSON | nil}.
+         child record JSON | nil (a parked subflow), episode, parent link JSON | nil,
+         the run's default queue | nil, its priority | nil, routed 1 | nil (docs/scheduling.md)}.
 Error NORUN if the run does not exist.
 ]==]
 
 local meta = redis.call('HMGET', KEYS[1], 'status', 'blueprintId', 'blueprintVersion',
-  'episode', 'parent')
+  'episode', 'parent', 'queue', 'priority', 'routed')
 if not meta[1] then
   return redis.error_reply('NORUN run not found')
 end
@@ -53,4 +54,5 @@ return {
   redis.call('HGET', KEYS[3], akey .. '~in'),
   redis.call('HGET', KEYS[3], akey .. '~sub'),
   meta[4] or '0', meta[5],
+  meta[6], meta[7], meta[8],
 }

@@ -25,6 +25,10 @@ NodeId = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")
 ]
 Key = Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
+#: A BullMQ queue name: no ':' (BullMQ builds its keys with it) and no control characters.
+QueueName = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^:\x00-\x1f\x7f-\x9f]+$")
+]
 
 
 class _FrozenModel(BaseModel):
@@ -84,6 +88,11 @@ class NodeConfig(_FrozenModel):
         None,
         description="Implementation key that undoes this node's work if the run fails after "
         "the node completed (saga rollback); it receives the node's output.",
+    )
+    queue: QueueName | None = Field(
+        None,
+        description="Distributed runs only: the queue this node's jobs go to, so its own "
+        "worker pool runs it (`flowcraft worker --queue NAME`); in-process it has no effect.",
     )
 
 

@@ -13,6 +13,7 @@ from .protocol import (
     Job,
     JobQueue,
     Loaded,
+    Route,
     Transition,
     akey,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "JobQueue",
     "Loaded",
     "LocalCluster",
+    "Route",
     "StoreContext",
     "Transition",
     "akey",

@@ -31,7 +31,18 @@ from ..runtime.executor import SUCCEEDED as OUT_SUCCEEDED
 from ..runtime.executor import AttemptSpec, Outcome
 from ..runtime.plan import ExecutionPlan, NodePlan, get_plan
 from . import transitions
-from .protocol import FINISHED_STATUSES, NODE, RESUME, WAKE, Applied, Job, Loaded, Transition
+from .protocol import (
+    DEFAULT_ROUTE,
+    FINISHED_STATUSES,
+    NODE,
+    RESUME,
+    WAKE,
+    Applied,
+    Job,
+    Loaded,
+    Route,
+    Transition,
+)
 
 if TYPE_CHECKING:
     from .worker import DistributedWorker, _JobHost
@@ -57,10 +68,17 @@ def split_akey(key: str) -> tuple[str, tuple[int, ...]]:
     return node_id, tuple(int(i) for i in text.split(".")) if text else ()
 
 
-def wake_job(run_id: str, node_id: str, iteration: tuple[int, ...], wake_at: float) -> Job:
-    """The delayed job that ends a sleep at `wake_at` (epoch ms)."""
+def wake_job(
+    run_id: str,
+    node_id: str,
+    iteration: tuple[int, ...],
+    wake_at: float,
+    route: Route = DEFAULT_ROUTE,
+    plan: ExecutionPlan | None = None,
+) -> Job:
+    """The delayed job that ends a sleep at `wake_at` (epoch ms), where the node's jobs go."""
     delay = max(0, math.ceil(wake_at - now_ms()))
-    return Job(run_id, node_id, iteration, kind=WAKE, delay_ms=delay)
+    return route.job(plan, run_id, node_id, iteration, kind=WAKE, delay_ms=delay)
 
 
 class NotDue(Exception):
@@ -102,7 +120,9 @@ async def after_complete(
     run_id = host.run_id
     if transition.sleep is not None:
         wake_at = transition.sleep[0]
-        await worker.queue.add_bulk([wake_job(run_id, node.id, iteration, wake_at)])
+        await worker.queue.add_bulk(
+            [wake_job(run_id, node.id, iteration, wake_at, host.route, plan)]
+        )
         return applied
     if applied.taken is None:
         return applied
@@ -144,13 +164,16 @@ async def handle_parked(
     if job.kind == NODE and loaded.sleeping is not None:
         # It went to sleep already: (re-)add its wake job (deduplicated), nothing else.
         wake_at = loaded.sleeping[0]
-        await worker.queue.add_bulk([wake_job(run_id, node.id, iteration, wake_at)])
+        await worker.queue.add_bulk(
+            [wake_job(run_id, node.id, iteration, wake_at, loaded.route, plan)]
+        )
         return
     if job.kind == WAKE and loaded.sleeping is not None:
         early = math.ceil(loaded.sleeping[0] - now_ms())
         if early > 0:  # never end a sleep before its time (SPEC 9.7)
             raise NotDue(early)
     host = worker._host(plan, run_id, loaded.values)
+    host.route = loaded.route
     started = time.perf_counter()
     if job.kind == WAKE and loaded.sleeping is not None:
         # Through the middleware, as the sleep node's whole activation is in-process.
@@ -215,7 +238,8 @@ async def resume(
     path = [node_id] if isinstance(node_id, str) else list(node_id or [])
     node_id = path[0] if path else None
     store = worker.store
-    blueprint_id = (await store.load(run_id, "", ())).blueprint_id
+    loaded = await store.load(run_id, "", ())
+    blueprint_id = loaded.blueprint_id
     bp = worker.runtime.blueprints.get(blueprint_id)
     if bp is None:
         raise BlueprintError(
@@ -238,7 +262,8 @@ async def resume(
             if name in order and plan.nodes[order[name]].uses == SUBFLOW:
                 return await subflows.forward(worker, waiting[key], path[1:], output, action)
             if await store.resume_waiting(run_id, key, output, action):
-                await worker.queue.add_bulk([Job(run_id, name, iteration, kind=RESUME)])
+                job = loaded.route.job(plan, run_id, name, iteration, kind=RESUME)
+                await worker.queue.add_bulk([job])
                 await subflows.rearm_ancestors(worker, run_id)
                 return RESUMED
         if node_id is not None and plan.nodes[order[node_id]].uses == SUBFLOW:

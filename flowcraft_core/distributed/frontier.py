@@ -20,10 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from ..runtime.state import TAKEN
-from .protocol import Applied, Followup, Job, LoopEnd, loop_instance_key
+from .protocol import DEFAULT_ROUTE, Applied, Followup, Job, LoopEnd, Route, loop_instance_key
+
+if TYPE_CHECKING:
+    from ..runtime.plan import ExecutionPlan
 
 #: Entry kinds.
 READY: Final = "ready"
@@ -79,13 +82,19 @@ def entries_of(applied: Applied) -> list[FrontierEntry]:
     return out
 
 
-def split(run_id: str, entries: Iterable[FrontierEntry]) -> tuple[list[Job], Applied]:
-    """(the jobs of the activations recorded ready, the propagations still to apply)."""
+def split(
+    run_id: str,
+    entries: Iterable[FrontierEntry],
+    route: Route = DEFAULT_ROUTE,
+    plan: ExecutionPlan | None = None,
+) -> tuple[list[Job], Applied]:
+    """(the jobs of the activations recorded ready, on their queues with the run's priority
+    (`route`, node queues from `plan`), the propagations still to apply)."""
     jobs: list[Job] = []
     pending = Applied()
     for entry in entries:
         if entry.kind == READY:
-            jobs.append(Job(run_id, entry.node_id, entry.iteration))
+            jobs.append(route.job(plan, run_id, entry.node_id, entry.iteration))
         elif entry.kind == SKIP:
             pending.skipped.append(entry.followup())
         elif entry.kind == LOOP_END and entry.loop_end is not None:

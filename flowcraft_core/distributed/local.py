@@ -7,6 +7,7 @@ with several concurrent consumers, so the protocol is tested without Redis.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -16,6 +17,8 @@ from ..ids import new_run_id, validate_run_id
 from ..results import WorkflowResult
 from .durable import NotDue
 from .memory import InMemoryCoordinationStore, InMemoryJobQueue
+from .protocol import Route
+from .scheduling import check_delay, check_priority
 from .worker import DistributedWorker
 
 
@@ -57,13 +60,25 @@ class LocalCluster:
         initial_context: Mapping[str, Any] | str | None = None,
         *,
         run_id: str | None = None,
+        priority: int = 0,
+        delay: float = 0,
     ) -> str:
+        """Like `BullMQAdapter.start_run`; `priority` is recorded (this queue is FIFO) and
+        `delay` (seconds) delays the entry jobs."""
+        route = Route(priority=check_priority(priority))
+        delay_ms = check_delay(delay)
         bp = self.runtime.resolve_blueprint(blueprint_id)
         data = self.runtime.initial_data(initial_context)
         run_id = validate_run_id(run_id) if run_id is not None else new_run_id()
-        entries = await self.worker.create_run(bp, data, run_id)
+        entries = await self.worker.create_run(
+            bp,
+            data,
+            run_id,
+            route=route,
+            start_at=time.time() + delay_ms / 1000 if delay_ms else None,
+        )
         assert entries is not None
-        await self.worker.launch(bp, run_id, entries)
+        await self.worker.launch(bp, run_id, entries, route=route, delay_ms=delay_ms)
         return run_id
 
     async def drain(self) -> None:

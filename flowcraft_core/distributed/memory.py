@@ -18,6 +18,7 @@ from ..runtime.batches import item_node_id
 from ..runtime.state import DEAD, FAILED_RES, TAKEN
 from .frontier import FrontierEntry, entries_of, ready_entry
 from .protocol import (
+    DEFAULT_ROUTE,
     FINISHED_STATUSES,
     RUNNING,
     Applied,
@@ -27,6 +28,7 @@ from .protocol import (
     Loaded,
     LoopEnd,
     Resolution,
+    Route,
     Transition,
     akey,
     loop_instance_key,
@@ -92,6 +94,8 @@ class _Run:
     children: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Subflow activations -> the child episode of their latest wait.
     wait_episode: dict[str, int] = field(default_factory=dict)
+    #: The run's default queue and priority (meta `queue`, `priority`).
+    route: Route = DEFAULT_ROUTE
 
 
 def decide(
@@ -130,12 +134,18 @@ class InMemoryCoordinationStore:
         entries: Sequence[Followup],
         counters: Sequence[str] = (),
         parent: tuple[str, str, tuple[int, ...]] | None = None,
+        route: Route = DEFAULT_ROUTE,
+        start_at: float | None = None,
     ) -> None:
         if run_id in self.runs:
             raise ValueError(f"run {run_id!r} already exists")
-        run = _Run(blueprint_id=blueprint_id, pin=pin, context=dict(context), parent=parent)
+        run = _Run(
+            blueprint_id=blueprint_id, pin=pin, context=dict(context), parent=parent, route=route
+        )
         run.in_flight = len(entries)
         run.progress_at = time.time()
+        if start_at is not None:  # a delayed start is not a stall
+            run.wake_at = start_at
         run.frontier = {e.akey: ready_entry(e) for e in entries}
         self._open(run, counters)
         self.runs[run_id] = run
@@ -161,6 +171,7 @@ class InMemoryCoordinationStore:
             child=run.children.get(akey),
             parent=run.parent,
             episode=run.episode,
+            route=run.route,
         )
 
     async def complete(self, run_id: str, t: Transition) -> Applied:

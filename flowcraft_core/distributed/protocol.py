@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..ids import activation_id
 
 if TYPE_CHECKING:
+    from ..runtime.plan import ExecutionPlan
     from .frontier import FrontierEntry
 
 # Job kinds.
@@ -84,6 +85,10 @@ class Job:
     delay_ms: int = 0
     #: The run's W3C trace context (`traceparent`), only while tracing is on.
     trace: Mapping[str, str] | None = field(default=None, compare=False)
+    #: Where and in which order it is taken (scheduling.Route.job): the queue (None: the
+    #: default one) and the run's priority (0: none). Not part of the data.
+    queue: str | None = field(default=None, compare=False)
+    priority: int = field(default=0, compare=False)
 
     def __post_init__(self) -> None:
         if job_trace_hook is not None:
@@ -118,6 +123,56 @@ class Job:
             seq=int(data.get("seq", 0)),
             trace=_trace(data.get("trace")),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A run's scheduling, recorded when it starts (docs/scheduling.md): its default queue
+    (None: the adapter's) and its priority (0: none; else 1 is the highest)."""
+
+    queue: str | None = None
+    priority: int = 0
+    #: Some node of the run's blueprint has its own queue: re-enqueueing its jobs needs the
+    #: blueprint (the reconciler refuses to guess).
+    routed: bool = False
+
+    def job(
+        self,
+        plan: ExecutionPlan | None,
+        run_id: str,
+        node_id: str,
+        iteration: tuple[int, ...],
+        *,
+        kind: str = NODE,
+        seq: int = 0,
+        delay_ms: int = 0,
+    ) -> Job:
+        """A job of this run for `node_id`: on the node's `config.queue`, else the run's."""
+        return Job(
+            run_id,
+            node_id,
+            iteration,
+            kind=kind,
+            seq=seq,
+            delay_ms=delay_ms,
+            queue=node_queue(plan, node_id) or self.queue,
+            priority=self.priority,
+        )
+
+
+#: A run started without scheduling options (and runs recorded before they existed).
+DEFAULT_ROUTE = Route()
+
+
+def node_queue(plan: ExecutionPlan | None, node_id: str) -> str | None:
+    """The node's `config.queue` (None without a plan, or for a node the plan lacks); a batch
+    item (`<scatterId>[<i>]`) goes where its scatter node's jobs go."""
+    if plan is None:
+        return None
+    index = plan.by_id.get(node_id)
+    if index is None and node_id.endswith("]"):
+        index = plan.by_id.get(node_id.rpartition("[")[0])
+    return None if index is None else plan.nodes[index].config.queue
 
 
 def _trace(value: Any) -> dict[str, str] | None:
@@ -281,6 +336,8 @@ class Loaded:
     parent: tuple[str, str, tuple[int, ...]] | None = None
     #: How many times the run went from awaiting back to running (child notifications).
     episode: int = 0
+    #: The run's default queue and priority, recorded at its start (scheduling.Route).
+    route: Route = DEFAULT_ROUTE
 
 
 class CoordinationStore(Protocol):
@@ -296,7 +353,11 @@ class CoordinationStore(Protocol):
         entries: Sequence[Followup],
         counters: Sequence[str] = (),
         parent: tuple[str, str, tuple[int, ...]] | None = None,
-    ) -> None: ...
+        route: Route = DEFAULT_ROUTE,
+        start_at: float | None = None,
+    ) -> None:
+        """`route` is recorded for `load`; `start_at` (epoch s, a delayed start) is the run's
+        wakeAt, so the reconciler does not think it stalled before its entry jobs run."""
 
     async def load(self, run_id: str, akey: str, keys: Sequence[str] | None) -> Loaded: ...
 
@@ -340,6 +401,7 @@ class JobQueue(Protocol):
 __all__ = [
     "BLOCKED",
     "CHILD",
+    "DEFAULT_ROUTE",
     "FAILED",
     "LOOP_END",
     "NODE",
@@ -363,8 +425,10 @@ __all__ = [
     "LoopEnd",
     "NextIteration",
     "Resolution",
+    "Route",
     "Transition",
     "akey",
     "loop_instance_key",
+    "node_queue",
     "waiting_base",
 ]

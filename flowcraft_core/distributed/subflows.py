@@ -87,7 +87,8 @@ def notification(loaded: Loaded, status: str) -> Job | None:
         return None
     parent_run, node_id, iteration = loaded.parent
     seq = 2 * loaded.episode + (1 if final else 0)
-    return Job(parent_run, node_id, tuple(iteration), kind=CHILD, seq=seq)
+    # The parent run's queue and priority, which the child inherited (docs/scheduling.md).
+    return loaded.route.job(None, parent_run, node_id, tuple(iteration), kind=CHILD, seq=seq)
 
 
 async def notify_ended(worker: DistributedWorker, run_id: str) -> None:
@@ -122,9 +123,13 @@ async def sync(worker: DistributedWorker, plan: ExecutionPlan, job: Job, loaded:
         child = await store.load(child_id, "", ())
     except RunNotFoundError:
         link = (run_id, node.id, iteration)
-        entries = await worker.create_run(bp, dict(record["context"]), child_id, parent=link)
+        # The child runs with its parent's queue and priority (docs/scheduling.md).
+        route = loaded.route
+        entries = await worker.create_run(
+            bp, dict(record["context"]), child_id, parent=link, route=route
+        )
         if entries is not None:  # else another job started it
-            await worker.launch(bp, child_id, entries, parent=link)
+            await worker.launch(bp, child_id, entries, parent=link, route=route)
         if await store.status(run_id) in FINISHED_STATUSES:  # cancelled meanwhile (9.8)
             await cancel(worker, child_id)
             return

@@ -6,6 +6,7 @@ and BullMQ; `LocalCluster` wires them to the in-memory twins.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections import OrderedDict, deque
@@ -45,6 +46,7 @@ from . import batching, durable, subflows, transitions
 from .preload import preload_keys
 from .protocol import (
     CHILD,
+    DEFAULT_ROUTE,
     FAILED,
     FINISHED_STATUSES,
     NODE,
@@ -54,9 +56,11 @@ from .protocol import (
     Job,
     JobQueue,
     Loaded,
+    Route,
     Transition,
     akey,
 )
+from .scheduling import routed
 
 logger = logging.getLogger("flowcraft_core.distributed")
 
@@ -106,6 +110,8 @@ class _JobHost(ActivationRunner):
         self.values = data
         #: retry_mode="queue": the attempt this job runs (SPEC 9.5); None retries in-process.
         self.queue_attempt: int | None = None
+        #: The run's queue and priority: its wake job goes where its other jobs go.
+        self.route: Route = DEFAULT_ROUTE
         self.events: list[FlowEvent] | None = [] if runtime._emitter is not None else None
         #: What the batch built-ins ask of their host (batching.py).
         self.batches = batching.JobBatches(plan)
@@ -208,6 +214,7 @@ class DistributedWorker:
         host = self._host(plan, run_id, loaded.values)
         host.queue_attempt = attempt
         host.batches.loaded = loaded.batch_input
+        host.route = loaded.route
         if (
             node.is_header
             and job.iteration
@@ -412,11 +419,20 @@ class DistributedWorker:
 
     # ----------------------------------------------------------------- follow-ups
     async def follow(
-        self, plan: ExecutionPlan, run_id: str, applied: Applied, *, notify: Loaded | None = None
+        self,
+        plan: ExecutionPlan,
+        run_id: str,
+        applied: Applied,
+        *,
+        notify: Loaded | None = None,
+        route: Route | None = None,
     ) -> None:
-        """Enqueue ready activations; propagate skips, blocks and loop ends (iteratively).
+        """Enqueue ready activations (on their queues, with the run's priority: `route`, else
+        `notify.route`); propagate skips, blocks and loop ends (iteratively).
         `notify`: the job's load; if the run is a subflow child and ends here (awaiting or
         final), its parent's `-~child` job is added (a replayed end only if still current)."""
+        if route is None:
+            route = notify.route if notify is not None else DEFAULT_ROUTE
         todo = deque([applied])
         emitter = self.runtime._emitter
         ended: str | None = None
@@ -430,7 +446,7 @@ class DistributedWorker:
                 ended = current.finished
             if current.ready:
                 await self.queue.add_bulk(
-                    [Job(run_id, f.node_id, f.iteration) for f in current.ready]
+                    [route.job(plan, run_id, f.node_id, f.iteration) for f in current.ready]
                 )
             for f in current.skipped:
                 node = plan.nodes[plan.by_id[f.node_id]]
@@ -462,10 +478,13 @@ class DistributedWorker:
         run_id: str,
         *,
         parent: tuple[str, str, tuple[int, ...]] | None = None,
+        route: Route = DEFAULT_ROUTE,
+        start_at: float | None = None,
     ) -> list[Followup] | None:
         """Write a new run (meta, context with `_executionId`, what it is owed); its entry
         activations for `launch`. An existing run raises ValueError, unless `parent` is given
-        (a subflow started twice): then None, and nothing is done."""
+        (a subflow started twice): then None, and nothing is done. `route` (its queue and
+        priority) and `start_at` (a delayed start): docs/scheduling.md."""
         plan = get_plan(bp, self.runtime.evaluator)
         self.runtime.implementations(plan)
         data[EXECUTION_ID] = run_id
@@ -479,6 +498,8 @@ class DistributedWorker:
                 entries=entries,
                 counters=counters,
                 parent=parent,
+                route=dataclasses.replace(route, routed=routed(plan)),
+                start_at=start_at,
             )
         except ValueError:
             if parent is None:
@@ -493,8 +514,11 @@ class DistributedWorker:
         entries: Sequence[Followup],
         *,
         parent: tuple[str, str, tuple[int, ...]] | None = None,
+        route: Route = DEFAULT_ROUTE,
+        delay_ms: int = 0,
     ) -> None:
-        """After `create_run`: emit `workflow:start`, enqueue the entry activations."""
+        """After `create_run`: emit `workflow:start`, enqueue the entry activations (on their
+        queues, with the run's priority, `delay_ms` later)."""
         emitter = self.runtime._emitter
         if emitter is not None:
             await emitter(
@@ -505,7 +529,10 @@ class DistributedWorker:
                     parent_node_id=parent[1] if parent else None,
                 )
             )
-        await self.queue.add_bulk([Job(run_id, e.node_id, e.iteration) for e in entries])
+        plan = get_plan(bp, self.runtime.evaluator)
+        await self.queue.add_bulk(
+            [route.job(plan, run_id, e.node_id, e.iteration, delay_ms=delay_ms) for e in entries]
+        )
 
     async def cancel(self, run_id: str) -> bool:
         """Cancel a running or awaiting run and its children (SPEC 9.8): True; False if it
