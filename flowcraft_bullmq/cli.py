@@ -1,5 +1,5 @@
 """The distributed commands of `flowcraft` (SPEC 10): `worker`, `start`, `status`, `resume`,
-`cancel`, `reconcile`.
+`cancel`, `reconcile`, `schedule add|list|remove`.
 
 `flowcraft_core.cli` loads this group with importlib when `flowcraft_bullmq` is importable
 (core never imports it statically). Importing this module stays cheap: BullMQ and redis-py
@@ -49,14 +49,14 @@ _non_negative_int = number_argument(int, 0)
 _port = number_argument(int, 0)
 
 
-def _distributed_options(parser: argparse.ArgumentParser) -> None:
+def _distributed_options(parser: argparse.ArgumentParser, *, consumer: bool = False) -> None:
     """What every distributed command takes (SPEC 10)."""
-    _redis_options(parser)
+    _redis_options(parser, consumer=consumer)
     add_registry_option(parser)
     add_blueprints_option(parser)
 
 
-def _redis_options(parser: argparse.ArgumentParser) -> None:
+def _redis_options(parser: argparse.ArgumentParser, *, consumer: bool = False) -> None:
     parser.add_argument(
         "--redis",
         metavar="URL",
@@ -64,7 +64,20 @@ def _redis_options(parser: argparse.ArgumentParser) -> None:
         help=f"Redis URL (default ${REDIS_URL_ENV}, else {DEFAULT_REDIS_URL}); "
         "redis://[user:password@]host:port/db, rediss:// for TLS",
     )
-    parser.add_argument("--queue", default="flowcraft", help="BullMQ queue name (flowcraft)")
+    if consumer:  # a worker consumes several queues (docs/scheduling.md)
+        parser.add_argument(
+            "--queue",
+            action="append",
+            metavar="NAME[,NAME]",
+            help="a queue to consume, repeatable or comma-separated (default flowcraft); "
+            "nodes with config.queue go to the queue they name",
+        )
+    else:
+        parser.add_argument(
+            "--queue",
+            default="flowcraft",
+            help="BullMQ queue name (flowcraft): a run's nodes without config.queue go there",
+        )
     parser.add_argument("--prefix", default="flowcraft", help="Redis key prefix (flowcraft)")
 
 
@@ -79,9 +92,20 @@ def register(
         description="Consume activation jobs until SIGTERM or SIGINT, then stop fetching, "
         "finish in-flight activations and exit 0 (a second signal cancels them).",
     )
-    _distributed_options(worker)
+    _distributed_options(worker, consumer=True)
     worker.add_argument(
-        "--concurrency", type=_positive_int, default=10, metavar="N", help="jobs at once (10)"
+        "--concurrency",
+        type=_positive_int,
+        default=10,
+        metavar="N",
+        help="jobs at once, per queue consumed (10)",
+    )
+    worker.add_argument(
+        "--rate-limit",
+        type=_rate_limit,
+        metavar="MAX/MS",
+        help="BullMQ's limiter: at most MAX jobs per MS milliseconds on each queue consumed, "
+        "shared by all workers of that queue (e.g. 100/1000)",
     )
     worker.add_argument(
         "--lock-duration",
@@ -139,6 +163,21 @@ def register(
     start.add_argument("--context", metavar="JSON|@FILE", help="initial context (JSON object)")
     start.add_argument("--run-id", help="run id (default: a new uuid4 hex)")
     start.add_argument("--idempotency-key", help="a repeated key returns the first run's id")
+    start.add_argument(
+        "--priority",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="the run's jobs' BullMQ priority: 1 highest .. 2097152 lowest; 0 (default) none, "
+        "taken before any prioritized job",
+    )
+    start.add_argument(
+        "--delay",
+        type=_non_negative_float,
+        default=0,
+        metavar="S",
+        help="start the run after S seconds (it is 'running' meanwhile)",
+    )
     start.add_argument("--wait", action="store_true", help="wait for the result")
     _run_job_options(start)
     start.add_argument(
@@ -241,6 +280,71 @@ def register(
     )
     _distributed_options(reconcile)
     reconcile.set_defaults(handler=reconcile_command)
+    _register_schedule(subparsers, common)
+
+
+def _register_schedule(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    schedule = subparsers.add_parser(
+        "schedule",
+        parents=[common],
+        help="start distributed runs on a cron schedule",
+        description="Schedules are BullMQ job schedulers on the queue: each tick starts one "
+        "run (id SCHEDULE_ID~TICK_MS) on whichever worker consumes the queue takes it.",
+    )
+    actions = schedule.add_subparsers(dest="schedule_action", metavar="ACTION", required=True)
+    add = actions.add_parser(
+        "add",
+        parents=[common],
+        help="add or replace a schedule",
+        description="Add a schedule (an existing --id is replaced) and print its id.",
+    )
+    add.add_argument("blueprint_id", metavar="BLUEPRINT_ID", help="id from --blueprints")
+    when = add.add_mutually_exclusive_group(required=True)
+    when.add_argument(
+        "--cron", metavar="EXPR", help="cron pattern ('0 * * * *'; 6 fields: seconds first)"
+    )
+    when.add_argument(
+        "--every", type=_positive_int, metavar="MS", help="a tick every MS milliseconds"
+    )
+    add.add_argument("--context", metavar="JSON|@FILE", help="each run's initial context")
+    add.add_argument("--id", dest="schedule_id", help="schedule id (default: the blueprint id)")
+    add.add_argument("--tz", help="time zone of the cron pattern (default UTC)")
+    add.add_argument(
+        "--priority", type=_non_negative_int, default=0, metavar="N", help="the runs' priority"
+    )
+    _distributed_options(add)
+    add.set_defaults(handler=schedule_add_command)
+    listing = actions.add_parser(
+        "list",
+        parents=[common],
+        help="list the schedules",
+        description="One line per schedule (id, blueprint, when, next tick); --json for all.",
+    )
+    listing.add_argument("--json", action="store_true", help="print the schedules as JSON")
+    _distributed_options(listing)
+    listing.set_defaults(handler=schedule_list_command)
+    remove = actions.add_parser(
+        "remove",
+        parents=[common],
+        help="remove a schedule",
+        description="Remove a schedule and its pending tick (exit 1 if there was none); runs "
+        "it started go on.",
+    )
+    remove.add_argument("schedule_id", metavar="SCHEDULE_ID")
+    _distributed_options(remove)
+    remove.set_defaults(handler=schedule_remove_command)
+
+
+def _rate_limit(text: str) -> tuple[int, int]:
+    from .scheduling import parse_rate_limit
+
+    try:
+        return parse_rate_limit(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 # --------------------------------------------------------------------------- plumbing
@@ -333,6 +437,12 @@ def _require_blueprints(args: argparse.Namespace) -> None:
 
 def worker_command(args: argparse.Namespace) -> int:
     _require_blueprints(args)
+    queues = [name.strip() for text in args.queue or ["flowcraft"] for name in text.split(",")]
+    args.queues = list(dict.fromkeys(name for name in queues if name))
+    if not args.queues:
+        raise CliError("--queue needs a queue name", code=ExitCode.USAGE)
+    # The first queue is this adapter's default (runs recorded without one).
+    args.queue = args.queues[0]
     options = {
         name: value
         for name, value in (
@@ -346,7 +456,17 @@ def worker_command(args: argparse.Namespace) -> int:
         if value is not None
     }
     ops = WorkerOperations(args)
-    adapter = _adapter(args, concurrency=args.concurrency, **options, **ops.adapter_options())
+    try:
+        adapter = _adapter(
+            args,
+            concurrency=args.concurrency,
+            queues=args.queues,
+            rate_limit=args.rate_limit,
+            **options,
+            **ops.adapter_options(),
+        )
+    except ValueError as exc:  # a queue name BullMQ cannot use
+        raise CliError(str(exc), code=ExitCode.USAGE) from None
     with _infrastructure_errors(args), asyncio.Runner(loop_factory=_loop_factory(args)) as runner:
         signals = runner.run(_serve(adapter, args, ops))
     # A second signal cancelled in-flight activations: not a graceful stop.
@@ -414,8 +534,9 @@ async def _serve(adapter: BullMQAdapter, args: argparse.Namespace, ops: WorkerOp
             connecting.result()
             await adapter.start()
             ops.consuming()
+            names = ", ".join(repr(name) for name in args.queues)
             print(
-                f"flowcraft worker: consuming queue {args.queue!r} (prefix {args.prefix!r}, "
+                f"flowcraft worker: consuming queue {names} (prefix {args.prefix!r}, "
                 f"concurrency {args.concurrency}) on {adapter.connector.describe()}",
                 file=sys.stderr,
                 flush=True,
@@ -442,9 +563,17 @@ def start_command(args: argparse.Namespace) -> int:
         raise CliError("--timeout needs --wait")
 
     async def call(adapter: BullMQAdapter) -> tuple[str, Any]:
-        run_id = await adapter.start_run(
-            args.blueprint_id, context, run_id=args.run_id, idempotency_key=args.idempotency_key
-        )
+        try:
+            run_id = await adapter.start_run(
+                args.blueprint_id,
+                context,
+                run_id=args.run_id,
+                idempotency_key=args.idempotency_key,
+                priority=args.priority,
+                delay=args.delay,
+            )
+        except ValueError as exc:  # an existing run id, a priority out of range
+            raise CliError(str(exc)) from None
         if not args.wait:
             return run_id, None
         try:
@@ -578,6 +707,70 @@ def reconcile_command(args: argparse.Namespace) -> int:
     return ExitCode.FAILED if stats.failed_runs else ExitCode.OK
 
 
+# --------------------------------------------------------------------------- schedules
+
+
+def schedule_add_command(args: argparse.Namespace) -> int:
+    _require_blueprints(args)
+    context = read_context(args.context)
+    schedule_id = args.schedule_id or args.blueprint_id
+
+    async def call(adapter: BullMQAdapter) -> Any:
+        try:
+            return await adapter.add_schedule(
+                schedule_id,
+                args.blueprint_id,
+                cron=args.cron,
+                every_ms=args.every,
+                context=context,
+                priority=args.priority,
+                tz=args.tz,
+            )
+        except ValueError as exc:  # a bad cron pattern, id or priority
+            raise CliError(str(exc)) from None
+
+    schedule = _client_call(args, call)
+    print(schedule.id)
+    return ExitCode.OK
+
+
+def schedule_list_command(args: argparse.Namespace) -> int:
+    async def call(adapter: BullMQAdapter) -> list[Any]:
+        return await adapter.list_schedules()
+
+    schedules = _client_call(args, call)
+    if args.json:
+        print(dumps([schedule.to_json() for schedule in schedules], indent=2))
+        return ExitCode.OK
+    from datetime import UTC, datetime
+
+    for schedule in schedules:
+        when = f"cron {schedule.cron!r}" if schedule.cron else f"every {schedule.every_ms} ms"
+        if schedule.tz:
+            when += f" ({schedule.tz})"
+        upcoming = (
+            datetime.fromtimestamp(schedule.next_ms / 1000, UTC).isoformat(timespec="seconds")
+            if schedule.next_ms
+            else "-"
+        )
+        print(f"{schedule.id}  {schedule.blueprint_id}  {when}  next {upcoming}")
+    return ExitCode.OK
+
+
+def schedule_remove_command(args: argparse.Namespace) -> int:
+    async def call(adapter: BullMQAdapter) -> bool:
+        try:
+            return await adapter.remove_schedule(args.schedule_id)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+
+    if _client_call(args, call):
+        print("removed")
+        return ExitCode.OK
+    print(f"flowcraft: no schedule {args.schedule_id!r}", file=sys.stderr)
+    return ExitCode.FAILED
+
+
 def _print_result(result: Any, blueprint_id: str, args: argparse.Namespace) -> None:
     """The `run` command's report when the blueprint is at hand, else a plain one."""
     from flowcraft_core.cli.run import print_result
@@ -625,6 +818,9 @@ __all__ = [
     "reconcile_command",
     "register",
     "resume_command",
+    "schedule_add_command",
+    "schedule_list_command",
+    "schedule_remove_command",
     "start_command",
     "status_command",
     "worker_command",
