@@ -9,7 +9,8 @@ activation. A worker process calls `start()`; a client-only process just uses th
 BullMQ 3.4.4 needs workarounds, applied here and in `connection.py`: `socket_timeout=None` on
 every connection (B1), the Redis version read before the worker runs so sub-second blocks are
 not rounded up to 1 s (B2), `pause()` before `close()` so jobs fetched during shutdown are not
-orphaned (B3), and job ids that are never all digits (B4).
+orphaned (B3), job ids that are never all digits (B4), and a rate-limited worker that waits
+out its limiter's window instead of 5 s (B5, scheduling.RateLimitedWorker).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from .reconciler import RECONCILE_JOB_NAME, process_tick, reconcile_run
 from .retries import NodeAttemptFailed, QueueRetryOptions, check_retry_mode, queue_attempt
 from .scheduling import (
     SCHEDULE_JOB_NAME,
+    RateLimitedWorker,
     Schedule,
     add_schedule,
     check_rate_limit,
@@ -333,7 +335,7 @@ class BullMQAdapter:
         options: dict[str, Any] = {}
         if self.rate_limit is not None:
             options["limiter"] = {"max": self.rate_limit[0], "duration": self.rate_limit[1]}
-        worker = Worker(
+        worker = (Worker if self.rate_limit is None else RateLimitedWorker)(
             name,
             self._process,
             {

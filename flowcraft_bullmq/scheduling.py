@@ -13,6 +13,7 @@ started by cron through BullMQ job schedulers.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -20,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from bullmq import Worker
 from redis.exceptions import ResponseError
 
 from flowcraft_core.blueprint import Blueprint
@@ -84,6 +86,26 @@ def check_rate_limit(limit: tuple[int, int] | None) -> tuple[int, int] | None:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"rate_limit must be two ints >= 1, not {limit!r}")
     return most, duration
+
+
+class RateLimitedWorker(Worker):  # type: ignore[misc]
+    """A BullMQ worker that honours its limiter's window (B5).
+
+    BullMQ for Python 3.4.4 records the limiter's remaining window (`limitUntil`, ms) when a
+    fetch is rate limited but never waits for it: the worker blocks on the queue's marker for
+    `drainDelay` (5 s) instead, so `max/duration` ran at about `max` per 5 s. Like BullMQ for
+    Node, this waits out the window, then fetches again."""
+
+    async def getNextJob(self, token: str) -> Any:
+        wait_ms = int(getattr(self, "limitUntil", 0) or 0)
+        if wait_ms <= 0 or self.closing or self.paused:
+            return await super().getNextJob(token)
+        self.limitUntil = 0
+        await asyncio.sleep(wait_ms / 1000)
+        job = await self.moveToActive(token)
+        if job:
+            self.emit("active", job, "waiting")
+        return job
 
 
 def parse_rate_limit(text: str) -> tuple[int, int]:
@@ -395,6 +417,7 @@ __all__ = [
     "SCHEDULER_PREFIX",
     "SCHEDULE_JOB_NAME",
     "PreparedStart",
+    "RateLimitedWorker",
     "Schedule",
     "add_schedule",
     "check_rate_limit",

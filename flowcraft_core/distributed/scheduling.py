@@ -17,6 +17,8 @@ from .protocol import DEFAULT_ROUTE, Route, node_queue
 #: BullMQ's priority range: 1 is the highest, 2**21 the lowest; 0 means "no priority", and
 #: jobs without one are taken before every prioritized job.
 MAX_PRIORITY: Final = 2_097_152
+#: Ten years: BullMQ keeps a delayed job's due time in a sorted-set score that must stay exact.
+MAX_DELAY_S: Final = 315_360_000
 
 
 def check_priority(priority: Any) -> int:
@@ -31,11 +33,11 @@ def check_priority(priority: Any) -> int:
 
 
 def check_delay(delay: Any) -> int:
-    """A start delay in seconds as whole milliseconds (>= 0, finite), else ValueError."""
+    """A start delay in seconds as whole milliseconds (0 to MAX_DELAY_S), else ValueError."""
     if isinstance(delay, bool) or not isinstance(delay, int | float):
         raise ValueError(f"delay must be a number of seconds, not {delay!r}")
-    if not math.isfinite(delay) or delay < 0:
-        raise ValueError(f"delay must be finite and >= 0 seconds, not {delay!r}")
+    if not (math.isfinite(delay) and 0 <= delay <= MAX_DELAY_S):
+        raise ValueError(f"delay must be between 0 and {MAX_DELAY_S} seconds, not {delay!r}")
     return math.ceil(delay * 1000)
 
 
@@ -60,6 +62,7 @@ def routed(plan: ExecutionPlan) -> bool:
 
 __all__ = [
     "DEFAULT_ROUTE",
+    "MAX_DELAY_S",
     "MAX_PRIORITY",
     "Route",
     "check_delay",
