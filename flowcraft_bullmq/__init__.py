@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .metrics import MeteredAdapter, WorkerMetrics
     from .queue import BullMQJobQueue
     from .reconciler import ReconcileStats, create_reconciler
+    from .scheduling import Schedule
     from .store import RedisCoordinationStore
 
 # Libraries add no handlers (SPEC 7.4).
@@ -40,6 +41,7 @@ _LAZY = {
     "ReconcileStats": ".reconciler",
     "RemoteError": ".event_stream",
     "create_reconciler": ".reconciler",
+    "Schedule": ".scheduling",
 }
 
 
@@ -64,6 +66,7 @@ __all__: list[str] = [
     "RemoteError",
     "RunInspection",
     "RunSummary",
+    "Schedule",
     "WorkerHealth",
     "WorkerMetrics",
     "create_reconciler",

@@ -28,18 +28,21 @@ Recent runs are found by SCANning the meta keys (no index is written at `start_r
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
+
+from bullmq.queue_keys import QueueKeys
 
 from flowcraft_core.blueprint import Blueprint
 from flowcraft_core.distributed.durable import split_akey
 from flowcraft_core.distributed.frontier import READY, SKIP
-from flowcraft_core.distributed.protocol import FINISHED_STATUSES, RESUME, Job
+from flowcraft_core.distributed.protocol import FINISHED_STATUSES, RESUME, Job, node_queue
 from flowcraft_core.distributed.protocol import akey as make_akey
 from flowcraft_core.errors import RunNotFoundError
 from flowcraft_core.ids import activation_id
 from flowcraft_core.reserved import OUTPUTS_PREFIX
+from flowcraft_core.runtime.plan import get_plan
 
 from . import codec
 from .keys import RunKeys, meta_pattern, run_id_of_meta_key
@@ -277,13 +280,30 @@ def _parse_field(name: str) -> tuple[str, tuple[int, ...], str] | None:
     return node_id, iteration, mark
 
 
+def _job_keys(
+    adapter: BullMQAdapter, blueprint_id: str, run_queue: str | None
+) -> Callable[[str, str], str]:
+    """(node id, job id) -> the BullMQ job hash key, on the node's queue else the run's."""
+    plan = None
+    bp = adapter.blueprints.get(blueprint_id)
+    if bp is not None:
+        plan = get_plan(bp)
+    default = run_queue or adapter.queue_name
+    keys = QueueKeys(adapter.prefix)
+
+    def key(node_id: str, job_id: str) -> str:
+        return str(keys.toKey(node_queue(plan, node_id) or default, job_id))
+
+    return key
+
+
 async def inspect_run(adapter: BullMQAdapter, run_id: str) -> RunInspection:
     """`BullMQAdapter.inspect_run`: one consistent read of the run's hashes (MULTI), then one
     pipeline of its activations' job hashes. RunNotFoundError if unknown or expired."""
     _, _, client = await adapter._ready()
     keys = RunKeys.of(adapter.prefix, run_id)
     async with client.pipeline(transaction=True) as pipe:
-        pipe.hmget(keys.meta, [*_META_FIELDS, "blueprintVersion"])
+        pipe.hmget(keys.meta, [*_META_FIELDS, "queue", "blueprintVersion"])
         pipe.hgetall(keys.ctx)
         pipe.lrange(keys.errors, 0, -1)
         pipe.hkeys(keys.base + "acts")
@@ -294,7 +314,9 @@ async def inspect_run(adapter: BullMQAdapter, run_id: str) -> RunInspection:
         meta, ctx, raw_errors, acts, raw_waiting, frontier, buffered, pttl = await pipe.execute()
     if meta[1] is None:
         raise RunNotFoundError(run_id)
-    summary = _summary(run_id, meta[:-1])
+    summary = _summary(run_id, meta[:-2])
+    # A job is on its node's queue, else on the run's (docs/scheduling.md).
+    job_key = _job_keys(adapter, summary.blueprint_id, meta[-2])
     context = {k: codec.decode(v) for k, v in ctx.items()}
     errors = [codec.decode(e) for e in raw_errors]
     waiting = {k: codec.decode(v) for k, v in raw_waiting.items()}
@@ -362,15 +384,14 @@ async def inspect_run(adapter: BullMQAdapter, run_id: str) -> RunInspection:
     jobs: dict[str, list[Any]] = {}
     resumed_at: dict[str, float | None] = {}
     if with_job and adapter._queue is not None:
-        queue = adapter._queue
         job_of = {a: ran_in[a][1] if a in ran_in else a for a in with_job}
         ids = {a: activation_id(run_id, found[job_of[a]][0], found[a][1]) for a in with_job}
         async with client.pipeline(transaction=False) as pipe:
             for akey in with_job:
-                pipe.hmget(queue.toKey(ids[akey]), list(_JOB_FIELDS))
+                pipe.hmget(job_key(found[akey][0], ids[akey]), list(_JOB_FIELDS))
             for akey in resumed:
                 resume = Job(run_id, found[akey][0], found[akey][1], kind=RESUME)
-                pipe.hget(queue.toKey(resume.job_id), "finishedOn")
+                pipe.hget(job_key(found[akey][0], resume.job_id), "finishedOn")
             replies = await pipe.execute()
         jobs = {akey: [ids[akey], *reply] for akey, reply in zip(with_job, replies, strict=False)}
         resumed_at = {

@@ -91,6 +91,11 @@ def test_jobs_of_a_routed_node_wait_on_its_queue_until_a_worker_consumes_it(
             assert result.status == "completed"
             assert result.context["_outputs.n2"] == 3
             assert await default._queue.getJobState(f"{run_id}-n2-0") == "completed"
+            # The inspector finds each job on its queue: the gpu node's times too.
+            inspection = await default.inspect_run(run_id)
+            for activation in inspection.activations:
+                assert activation.state == "done"
+                assert activation.finished_at is not None, activation
 
     asyncio.run(scenario())
 
