@@ -1,8 +1,9 @@
 """Bulk starts (docs/scheduling.md): runs/s started and finished by `start_runs`, compared with
 one `start_run` per run, on `flowcraft worker` processes this command starts.
 
-For each blueprint (chain1, chain10) and worker count (1, 2): a fresh redis-server prefix, the
-workers started and ready, then N runs started at once while the workers consume. "started"
+For each blueprint (chain1, chain10; `--chains`) and worker count (1, 2): the workers started
+and ready (one throwaway redis-server for everything), then N runs started at once while the
+workers consume. "started"
 is N over the time the start call(s) took; "finished" is N over the time from the first start
 to the last run seen finished (the client polls one run status per HGET).
 
@@ -67,8 +68,10 @@ async def _measure(
     return start_s, total_s, check
 
 
-def run(procs: Processes, url: str, runs: int, concurrency: int = 10) -> list[BulkRow]:
-    blueprints = [nodes.chain(1), nodes.chain(10)]
+def run(
+    procs: Processes, url: str, runs: int, concurrency: int = 10, chains: tuple[int, ...] = (1, 10)
+) -> list[BulkRow]:
+    blueprints = [nodes.chain(n) for n in chains]
     rows: list[BulkRow] = []
     with tempfile.TemporaryDirectory(prefix="flowcraft-bulk-") as tmp:
         bp_dir = Path(tmp)
@@ -111,10 +114,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=1000, help="runs per measurement (1000)")
     parser.add_argument("--quick", action="store_true", help="100 runs: proves it works")
     parser.add_argument("--concurrency", type=int, default=10, help="jobs per worker (10)")
+    parser.add_argument(
+        "--chains", default="1,10", help="chain lengths to measure, comma-separated (1,10)"
+    )
     args = parser.parse_args(argv)
     runs = 100 if args.quick else args.runs
+    chains = tuple(int(n) for n in args.chains.split(","))
     with Processes() as procs, redis_server(procs) as url:
-        rows = run(procs, url, runs, args.concurrency)
+        rows = run(procs, url, runs, args.concurrency, chains)
     print(f"\n== bulk starts (prefix {PREFIX}; worker processes x concurrency {args.concurrency})")
     print_table(rows)
 

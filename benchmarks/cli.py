@@ -2,8 +2,9 @@
 
 Sections: in-process (FlowRuntime), distributed (BullMQAdapter on a redis-server and worker
 processes this command starts, plus a bare BullMQ worker as the baseline), peers (Dramatiq,
-Celery; skipped with a note when not installed). Progress goes to stderr, the table to stdout.
-Targets are printed, never asserted. Every process started is stopped on exit and on Ctrl-C.
+Celery; skipped with a note when not installed), bulk (runs/s started and finished by
+`start_runs`, bulk_starts.py; only with `--only bulk`). Progress goes to stderr, the table to
+stdout. Targets are printed, never asserted. Every process started is stopped on exit and on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from typing import Any
 from . import inprocess
 from .distributed import Measured, Results, Sizes
 
-SECTIONS = ("inprocess", "distributed", "peers")
+SECTIONS = ("inprocess", "distributed", "peers", "bulk")
+#: What runs without --only (bulk starts are asked for).
+DEFAULT_SECTIONS = SECTIONS[:3]
 
 
 @dataclass
@@ -102,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
         "print the worker's hot spots",
     )
     args = parser.parse_args(argv)
-    sections = set(args.only or SECTIONS)
+    sections = set(args.only or DEFAULT_SECTIONS)
     # Ctrl-C and SIGTERM unwind through the `with` blocks that stop the processes.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     header(args)
@@ -175,6 +178,15 @@ def main(argv: list[str] | None = None) -> None:
         for note in results.notes:
             print(f"note: {note}")
         targets += peer_targets(results, peer_rows)
+    if "bulk" in sections:  # bulk_starts.py (docs/scheduling.md)
+        from . import bulk_starts
+        from .infra import Processes, redis_server
+
+        print("  bulk starts...", file=sys.stderr, flush=True)
+        with Processes() as procs, redis_server(procs) as url:
+            bulk = bulk_starts.run(procs, url, 100 if args.quick else 1000, args.concurrency)
+        print(f"\n== bulk starts (start_runs vs start_run; concurrency {args.concurrency})")
+        bulk_starts.print_table(bulk)
     print("\n== targets")
     print(f"{'target':<46}{'value':>12}  {'goal':<12}state")
     for target in targets:

@@ -67,12 +67,17 @@ class DiffSpec:
     dag: DagSpec
     loops: tuple[LoopSpec, ...] = ()
     context: dict[str, Any] = field(default_factory=dict)
+    #: node id -> its `config.queue` (docs/scheduling.md): in-process it changes nothing.
+    queues: dict[str, str] = field(default_factory=dict)
 
     def blueprint(self, blueprint_id: str = "diff") -> dict[str, Any]:
         bp = self.dag.blueprint(blueprint_id)
         for loop in self.loops:
             bp["nodes"].extend(loop.nodes())
             bp["edges"].extend(loop.edges())
+        for node in bp["nodes"]:
+            if node["id"] in self.queues:
+                node["config"] = {**node.get("config", {}), "queue": self.queues[node["id"]]}
         return bp
 
     def racy_keys(self) -> frozenset[str]:
@@ -152,6 +157,10 @@ def loops(draw: st.DrawFn, sources: list[str]) -> tuple[LoopSpec, ...]:
     return tuple(result)
 
 
+#: The queues nodes are routed to, besides the default one (workers consume all of them).
+QUEUES = ("q1", "q2")
+
+
 @st.composite
 def diff_specs(draw: st.DrawFn, max_nodes: int = 30) -> DiffSpec:
     """A random blueprint and initial context whose outcome does not depend on timing."""
@@ -168,7 +177,9 @@ def diff_specs(draw: st.DrawFn, max_nodes: int = 30) -> DiffSpec:
     context = draw(
         st.dictionaries(st.sampled_from(["u_a", "u_b", "u.c", "u-d"]), json_values, max_size=3)
     )
-    return DiffSpec(dag=dag, loops=draw(loops([n.id for n in dag.nodes])), context=context)
+    node_ids = [n.id for n in dag.nodes]
+    queues = draw(st.dictionaries(st.sampled_from(node_ids), st.sampled_from(QUEUES), max_size=4))
+    return DiffSpec(dag=dag, loops=draw(loops(node_ids)), context=context, queues=queues)
 
 
-__all__ = ["DiffSpec", "LoopSpec", "diff_specs", "json_values", "timing_free"]
+__all__ = ["QUEUES", "DiffSpec", "LoopSpec", "diff_specs", "json_values", "timing_free"]

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bullmq_processes import WorkerProcess, adapter, worker_processes
-from diff_blueprints import DiffSpec, diff_specs
+from bullmq_processes import WorkerProcess, adapter
+from diff_blueprints import QUEUES, DiffSpec, diff_specs
 from diff_nodes import registry
 from distributed.test_memory_parity import comparable
 from hypothesis import Phase, given, settings
@@ -71,7 +71,12 @@ async def test_same_outcome_in_process_and_on_bullmq(
     record_event(f"loops: {len(spec.loops)}")
     prefix = "diff" + uuid.uuid4().hex[:10]
     async with adapter(
-        redis_url, prefix, registry=registry, blueprints=[blueprint], retry_mode=retry_mode
+        redis_url,
+        prefix,
+        registry=registry,
+        blueprints=[blueprint],
+        retry_mode=retry_mode,
+        queues=["flowcraft", *QUEUES],
     ) as a:
         run_id = await a.start_run(blueprint["id"], dict(spec.context), run_id="d1")
         distributed = await a.wait_for_result(run_id, timeout_s=RESULT_TIMEOUT_S)
@@ -126,8 +131,18 @@ def workers(
         "--blueprints", str(directory),
         "--concurrency", "4",
     ]  # fmt: skip
-    with worker_processes(3, args, trace_file, HERE) as started:
+    # Per-node queues (docs/scheduling.md): each worker consumes two of the three queues, so
+    # a run's jobs move between processes as its nodes name their queues.
+    started: list[WorkerProcess] = []
+    try:
+        for queues in ("flowcraft,q1", "q1,q2", "q2,flowcraft"):
+            started.append(WorkerProcess([*args, "--queue", queues], trace_file, HERE))
+        for worker in started:
+            worker.wait_ready()
         yield started
+    finally:
+        for worker in started:
+            worker.kill()
 
 
 @pytest.mark.timeout(PROCESS_TIMEOUT_S)
