@@ -174,3 +174,41 @@ def test_in_process_and_local_cluster_ignore_queues_and_priorities() -> None:
         assert distributed.context["_outputs.n4"] == 5
 
     asyncio.run(scenario())
+
+
+def test_a_subflow_child_inherits_its_parents_queue_and_priority(
+    redis_url: str, prefix: str
+) -> None:
+    """The child run's jobs carry the parent's priority; its routed node goes to its queue,
+    the others to the parent run's queue."""
+    child = chain("csub", 2, queue="side")  # n1 on "side"
+    parent = {
+        "id": "psub",
+        "nodes": [
+            {"id": "a", "uses": "step"},
+            {"id": "s", "uses": "subflow", "params": {"blueprintId": "csub"}},
+            {"id": "b", "uses": "step"},
+        ],
+        "edges": [{"source": "a", "target": "s"}, {"source": "s", "target": "b"}],
+    }
+
+    async def scenario() -> None:
+        async with adapter(
+            redis_url,
+            prefix,
+            blueprints=[parent, child],
+            registry=registry,
+            queues=["flowcraft", "side"],
+        ) as a:
+            await a.start_run("psub", {}, run_id="r1", priority=5)
+            result = await a.wait_for_result("r1", timeout_s=30)
+            assert result.status == "completed", result.errors
+            side, default = a.bullmq_queue("side"), a._queue
+            routed = await side.getJob("r1-s-0-n1-0")
+            assert routed is not None and routed.opts["priority"] == 5
+            for job_id in ("r1-s-0-n0-0", "r1-b-0"):
+                job = await default.getJob(job_id)
+                assert job is not None and job.opts["priority"] == 5, job_id
+            assert await default.getJobState("r1-s-0-n1-0") == "unknown"
+
+    asyncio.run(scenario())
