@@ -58,7 +58,6 @@ from .retries import NodeAttemptFailed, QueueRetryOptions, check_retry_mode, que
 from .scheduling import (
     SCHEDULE_JOB_NAME,
     RateLimitedWorker,
-    Schedule,
     add_schedule,
     check_rate_limit,
     consumed_queues,
@@ -609,50 +608,12 @@ class BullMQAdapter:
         await self._job_queue_or_fail().add_bulk(start.jobs())
         return run_id
 
-    async def start_runs(
-        self,
-        runs: Sequence[tuple[str, Mapping[str, Any] | str | None, Mapping[str, Any] | None]],
-    ) -> list[str]:
-        """Start many runs with few round trips: `[(blueprint_id, context, options), ...]`,
-        options a mapping of `start_run`'s `run_id`, `priority`, `delay`, `queue` (or None);
-        the run ids in order. Every start is validated before any run is created; run ids that
-        exist already raise ValueError after the others started (scheduling.start_runs)."""
-        return await start_runs(self, runs)
-
-    # ----------------------------------------------------------------- schedules
-    async def add_schedule(
-        self,
-        schedule_id: str,
-        blueprint_id: str,
-        *,
-        cron: str | None = None,
-        every_ms: int | None = None,
-        context: Mapping[str, Any] | str | None = None,
-        priority: int = 0,
-        tz: str | None = None,
-    ) -> Schedule:
-        """Start a run of `blueprint_id` with `context` at each tick of `cron` (5 fields, or
-        6 with seconds first) or every `every_ms`, through a BullMQ job scheduler on the
-        adapter's queue; each tick starts exactly one run, `<schedule_id>~<tick ms>`, on
-        whichever worker takes it. Adding an existing id replaces that schedule."""
-        return await add_schedule(
-            self,
-            schedule_id,
-            blueprint_id,
-            cron=cron,
-            every_ms=every_ms,
-            context=context,
-            priority=priority,
-            tz=tz,
-        )
-
-    async def list_schedules(self) -> list[Schedule]:
-        """The run schedules on the adapter's queue, the next to fire first."""
-        return await list_schedules(self)
-
-    async def remove_schedule(self, schedule_id: str) -> bool:
-        """Stop a schedule (its pending tick is removed); False if there was none."""
-        return await remove_schedule(self, schedule_id)
+    # Bulk starts and cron-started runs (scheduling.py, docs/scheduling.md): the module's
+    # functions, whose first parameter is the adapter, as methods.
+    start_runs = start_runs
+    add_schedule = add_schedule
+    list_schedules = list_schedules
+    remove_schedule = remove_schedule
 
     def _job_queue_or_fail(self) -> BullMQJobQueue:
         assert self._job_queue is not None

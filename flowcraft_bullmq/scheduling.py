@@ -211,9 +211,11 @@ async def start_runs(
     adapter: BullMQAdapter,
     runs: Sequence[tuple[str, Mapping[str, Any] | str | None, Mapping[str, Any] | None]],
 ) -> list[str]:
-    """`BullMQAdapter.start_runs`: validate every start, create the runs in one pipeline of
-    `create_run` scripts, then add all entry jobs at once. Raises before creating anything
-    if a start is invalid; ValueError after starting the others if some run ids existed."""
+    """`BullMQAdapter.start_runs`: start many runs with few round trips, from
+    `[(blueprint_id, context, options), ...]` (options: `start_run`'s `run_id`, `priority`,
+    `delay`, `queue`, or None); the run ids in order. Every start is validated before any run
+    is created; then the `create_run` scripts go in one pipeline and all entry jobs in one
+    `addBulk` per queue. Run ids that existed raise ValueError after the others started."""
     store, _, client = await adapter._ready()
     prepared: list[PreparedStart] = []
     for blueprint_id, context, options in runs:
@@ -305,7 +307,10 @@ async def add_schedule(
     priority: int = 0,
     tz: str | None = None,
 ) -> Schedule:
-    """Upsert the job scheduler of a run schedule (adding it again replaces it)."""
+    """`BullMQAdapter.add_schedule`: start a run of `blueprint_id` with `context` at each tick
+    of `cron` (5 fields, or 6 with seconds first) or every `every_ms`, through a BullMQ job
+    scheduler on the adapter's queue; each tick starts exactly one run, `<schedule_id>~<tick
+    ms>`, on whichever worker takes it. Adding an existing id replaces that schedule."""
     check_schedule_id(schedule_id)
     if (cron is None) == (every_ms is None):
         raise ValueError("give exactly one of cron and every_ms")
@@ -344,7 +349,8 @@ async def add_schedule(
 
 
 async def list_schedules(adapter: BullMQAdapter) -> list[Schedule]:
-    """The run schedules on the adapter's queue, the next to fire first."""
+    """`BullMQAdapter.list_schedules`: the run schedules on the adapter's queue, the next to
+    fire first."""
     await adapter._ready()
     queue = adapter._job_queue_or_fail().queue
     out = []
@@ -372,7 +378,8 @@ async def list_schedules(adapter: BullMQAdapter) -> list[Schedule]:
 
 
 async def remove_schedule(adapter: BullMQAdapter, schedule_id: str) -> bool:
-    """Remove a schedule and its next tick; False if there was none. Runs it started go on."""
+    """`BullMQAdapter.remove_schedule`: remove a schedule and its next tick; False if there
+    was none. Runs it started go on."""
     check_schedule_id(schedule_id)
     await adapter._ready()
     queue = adapter._job_queue_or_fail().queue
