@@ -199,11 +199,13 @@ class WorkerMetrics:
     def run_finished(self, run_id: str, status: str) -> None:
         self.runs_finished.labels(self._run_blueprints.get(run_id, ""), status).inc()
 
-    async def refresh_queue(self, queue: Any) -> None:
-        """Read the queue's job counts into the gauge (on scrape)."""
+    async def refresh_queue(self, queue: Any, name: str | None = None) -> None:
+        """Read the queue's job counts into the gauge (on scrape), labelled `name` (default
+        `queue_name`)."""
         counts = await queue.getJobCounts(*QUEUE_STATES)
         for state in QUEUE_STATES:
-            self.queue_jobs.labels(self.queue_name, state).set(int(counts.get(state) or 0))
+            label = name or self.queue_name
+            self.queue_jobs.labels(label, state).set(int(counts.get(state) or 0))
 
 
 class _MeteredStore(RedisCoordinationStore):
@@ -262,9 +264,10 @@ class MeteredAdapter(BullMQAdapter):
         return outcome
 
     async def refresh_metrics(self) -> None:
-        """Update the gauges read from Redis (the queue's job counts)."""
+        """Update the gauges read from Redis (the job counts of every queue consumed)."""
         if self._queue is not None:
-            await self.metrics.refresh_queue(self._queue)
+            for name in self.queues:
+                await self.metrics.refresh_queue(self.bullmq_queue(name), name)
 
 
 __all__ = ["DURATION_BUCKETS", "QUEUE_STATES", "MeteredAdapter", "WorkerMetrics"]

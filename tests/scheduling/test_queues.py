@@ -212,3 +212,32 @@ def test_a_subflow_child_inherits_its_parents_queue_and_priority(
             assert await default.getJobState("r1-s-0-n1-0") == "unknown"
 
     asyncio.run(scenario())
+
+
+def test_worker_metrics_count_the_jobs_of_every_consumed_queue(redis_url: str, prefix: str) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from flowcraft_bullmq import MeteredAdapter, WorkerMetrics
+
+    bp = chain("entry-gpu", 1, queue="gpu")
+
+    async def scenario() -> None:
+        metrics = WorkerMetrics(queue_name="flowcraft", registry=CollectorRegistry())
+        metered = MeteredAdapter(
+            metrics=metrics,
+            connection=redis_url,
+            prefix=prefix,
+            blueprints=[bp],
+            queues=["flowcraft", "gpu"],
+        )
+        async with metered:
+            await metered.start_run("entry-gpu", {})
+            await metered.start_run("entry-gpu", {}, priority=2)
+            await metered.refresh_metrics()
+        read = metrics.registry.get_sample_value
+        labels = {"queue": "gpu", "state": "waiting"}
+        assert read("flowcraft_queue_jobs", labels) == 1
+        assert read("flowcraft_queue_jobs", {**labels, "state": "prioritized"}) == 1
+        assert read("flowcraft_queue_jobs", {**labels, "queue": "flowcraft"}) == 0
+
+    asyncio.run(scenario())
