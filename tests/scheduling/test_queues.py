@@ -241,3 +241,35 @@ def test_worker_metrics_count_the_jobs_of_every_consumed_queue(redis_url: str, p
         assert read("flowcraft_queue_jobs", {**labels, "queue": "flowcraft"}) == 0
 
     asyncio.run(scenario())
+
+
+def test_batch_item_jobs_go_to_the_scatter_nodes_queue(redis_url: str, prefix: str) -> None:
+    bp = {
+        "id": "fan",
+        "nodes": [
+            {
+                "id": "sc",
+                "uses": "batch-scatter",
+                "inputs": "items",
+                "params": {"workerUsesKey": "step", "gatherNodeId": "ga", "chunkSize": 2},
+                "config": {"queue": "side"},
+            },
+            {"id": "ga", "uses": "batch-gather"},
+        ],
+        "edges": [{"source": "sc", "target": "ga"}],
+    }
+
+    async def scenario() -> None:
+        async with adapter(
+            redis_url, prefix, blueprints=[bp], registry=registry, queues=["flowcraft", "side"]
+        ) as a:
+            await a.start_run("fan", {"items": [1, 2, 3]}, run_id="r1", priority=4)
+            result = await a.wait_for_result("r1", timeout_s=30)
+            assert result.status == "completed", result.errors
+            assert result.context["_outputs.ga"] == [2, 3, 4]
+            side, default = a.bullmq_queue("side"), a._queue
+            items = [await side.getJob(f"r1-sc~5b{i}~5d-0") for i in range(3)]
+            assert all(job is not None and job.opts["priority"] == 4 for job in items), items
+            assert await default.getJobState("r1-sc~5b0~5d-0") == "unknown"
+
+    asyncio.run(scenario())
