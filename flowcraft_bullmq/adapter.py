@@ -309,12 +309,20 @@ class BullMQAdapter:
         await self.connect()
         if self._bull_worker is not None:
             return
-        for name in self.queues:
-            worker = await self._start_worker(name)
-            self._bull_workers.append(worker)
-            self._run_tasks.append(
-                asyncio.create_task(worker.run(), name=f"flowcraft-bullmq-worker-{name}")
-            )
+        try:
+            for name in self.queues:
+                worker = await self._start_worker(name)
+                self._bull_workers.append(worker)
+                self._run_tasks.append(
+                    asyncio.create_task(worker.run(), name=f"flowcraft-bullmq-worker-{name}")
+                )
+        except BaseException:  # no half-started adapter: stop the queues' workers started
+            for started in self._bull_workers:
+                await started.close(force=True)
+            await asyncio.gather(*self._run_tasks, return_exceptions=True)
+            self._bull_workers.clear()
+            self._run_tasks.clear()
+            raise
         self._bull_worker = self._bull_workers[0]
         assert self._client is not None
         self._progress = ProgressHeartbeat(self._client, self.prefix, self.progress_interval_s)
@@ -366,8 +374,6 @@ class BullMQAdapter:
                 await worker.blockingRedisConnection.getRedisVersion()
         except BaseException:
             await worker.close(force=True)
-            for started in self._bull_workers:
-                await started.close(force=True)
             raise
         return worker
 
