@@ -4,7 +4,7 @@ started by cron through BullMQ job schedulers.
 * A start records the run's `Route` (its default queue, its priority) and, for a delayed start,
   its wakeAt, in the same `create_run` script; the entry jobs carry the priority and the delay.
 * `start_runs` pipelines the create scripts of many runs (one round trip) and adds every entry
-  job with one `addBulk` per queue.
+  job at once (`BullMQJobQueue.add_bulk`: pipelined adds).
 * A schedule is a BullMQ job scheduler (`flowcraft:schedule:<id>`) on the adapter's queue whose
   tick jobs (`flowcraft:schedule`) a worker turns into a run with id `<id>~<tick ms>`: a tick
   redelivered to another worker finds that run created and only re-adds its entry jobs
@@ -215,7 +215,8 @@ async def start_runs(
     `[(blueprint_id, context, options), ...]` (options: `start_run`'s `run_id`, `priority`,
     `delay`, `queue`, or None); the run ids in order. Every start is validated before any run
     is created; then the `create_run` scripts go in one pipeline and all entry jobs in one
-    `addBulk` per queue. Run ids that existed raise ValueError after the others started."""
+    `add_bulk` (pipelined adds). Run ids that existed raise ValueError after the others
+    started."""
     store, _, client = await adapter._ready()
     prepared: list[PreparedStart] = []
     for blueprint_id, context, options in runs:
