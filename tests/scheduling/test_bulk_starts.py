@@ -38,7 +38,11 @@ def test_start_runs_matches_start_run_and_pipelines_the_creates(
 
     async def scenario() -> None:
         async with adapter(redis_url, prefix, blueprints=blueprints, consume=False) as client:
-            await client.start_run("c1", {})  # scripts loaded, connections open
+            # Scripts loaded (each add script BullMQ picks: plain, prioritized, delayed) and
+            # connections open, by a first batch of the same shape.
+            await client.start_runs(
+                [(b, c, {**o, "run_id": f"warm-{o['run_id']}"}) for b, c, o in starts]
+            )
             before = await _commands(redis_url)
             ids = await client.start_runs(starts)
             after = await _commands(redis_url)
