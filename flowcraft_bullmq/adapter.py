@@ -31,7 +31,8 @@ from redis.exceptions import RedisError
 from flowcraft_core.blueprint import Blueprint
 from flowcraft_core.distributed import CoordinationStore, DistributedWorker, Job, akey
 from flowcraft_core.distributed.durable import NotDue
-from flowcraft_core.distributed.protocol import FINISHED_STATUSES
+from flowcraft_core.distributed.events import send_event
+from flowcraft_core.distributed.protocol import COMPENSATING, FINISHED_STATUSES, PAUSED
 from flowcraft_core.distributed.subflows import notify_ended
 from flowcraft_core.distributed.worker import error_json
 from flowcraft_core.errors import (
@@ -46,7 +47,10 @@ from flowcraft_core.results import RunStatus, WorkflowResult
 from flowcraft_core.runtime import FlowRuntime
 from flowcraft_core.runtime.executor import RetryLater
 
+from . import control
+from .codec import encode
 from .connection import ConnectionLike, RedisConnector, check_eviction_policy, named_error
+from .control import INITIAL_CONTEXT, run_options
 from .event_stream import RunEventStream, follow
 from .idempotency import FinishHook, idempotency_redis_key, run_idempotency_key
 from .inspection import RunInspection, RunSummary, inspect_run, list_runs
@@ -79,6 +83,8 @@ _PER_JOB_SCRIPTS: Final = ("moveToActive", "moveToFinished")
 _POLL_FIRST: Final = 0.005
 _POLL_MAX: Final = 0.2
 _POLL_FACTOR: Final = 1.5
+#: Statuses wait_for_result keeps waiting through (docs/run-control.md).
+_LIVE: Final = frozenset({RunStatus.RUNNING.value, COMPENSATING, PAUSED})
 #: BullMQ's pause before fetching again after a connection error (milliseconds).
 _RUN_RETRY_DELAY_MS: Final = 1000
 
@@ -137,6 +143,7 @@ class BullMQAdapter:
         webhook_registrar: Any = None,
         retry_mode: str = "in_process",
         state_ttl_s: int = 86_400,
+        idempotency_ttl_s: int | None = None,
         lock_duration_s: float = 10,
         stalled_interval_s: float = 5,
         max_stalled_count: int = 3,
@@ -157,6 +164,12 @@ class BullMQAdapter:
             raise ValueError("max_stalled_count and state_ttl_s must be >= 0")
         if isinstance(progress_interval_s, bool) or not progress_interval_s >= 0:
             raise ValueError(f"progress_interval_s must be >= 0, not {progress_interval_s!r}")
+        if idempotency_ttl_s is not None and (
+            isinstance(idempotency_ttl_s, bool)
+            or not isinstance(idempotency_ttl_s, int)
+            or idempotency_ttl_s < 0
+        ):
+            raise ValueError(f"idempotency_ttl_s must be an int >= 0, not {idempotency_ttl_s!r}")
         if not queue_name or ":" in queue_name:
             raise ValueError(f"invalid queue name {queue_name!r}: non-empty, without ':'")
         if not prefix or any(c in "{}" or ord(c) < 0x20 for c in prefix):
@@ -171,6 +184,9 @@ class BullMQAdapter:
         self.prefix = prefix
         self.concurrency = concurrency
         self.state_ttl_s = state_ttl_s
+        #: How long an idempotency key is remembered after its run ended (0: forever; None:
+        #: as long as the run's state, state_ttl_s).
+        self.idempotency_ttl_s = state_ttl_s if idempotency_ttl_s is None else idempotency_ttl_s
         self.lock_duration_s = lock_duration_s
         self.stalled_interval_s = stalled_interval_s
         self.max_stalled_count = max_stalled_count
@@ -259,7 +275,7 @@ class BullMQAdapter:
             if self._event_stream is not None:
                 self._event_stream.attach(client)
             self._store = FinishHook(
-                store, client, self.prefix, self.state_ttl_s, via=self._multiplexer
+                store, client, self.prefix, self.idempotency_ttl_s, via=self._multiplexer
             )
             self._queue = self.bullmq_queue(self.queue_name)
             self._job_queue = BullMQJobQueue(
@@ -571,6 +587,7 @@ class BullMQAdapter:
         priority: int = 0,
         delay: float = 0,
         queue: str | None = None,
+        compensate: bool = True,
     ) -> str:
         """Create the run, enqueue its entry activations, emit `workflow:start`; the run id.
 
@@ -581,9 +598,34 @@ class BullMQAdapter:
 
         Unknown blueprint: BlueprintError. Non-JSON context: SerializationError. An existing
         run id, or an invalid priority, delay or queue: ValueError. A repeated
-        `idempotency_key` returns the first run's id.
+        `idempotency_key` returns the first run's id. `compensate=False` opts the run out of
+        compensation (docs/compensation.md).
         """
-        store, _, client = await self._ready()
+        return await self._start(
+            blueprint_id,
+            initial_context,
+            run_id=run_id,
+            idempotency_key=idempotency_key,
+            options=run_options(compensate=compensate),
+            priority=priority,
+            delay=delay,
+            queue=queue,
+        )
+
+    async def _start(
+        self,
+        blueprint_id: str,
+        initial_context: Mapping[str, Any] | str | None,
+        *,
+        run_id: str | None,
+        idempotency_key: str | None,
+        options: Mapping[str, str],
+        priority: int = 0,
+        delay: float = 0,
+        queue: str | None = None,
+    ) -> str:
+        """`start_run`, writing `options` (meta fields) before the first job is enqueued."""
+        store, client_worker, client = await self._ready()
         start = prepare_start(
             self,
             blueprint_id,
@@ -594,6 +636,7 @@ class BullMQAdapter:
             queue=queue,
         )
         run_id = start.run_id
+        initial = encode(client_worker.runtime.initial_data(initial_context)).decode()
         idem = idempotency_redis_key(self.prefix, idempotency_key) if idempotency_key else None
         if idem is not None:
             existing = await self._claim_idempotency(client, idem, run_id)
@@ -606,6 +649,8 @@ class BullMQAdapter:
             if idem is not None:
                 await self._release_idempotency(client, idem, run_id)
             raise
+        # The initial context too (restart_run), before the first job can change the context.
+        await store.set_options(run_id, {**options, INITIAL_CONTEXT: initial})
         if idem is not None:
             await client.set(run_idempotency_key(self.prefix, run_id), idem)
             if not start.entries:
@@ -680,7 +725,7 @@ class BullMQAdapter:
         delay = _POLL_FIRST
         while True:
             # Poll the status (one small read); read the whole result once it is settled.
-            if await store.status(run_id) != RunStatus.RUNNING:
+            if await store.status(run_id) not in _LIVE:  # compensating, paused: not yet
                 result = await self.get_result(run_id)
                 if result is not None:
                     return result
@@ -733,10 +778,39 @@ class BullMQAdapter:
         return await reconcile_run(self, run_id)
 
     async def cancel_run(self, run_id: str) -> bool:
-        """Cancel a running or awaiting run and its subflow children (SPEC 9.8): True; False
-        if it had already finished."""
+        """Cancel a running, awaiting or paused run and its subflow children (SPEC 9.8): True;
+        False if it had already finished (or is compensating: it failed already)."""
         _, client_worker, _ = await self._ready()
         return await client_worker.cancel(run_id)
+
+    async def send_event(self, run_or_key: str, name: str, payload: Any = None) -> str:
+        """Deliver a named event to a run (docs/events.md): its id, or the idempotency key it
+        was started with (a correlation key). The run's wait node with `params.event ==
+        name` resumes with `payload` as its output (`"resumed"`), or takes it when it starts
+        waiting (`"buffered"`). RunNotFoundError, RunNotAwaitingError for a finished run,
+        ValueError if no wait node of the run's blueprint waits on `name`."""
+        _, client_worker, _ = await self._ready()
+        run_id = await control.resolve_run(self, run_or_key)
+        return await send_event(client_worker, run_id, name, payload)
+
+    # ----------------------------------------------------------------- run control
+    async def pause_run(self, run_id: str) -> bool:
+        """Pause a running or awaiting run (docs/run-control.md): in-flight nodes finish,
+        nothing new starts. False if the run is not running or awaiting."""
+        return await control.pause_run(self, run_id)
+
+    async def resume_run(self, run_id: str) -> bool:
+        """Continue a paused run where it stopped; False if it is not paused."""
+        return await control.resume_run(self, run_id)
+
+    async def restart_run(self, run_id: str) -> str:
+        """A new run of the same blueprint and initial context (meta `restartedFrom`)."""
+        return await control.restart_run(self, run_id)
+
+    async def retry_run(self, run_id: str, *, from_failed: bool = True) -> str:
+        """Run a failed run's failed nodes again and what follows them, keeping what
+        succeeded (docs/run-control.md); `from_failed=False` is `restart_run`."""
+        return await control.retry_run(self, run_id, from_failed=from_failed)
 
     # ----------------------------------------------------------------- read-only views
     @property

@@ -1,5 +1,6 @@
 """The distributed commands of `flowcraft` (SPEC 10): `worker`, `start`, `status`, `resume`,
-`cancel`, `reconcile`, `schedule add|list|remove`.
+`cancel`, `reconcile`, `schedule add|list|remove`, and the run-control commands of
+`control_cli.py`.
 
 `flowcraft_core.cli` loads this group with importlib when `flowcraft_bullmq` is importable
 (core never imports it statically). Importing this module stays cheap: BullMQ and redis-py
@@ -31,6 +32,7 @@ from flowcraft_core.cli._common import (
 )
 from flowcraft_core.errors import RunNotAwaitingError, RunNotFoundError
 
+from .control_cli import register_control
 from .operations import WorkerOperations, add_worker_options
 
 if TYPE_CHECKING:
@@ -281,6 +283,7 @@ def register(
     _distributed_options(reconcile)
     reconcile.set_defaults(handler=reconcile_command)
     _register_schedule(subparsers, common)
+    register_control(subparsers, common, _distributed_options)
 
 
 def _register_schedule(

@@ -117,6 +117,8 @@ def pack_transition(t: Transition) -> tuple[bytes, list[bytes], list[str]]:
         wake_at, value = t.sleep
         header["z"] = [t.akey.removesuffix("~sleep"), repr(wake_at / 1000.0), ref([wake_at, value])]
     _pack_batch(t, header, ref)
+    if t.compensable:
+        header["m"] = ref([t.node_id, list(t.iteration), t.output])
     targets = [r.target for r in t.resolutions] + [n.target for n in t.next]
     return _encoder.encode(header), values, targets
 

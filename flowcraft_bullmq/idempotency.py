@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as redis
 
 from flowcraft_core.distributed import CoordinationStore
 from flowcraft_core.distributed.frontier import FrontierEntry
-from flowcraft_core.distributed.protocol import DEFAULT_ROUTE, Applied, Followup, Loaded, Route
+from flowcraft_core.distributed.protocol import (
+    DEFAULT_ROUTE,
+    FINISHED_STATUSES,
+    Applied,
+    Followup,
+    Loaded,
+    Route,
+)
 from flowcraft_core.distributed.protocol import Transition as _Transition
 
 from .multiplex import Multiplexer
@@ -101,9 +108,21 @@ class FinishHook:
 
     async def complete(self, run_id: str, transition: _Transition) -> Applied:
         applied = await self.store.complete(run_id, transition)
-        if applied.finished is not None and not applied.replay and not applied.ignored:
+        if applied.finished in FINISHED_STATUSES and not applied.replay and not applied.ignored:
             await self.finished(run_id)
         return applied
+
+    async def end_compensation(self, run_id: str) -> bool:
+        ended = bool(await cast(Any, self.store).end_compensation(run_id))
+        if ended:
+            await self.finished(run_id)
+        return ended
+
+    def __getattr__(self, name: str) -> Any:
+        """The store's other methods (compensation, run control), unchanged."""
+        if name == "store":  # not set yet (copy, pickle): no recursion
+            raise AttributeError(name)
+        return getattr(self.store, name)
 
     async def get(self, run_id: str, key: str) -> Any:
         return await self.store.get(run_id, key)

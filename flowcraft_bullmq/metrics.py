@@ -28,7 +28,7 @@ import redis.asyncio as redis
 
 from flowcraft_core.blueprint import Blueprint
 from flowcraft_core.distributed import transitions
-from flowcraft_core.distributed.protocol import RESUME, Applied, Loaded, Transition
+from flowcraft_core.distributed.protocol import COMPENSATING, RESUME, Applied, Loaded, Transition
 from flowcraft_core.events import (
     FlowEvent,
     NodeAwaiting,
@@ -222,9 +222,17 @@ class _MeteredStore(RedisCoordinationStore):
 
     async def complete(self, run_id: str, transition: Transition) -> Applied:
         applied = await super().complete(run_id, transition)
+        # `compensating` is not an end: the run is counted when its compensation ends it.
         if applied.finished is not None and not applied.replay and not applied.ignored:
-            self.metrics.run_finished(run_id, applied.finished)
+            if applied.finished != COMPENSATING:
+                self.metrics.run_finished(run_id, applied.finished)
         return applied
+
+    async def end_compensation(self, run_id: str) -> bool:
+        ended = await super().end_compensation(run_id)
+        if ended:
+            self.metrics.run_finished(run_id, "failed")
+        return ended
 
     async def cancel(self, run_id: str) -> bool:
         cancelled = await super().cancel(run_id)

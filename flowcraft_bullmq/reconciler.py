@@ -34,8 +34,9 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 from redis.asyncio import Redis
 
 from flowcraft_core.distributed import DistributedWorker, Job
+from flowcraft_core.distributed.compensation import compensation_job
 from flowcraft_core.distributed.frontier import FrontierEntry, split
-from flowcraft_core.distributed.protocol import FINISHED_STATUSES, RUNNING
+from flowcraft_core.distributed.protocol import COMPENSATING, FINISHED_STATUSES, PAUSED, RUNNING
 from flowcraft_core.distributed.subflows import reconciled
 from flowcraft_core.errors import BlueprintError, BlueprintVersionError, Problem
 from flowcraft_core.runtime.plan import ExecutionPlan, get_plan
@@ -57,6 +58,8 @@ DEFAULT_THRESHOLD_S: Final = 300.0
 #: The per-run lease (SPEC 9.6): long enough for one run's reconcile, short enough that a
 #: reconciler that died holding it does not block the next passes for long.
 LEASE_TTL_S: Final = 60
+#: Statuses a reconciler looks at: work may be owed.
+_LIVE: Final = frozenset({RUNNING, COMPENSATING})
 #: BullMQ job states whose job will never run again: the activation's job is re-added.
 _GONE: Final = frozenset({"unknown", "completed", "failed"})
 #: Finished tick jobs kept (a tick every few minutes; more often only in tests).
@@ -158,7 +161,9 @@ class Reconciler:
         out = []
         for key, (status, progress_at, wake_at, created_at) in zip(keys, replies[1:], strict=True):
             run_id = run_id_of_meta_key(prefix, key)
-            if run_id is None or status is None or _text(status) != RUNNING:
+            # A compensating run is live too (its compensation job may be lost); a paused
+            # run is left alone (docs/run-control.md).
+            if run_id is None or status is None or _text(status) not in _LIVE:
                 continue
             # createdAt only stands in for a missing progressAt (create_run writes both).
             progress = _seconds(progress_at)
@@ -296,8 +301,14 @@ async def reconcile_run(adapter: BullMQAdapter, run_id: str) -> list[str]:
     or BlueprintVersionError after re-enqueueing the ready activations.
     """
     store, client_worker, _ = await adapter._ready()
-    if await store.status(run_id) in FINISHED_STATUSES:
+    status = await store.status(run_id)
+    if status in FINISHED_STATUSES or status == PAUSED:
         return []
+    if status == COMPENSATING:  # owed its compensation job (docs/compensation.md)
+        reviving = _RevivingQueue(adapter._job_queue_or_fail())
+        route = (await store.load(run_id, "", ())).route
+        await reviving.add_bulk([compensation_job(run_id, route)])
+        return reviving.added
     entries = await cast(_FrontierReader, store.store).frontier(run_id)
     if not entries:
         logger.info("run %s: nothing recorded in flight to reconcile", run_id)

@@ -25,11 +25,21 @@ NAMES = (
     "resume_waiting",
     "buffer_resume",
     "rearm",
+    "run_control",
 )
 
 #: The scripts that get lua/lib.lua in front of them.
 WITH_LIB = frozenset(
-    {"create_run", "complete", "cancel", "fail_run", "resume_waiting", "buffer_resume", "rearm"}
+    {
+        "create_run",
+        "complete",
+        "cancel",
+        "fail_run",
+        "resume_waiting",
+        "buffer_resume",
+        "rearm",
+        "run_control",
+    }
 )
 
 
@@ -64,6 +74,7 @@ class Scripts:
     resume_waiting: AsyncScript
     buffer_resume: AsyncScript
     rearm: AsyncScript
+    run_control: AsyncScript
 
 
 __all__ = ["NAMES", "WITH_LIB", "Scripts", "source"]

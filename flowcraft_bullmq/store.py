@@ -328,6 +328,70 @@ class RedisCoordinationStore:
         )
         return str(answer)
 
+    # ----------------------------------------------------------------- compensation, control
+    async def _control(self, run_id: str, op: str, *args: Any) -> bool:
+        keys = self.keys(run_id)
+        done = await self._call(
+            run_id,
+            self._scripts.run_control,
+            keys.fixed,
+            [op, self.state_ttl_s, keys.join_prefix, *args],
+        )
+        return bool(done)
+
+    async def compensation_items(self, run_id: str) -> tuple[list[Any], dict[int, Any]]:
+        """(completions to compensate, oldest first: [node id, iteration, output]; the
+        compensations done, by completion number from 1: [node id, error record or None])."""
+        keys = self.keys(run_id)
+        count = await self.client.hget(keys.meta, "compN")
+        n = int(count or 0)
+        if n == 0:
+            return [], {}
+        fields = [f"~comp:{i}" for i in range(1, n + 1)]
+        fields += [f"~comp:{i}:done" for i in range(1, n + 1)]
+        values = await self.client.hmget(keys.acts, fields)
+        items = [codec.decode(v) for v in values[:n] if v is not None]
+        done = {i + 1: codec.decode(v) for i, v in enumerate(values[n:]) if v is not None}
+        return items, done
+
+    async def record_compensation(
+        self,
+        run_id: str,
+        index: int,
+        node_id: str,
+        ops: Sequence[tuple[str, Any, bool]],
+        error: dict[str, Any] | None,
+    ) -> bool:
+        """Record compensation `index` done with its context writes, atomically, at most once."""
+        args: list[Any] = [index, codec.encode([node_id, error])]
+        for key, value, deleted in ops:
+            args += (key, "" if deleted else codec.encode(value))
+        return await self._control(run_id, "record", *args)
+
+    async def end_compensation(self, run_id: str) -> bool:
+        """`compensating` -> `failed`, with the final TTLs; False if not compensating."""
+        return await self._control(run_id, "end")
+
+    async def pause(self, run_id: str) -> bool:
+        """`running` or `awaiting` -> `paused`; False otherwise."""
+        return await self._control(run_id, "pause")
+
+    async def unpause(self, run_id: str) -> bool:
+        """`paused` -> `running` (or `awaiting`); False if the run is not paused."""
+        return await self._control(run_id, "unpause")
+
+    async def set_options(self, run_id: str, options: Mapping[str, str]) -> None:
+        """Run options and links, as meta fields (noCompensate, restartedFrom, ...)."""
+        if options:
+            await self.client.hset(self.keys(run_id).meta, mapping=cast(Any, dict(options)))
+
+    async def options(self, run_id: str) -> dict[str, str]:
+        """The meta fields `set_options` writes (and the run's other meta)."""
+        fields = await self.client.hgetall(self.keys(run_id).meta)
+        if not fields:
+            raise RunNotFoundError(run_id)
+        return {str(k): str(v) for k, v in fields.items()}
+
 
 def _followup_of(akey: str) -> Followup:
     node_id, _, text = akey.rpartition("@")

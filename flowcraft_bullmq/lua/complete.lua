@@ -34,6 +34,8 @@ ARGV[1]      the transition header (codec.pack_transition), JSON; user data is n
                   is ignored once the activation completed or waits at this episode or a
                   later one (acts "<akey>~ep"), and replaces an older wait; a completion of
                   a waiting activation makes the run running again (a new episode)
+               m  a completion to compensate: index of [node id, iteration, output]
+                  (acts "~comp:<n>", n = meta compN + 1)
 ARGV[2]      state TTL in seconds (0 = keep the keys of a finished run)
 ARGV[3]      join key prefix (keys.RunKeys.join_prefix)
 ARGV[4..]    JSON texts referenced by index: context values, the output, join entries
@@ -46,6 +48,8 @@ Applied JSON: {"r": [[followup, 0], ...], "s": [[followup, status], ...],
                "f": final status or null, "q": [output, action] of a taken resume}
 A sleeping or parked transition, or a waiting one that took a buffered resume, stays in
 flight. Returns {"ignored", status} for a subflow wait that is ignored (see "p").
+A run that would end failed with completions to compensate (meta compN, no noCompensate) is
+set compensating instead (docs/compensation.md); a paused run that would await stays paused.
 ]==]
 
 local TAKEN, FAILED_RES = 0, 2
@@ -60,7 +64,7 @@ local status = redis.call('HGET', meta, 'status')
 if not status then
   return redis.error_reply('NORUN run not found')
 end
-if FINISHED[status] then
+if FINISHED[status] or status == 'compensating' then
   return {'ignored', status}
 end
 local t = cjson.decode(ARGV[1])
@@ -115,6 +119,9 @@ end
 if t.e and not t.I then -- an item's error counts only if it fails its batch (below)
   redis.call('RPUSH', errors, ARGV[t.e])
 end
+if t.m then -- a completion to compensate if the run fails (run_control.lua)
+  redis.call('HSET', acts, '~comp:' .. redis.call('HINCRBY', meta, 'compN', 1), ARGV[t.m])
+end
 if t.w and not taken then
   redis.call('HSET', waiting, t.b, ARGV[t.w])
 else
@@ -130,7 +137,9 @@ if was_waiting and not t.w then -- a waiting subflow completes: the run is runni
   if status == 'awaiting' then
     redis.call('HINCRBY', meta, 'episode', 1)
   end
-  redis.call('HSET', meta, 'status', 'running')
+  if status ~= 'paused' then
+    redis.call('HSET', meta, 'status', 'running')
+  end
 end
 if t.z then
   redis.call('HSET', acts, t.z[1] .. '~wake', ARGV[t.z[3]])
@@ -254,6 +263,9 @@ end
 local function resolve(jkey, r)
   local target, pred, new_status, expected = r[1], r[2], r[3], r[5]
   if redis.call('SISMEMBER', decided, target) == 1 then
+    if expected ~= 0 then -- kept aside, never read by a job: retry_run restores it
+      redis.call('HSETNX', acts, '~late:' .. cjson.encode({target, pred}), ARGV[r[4]])
+    end
     return
   end
   local outcome
@@ -386,6 +398,12 @@ if in_flight == 0 then
   else
     final = 'completed'
   end
+  if final == 'failed' and redis.call('HGET', meta, 'compN')
+      and not redis.call('HGET', meta, 'noCompensate') then
+    final = 'compensating' -- live until the compensation job ends it (run_control.lua)
+  elseif status == 'paused' and not FINISHED[final] then
+    final = nil -- a paused run that awaits stays paused (unpause sets it awaiting)
+  end
 end
 local applied = '{"r":[' .. table.concat(ready, ',') .. '],"s":[' .. table.concat(skipped, ',')
   .. '],"l":[' .. table.concat(loop_ends, ',') .. '],"f":'
@@ -396,6 +414,9 @@ if final then
     finish(final, now, tonumber(ARGV[2]), ARGV[3])
   else
     redis.call('HSET', meta, 'status', final)
+    if final == 'compensating' then
+      redis.call('DEL', string.sub(ARGV[3], 1, -6) .. 'resume')
+    end
   end
 end
 return {'applied', applied}

@@ -13,7 +13,7 @@ local status = redis.call('HGET', KEYS[1], 'status')
 if not status then
   return redis.error_reply('NORUN run not found')
 end
-if FINISHED[status] then
+if FINISHED[status] or status == 'compensating' then
   return 0
 end
 redis.call('RPUSH', KEYS[3], ARGV[1])

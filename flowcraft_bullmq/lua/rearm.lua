@@ -18,7 +18,7 @@ local status = redis.call('HGET', KEYS[1], 'status')
 if not status then
   return redis.error_reply('NORUN run not found')
 end
-if FINISHED[status] or redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then
+if FINISHED[status] or status == 'compensating' or redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then
   return 0
 end
 local since = tonumber(redis.call('HGET', KEYS[3], ARGV[1] .. '~ep'))
@@ -30,6 +30,9 @@ redis.call('HINCRBY', KEYS[1], 'inFlight', 1)
 if status == 'awaiting' then
   redis.call('HINCRBY', KEYS[1], 'episode', 1)
 end
-redis.call('HSET', KEYS[1], 'status', 'running', 'progressAt', now_s())
+if status ~= 'paused' then -- a paused run stays paused (run_control.lua)
+  redis.call('HSET', KEYS[1], 'status', 'running')
+end
+redis.call('HSET', KEYS[1], 'progressAt', now_s())
 redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
 return 1

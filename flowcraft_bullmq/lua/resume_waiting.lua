@@ -19,7 +19,7 @@ local status = redis.call('HGET', KEYS[1], 'status')
 if not status then
   return redis.error_reply('NORUN run not found')
 end
-if FINISHED[status] then
+if FINISHED[status] or status == 'compensating' then
   return 0
 end
 if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then
@@ -32,6 +32,9 @@ redis.call('HINCRBY', KEYS[1], 'inFlight', 1)
 if status == 'awaiting' then -- a new episode (subflow notifications, subflows.py)
   redis.call('HINCRBY', KEYS[1], 'episode', 1)
 end
-redis.call('HSET', KEYS[1], 'status', 'running', 'progressAt', now_s())
+if status ~= 'paused' then -- a paused run stays paused: the resume job runs on unpause
+  redis.call('HSET', KEYS[1], 'status', 'running')
+end
+redis.call('HSET', KEYS[1], 'progressAt', now_s())
 redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
 return 1

@@ -272,7 +272,13 @@ BUILTIN_PARAMS: Final[Mapping[str, Mapping[str, ParamSpec]]] = {
             _until, {"type": "string", "format": "date-time"}, "ISO-8601 timestamp with an offset."
         ),
     },
-    reserved.WAIT: {},
+    reserved.WAIT: {
+        "event": ParamSpec(
+            _text,
+            _TEXT_SCHEMA,
+            "Wait for this named event (send_event); its payload becomes the output.",
+        ),
+    },
     reserved.WEBHOOK: {},
     reserved.SUBFLOW: {
         "blueprintId": ParamSpec(_text, _TEXT_SCHEMA, "Id of the child blueprint.", required=True),

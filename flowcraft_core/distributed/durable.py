@@ -220,6 +220,22 @@ def _not_awaiting(run_id: str, node_id: str | None, status: str) -> RunNotAwaiti
     return RunNotAwaitingError(f"{where} is not waiting (run status: {status})")
 
 
+async def run_blueprint(worker: DistributedWorker, run_id: str) -> Blueprint:
+    """The run's blueprint in this process; BlueprintError if it has none with that id."""
+    return known_blueprint(worker, (await worker.store.load(run_id, "", ())).blueprint_id)
+
+
+def known_blueprint(worker: DistributedWorker, blueprint_id: str) -> Blueprint:
+    """The blueprint with this id in this process; BlueprintError if there is none."""
+    bp = worker.runtime.blueprints.get(blueprint_id)
+    if bp is None:
+        raise BlueprintError(
+            blueprint_id,
+            [Problem("$", "UNKNOWN_BLUEPRINT", "this process has no blueprint with this id")],
+        )
+    return bp
+
+
 async def resume(
     worker: DistributedWorker,
     run_id: str,
@@ -239,13 +255,7 @@ async def resume(
     node_id = path[0] if path else None
     store = worker.store
     loaded = await store.load(run_id, "", ())
-    blueprint_id = loaded.blueprint_id
-    bp = worker.runtime.blueprints.get(blueprint_id)
-    if bp is None:
-        raise BlueprintError(
-            blueprint_id,
-            [Problem("$", "UNKNOWN_BLUEPRINT", "this process has no blueprint with this id")],
-        )
+    bp = known_blueprint(worker, loaded.blueprint_id)
     if node_id is not None:
         check_resume_target(bp, node_id)
     plan = get_plan(bp, worker.runtime.evaluator)

@@ -15,9 +15,12 @@ from ..blueprint.model import Blueprint
 from ..expressions import Evaluator
 from ..ids import new_run_id, validate_run_id
 from ..results import WorkflowResult
+from ..runtime.plan import get_plan
 from .durable import NotDue
+from .events import send_event
+from .frontier import split
 from .memory import InMemoryCoordinationStore, InMemoryJobQueue
-from .protocol import Route
+from .protocol import WAKE, Job, Route
 from .scheduling import check_delay, check_priority
 from .worker import DistributedWorker
 
@@ -62,6 +65,7 @@ class LocalCluster:
         run_id: str | None = None,
         priority: int = 0,
         delay: float = 0,
+        compensate: bool = True,
     ) -> str:
         """Like `BullMQAdapter.start_run`; `priority` is recorded (this queue is FIFO) and
         `delay` (seconds) delays the entry jobs."""
@@ -78,6 +82,8 @@ class LocalCluster:
             start_at=time.time() + delay_ms / 1000 if delay_ms else None,
         )
         assert entries is not None
+        if not compensate:
+            await self.store.set_options(run_id, {"noCompensate": "1"})
         await self.worker.launch(bp, run_id, entries, route=route, delay_ms=delay_ms)
         return run_id
 
@@ -117,8 +123,11 @@ class LocalCluster:
         initial_context: Mapping[str, Any] | str | None = None,
         *,
         run_id: str | None = None,
+        compensate: bool = True,
     ) -> WorkflowResult:
-        run_id = await self.start_run(blueprint_id, initial_context, run_id=run_id)
+        run_id = await self.start_run(
+            blueprint_id, initial_context, run_id=run_id, compensate=compensate
+        )
         await self.drain()
         return await self.result(run_id)
 
@@ -149,9 +158,41 @@ class LocalCluster:
         webhook or subflow node: ValueError."""
         return await self.worker.resume(run_id, node_id=node_id, output=output, action=action)
 
+    async def send_event(self, run_id: str, name: str, payload: Any = None) -> str:
+        """Deliver a named event (docs/events.md): `"resumed"` or `"buffered"`."""
+        return await send_event(self.worker, run_id, name, payload)
+
     async def cancel_run(self, run_id: str) -> bool:
         """Cancel the run and its subflow children (SPEC 9.8)."""
         return await self.worker.cancel(run_id)
+
+    async def pause_run(self, run_id: str) -> bool:
+        """Pause a running or awaiting run: jobs taken while paused are acknowledged without
+        running and enqueued again by `resume_run` (docs/run-control.md)."""
+        return await self.store.pause(run_id)
+
+    async def resume_run(self, run_id: str) -> bool:
+        """Unpause a paused run and enqueue what it is owed; False if it is not paused."""
+        if not await self.store.unpause(run_id):
+            return False
+        await self._enqueue_owed(run_id)
+        return True
+
+    async def retry_run(self, run_id: str) -> str:
+        """Run a failed run's failed nodes again and what follows them (same run id)."""
+        await self.store.retry(run_id)
+        await self._enqueue_owed(run_id)
+        return run_id
+
+    async def _enqueue_owed(self, run_id: str) -> None:
+        jobs, pending = split(run_id, await self.store.frontier(run_id))
+        for job in jobs:  # acknowledged while paused, or failed: their ids are free again
+            self.queue.seen.discard(job.job_id)
+            self.queue.seen.discard(Job(run_id, job.node_id, job.iteration, kind=WAKE).job_id)
+        await self.queue.add_bulk(jobs)
+        if pending.skipped or pending.loop_ends:
+            bp = self.runtime.blueprints[self.store.runs[run_id].blueprint_id]
+            await self.worker.follow(get_plan(bp, self.runtime.evaluator), run_id, pending)
 
 
 __all__ = ["LocalCluster"]

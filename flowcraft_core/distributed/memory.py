@@ -16,10 +16,13 @@ from ..context import MISSING
 from ..errors import RunNotFoundError
 from ..runtime.batches import item_node_id
 from ..runtime.state import DEAD, FAILED_RES, TAKEN
+from .control import Rewind, plan_rewind, rewound_join
 from .frontier import FrontierEntry, entries_of, ready_entry
 from .protocol import (
+    COMPENSATING,
     DEFAULT_ROUTE,
     FINISHED_STATUSES,
+    PAUSED,
     RUNNING,
     Applied,
     BatchOpen,
@@ -96,6 +99,14 @@ class _Run:
     wait_episode: dict[str, int] = field(default_factory=dict)
     #: The run's default queue and priority (meta `queue`, `priority`).
     route: Route = DEFAULT_ROUTE
+    #: Completions of nodes naming a compensation, in order: [node id, iteration, output].
+    completions: list[Any] = field(default_factory=list)
+    #: Compensations done, by completion number (1-based): None (done) or the error record.
+    compensated: dict[int, Any] = field(default_factory=dict)
+    #: Run options and links (meta fields): noCompensate, initialContext, restartedFrom...
+    options: dict[str, str] = field(default_factory=dict)
+    #: Resolutions that reached an already decided join: target -> pred -> (status, value).
+    late: dict[str, dict[str, tuple[int, Any]]] = field(default_factory=dict)
 
 
 def decide(
@@ -176,7 +187,7 @@ class InMemoryCoordinationStore:
 
     async def complete(self, run_id: str, t: Transition) -> Applied:
         run = self._run(run_id)
-        if run.status in FINISHED_STATUSES:
+        if run.status in FINISHED_STATUSES or run.status == COMPENSATING:
             return Applied(ignored=True, finished=run.status)
         recorded = run.acts.get(t.akey)
         if recorded is not None:
@@ -206,6 +217,8 @@ class InMemoryCoordinationStore:
             ctx[key] = t.output
         if t.error is not None and t.item is None:
             run.errors.append(t.error)
+        if t.compensable:
+            run.completions.append([t.node_id, list(t.iteration), t.output])
         # A wait that starts takes a buffered resume, if one matches, instead of waiting
         # (a subflow's wait does not: resumes naming it go to its child).
         taken = (
@@ -240,7 +253,8 @@ class InMemoryCoordinationStore:
                 run.joins[r.target] = {r.pred: (r.status, r.value)}
                 outcome: int = r.status
             else:
-                if r.target in run.decided:
+                if r.target in run.decided:  # kept aside for retry (control.plan_rewind)
+                    run.late.setdefault(r.target, {}).setdefault(r.pred, (r.status, r.value))
                     continue
                 if record is None:
                     record = run.joins[r.target] = dict.fromkeys(r.dead, (DEAD, None))
@@ -296,9 +310,14 @@ class InMemoryCoordinationStore:
         run.in_flight += len(applied.ready) + len(applied.skipped) + len(applied.loop_ends) - ended
         run.progress_at = time.time()
         if run.in_flight == 0:
-            run.status = self._final_status(run)
-            applied.finished = run.status
-            if run.status in FINISHED_STATUSES:
+            final = self._final_status(run)
+            if final == "failed" and run.completions and "noCompensate" not in run.options:
+                final = COMPENSATING  # the run fails once its compensations have run
+            over = final in FINISHED_STATUSES or final == COMPENSATING
+            if over or run.status != PAUSED:  # a paused run that awaits stays paused
+                run.status = final
+                applied.finished = final
+            if over:
                 run.buffered.clear()
         run.acts[t.akey] = applied
         return applied
@@ -379,10 +398,12 @@ class InMemoryCoordinationStore:
 
     @staticmethod
     def _wake(run: _Run) -> None:
-        """The run has work in flight again: `running`, a new episode if it was awaiting."""
+        """The run has work in flight again: `running`, a new episode if it was awaiting. A
+        paused run stays paused (its resume job runs on unpause)."""
         if run.status == "awaiting":
             run.episode += 1
-        run.status = RUNNING
+        if run.status != PAUSED:
+            run.status = RUNNING
 
     @staticmethod
     def _open(run: _Run, counters: Sequence[str]) -> None:
@@ -437,7 +458,7 @@ class InMemoryCoordinationStore:
 
     async def cancel(self, run_id: str) -> bool:
         run = self._run(run_id)
-        if run.status in FINISHED_STATUSES:
+        if run.status in FINISHED_STATUSES or run.status == COMPENSATING:
             return False
         run.status = "cancelled"
         run.buffered.clear()
@@ -445,7 +466,7 @@ class InMemoryCoordinationStore:
 
     async def fail_run(self, run_id: str, error: dict[str, Any]) -> None:
         run = self._run(run_id)
-        if run.status in FINISHED_STATUSES:
+        if run.status in FINISHED_STATUSES or run.status == COMPENSATING:
             return
         run.errors.append(error)
         run.status = "failed"
@@ -462,6 +483,8 @@ class InMemoryCoordinationStore:
         run = self._run(run_id)
         if akey not in run.waiting or run.status in FINISHED_STATUSES or akey in run.claimed:
             return False
+        if run.status == COMPENSATING:
+            return False
         run.claimed[akey] = (output, action)  # a second resume of the same activation: False
         run.in_flight += 1
         self._wake(run)
@@ -475,6 +498,7 @@ class InMemoryCoordinationStore:
         run = self._run(run_id)
         if (
             run.status in FINISHED_STATUSES
+            or run.status == COMPENSATING
             or akey not in run.waiting
             or run.wait_episode.get(akey, episode) >= episode
         ):
@@ -492,13 +516,106 @@ class InMemoryCoordinationStore:
         "finished" if the run has ended; "retry" if an unclaimed activation it matches is
         waiting now (claim that one instead)."""
         run = self._run(run_id)
-        if run.status in FINISHED_STATUSES:
+        if run.status in FINISHED_STATUSES or run.status == COMPENSATING:
             return "finished"
         for key in run.waiting:
             if key not in run.claimed and (node_id is None or key.rpartition("@")[0] == node_id):
                 return "retry"
         run.buffered.append((node_id, output, action))
         return "buffered"
+
+    # ----------------------------------------------------------------- compensation
+    async def compensation_items(self, run_id: str) -> tuple[list[Any], dict[int, Any]]:
+        """(completions to compensate, oldest first: [node id, iteration, output]; the
+        compensations done, by completion number from 1: [node id, error record or None])."""
+        run = self._run(run_id)
+        return list(run.completions), dict(run.compensated)
+
+    async def record_compensation(
+        self,
+        run_id: str,
+        index: int,
+        node_id: str,
+        ops: Sequence[tuple[str, Any, bool]],
+        error: dict[str, Any] | None,
+    ) -> bool:
+        """Record compensation `index` done, with its context writes, at most once (False if
+        it was recorded already or the run is not compensating)."""
+        run = self._run(run_id)
+        if run.status != COMPENSATING or index in run.compensated:
+            return False
+        self._apply(run, ops)
+        run.compensated[index] = [node_id, error]
+        run.progress_at = time.time()
+        return True
+
+    async def end_compensation(self, run_id: str) -> bool:
+        """`compensating` -> `failed` (the run's final status); False if not compensating."""
+        run = self._run(run_id)
+        if run.status != COMPENSATING:
+            return False
+        run.status = "failed"
+        return True
+
+    # ----------------------------------------------------------------- run control
+    async def set_options(self, run_id: str, options: Mapping[str, str]) -> None:
+        """Run options and links kept with the run (meta fields in Redis)."""
+        self._run(run_id).options.update(options)
+
+    async def options(self, run_id: str) -> dict[str, str]:
+        return dict(self._run(run_id).options)
+
+    async def pause(self, run_id: str) -> bool:
+        """`running` or `awaiting` -> `paused`; False otherwise."""
+        run = self._run(run_id)
+        if run.status not in (RUNNING, "awaiting"):
+            return False
+        run.status = PAUSED
+        return True
+
+    async def unpause(self, run_id: str) -> bool:
+        """`paused` -> `running` (or `awaiting` if nothing is in flight and a node waits)."""
+        run = self._run(run_id)
+        if run.status != PAUSED:
+            return False
+        run.status = "awaiting" if run.in_flight == 0 and run.waiting else RUNNING
+        run.progress_at = time.time()
+        return True
+
+    async def retry(self, run_id: str) -> Rewind:
+        """Move a failed run back to `running` from its failed activations
+        (flowcraft_core.distributed.control); ValueError if it cannot be retried."""
+        run = self._run(run_id)
+        if run.status != "failed":
+            raise ValueError(f"run {run_id!r} is {run.status}: only a failed run can be retried")
+        if run.compensated:
+            raise ValueError(f"run {run_id!r} was compensated: restart it instead")
+        rewind = plan_rewind(run.errors, run.acts.get)
+        for root in rewind.roots:
+            run.acts.pop(root.akey, None)
+            run.frontier[root.akey] = ready_entry(root)
+        for key in rewind.blocked:
+            run.acts.pop(key, None)
+            run.decided.discard(key)
+            run.fired.pop(key, None)
+            record = rewound_join(run.joins.get(key, {}), run.late.pop(key, {}), rewind.nodes)
+            if record:
+                run.joins[key] = record
+            else:
+                run.joins.pop(key, None)
+        run.errors.clear()
+        run.in_flight += len(rewind.roots)
+        run.status = RUNNING
+        run.progress_at = time.time()
+        return rewind
+
+    @staticmethod
+    def _apply(run: _Run, ops: Sequence[tuple[str, Any, bool]]) -> None:
+        for key, value, deleted in ops:
+            if deleted:
+                run.context.pop(key, None)
+            else:
+                run.context[key] = value
 
 
 class InMemoryJobQueue:

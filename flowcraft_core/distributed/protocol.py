@@ -25,6 +25,8 @@ WAKE = "wake"
 #: A subflow child reached awaiting or a final status: `<activation id>-~child<seq>` tells the
 #: parent activation (SPEC 9.7; `subflows.py`).
 CHILD = "child"
+#: A failed run's compensation job (`<runId>-~compensate`, docs/compensation.md).
+COMPENSATE = "compensate"
 
 # Activation outcomes a transition reports.
 SUCCEEDED = "succeeded"
@@ -40,6 +42,10 @@ LOOP_END = "loopend"
 
 # Run statuses in the store.
 RUNNING = "running"
+#: A failed run whose compensations have not all run yet: live, but runs no node.
+COMPENSATING = "compensating"
+#: A paused run (docs/run-control.md): in-flight nodes finish, nothing new starts.
+PAUSED = "paused"
 FINISHED_STATUSES = frozenset({"completed", "failed", "cancelled", "stalled"})
 
 
@@ -96,6 +102,8 @@ class Job:
 
     @property
     def job_id(self) -> str:
+        if self.kind == COMPENSATE:  # one per run: not an activation
+            return f"{self.run_id}-~{COMPENSATE}"
         base = activation_id(self.run_id, self.node_id, self.iteration)
         if self.kind == NODE:
             return base
@@ -276,6 +284,9 @@ class Transition:
     #: replaces an older wait) or the completion of an activation that may wait (not in
     #: flight then: the run becomes running again).
     episode: int | None = None
+    #: A completion of a node naming `config.compensate`: the store records it (in completion
+    #: order, with the output) so a failed run can be compensated.
+    compensable: bool = False
 
 
 @dataclass(slots=True)
@@ -401,11 +412,14 @@ class JobQueue(Protocol):
 __all__ = [
     "BLOCKED",
     "CHILD",
+    "COMPENSATE",
+    "COMPENSATING",
     "DEFAULT_ROUTE",
     "FAILED",
     "LOOP_END",
     "NODE",
     "PARKED",
+    "PAUSED",
     "RESUME",
     "RUNNING",
     "SKIPPED",

@@ -153,6 +153,7 @@ def success(
         output_keys=keys,
         ops=_inputs_op(node, delivered) + _ops(ops),
         close=closes(plan, node, iteration),
+        compensable=node.config.compensate is not None,
     )
     for edge, status, value in merge_parallel(decisions):
         add_edge(plan, t, edge, status, value, iteration)

@@ -43,13 +43,17 @@ from ..runtime.runtime import FlowRuntime
 from ..runtime.state import DEAD, FAILED_RES
 from ..versioning import blueprint_pin
 from . import batching, durable, subflows, transitions
+from .compensation import compensate_run, compensation_job, report_of
 from .preload import preload_keys
 from .protocol import (
     CHILD,
+    COMPENSATE,
+    COMPENSATING,
     DEFAULT_ROUTE,
     FAILED,
     FINISHED_STATUSES,
     NODE,
+    PAUSED,
     Applied,
     CoordinationStore,
     Followup,
@@ -190,6 +194,14 @@ class DistributedWorker:
         loaded = await self.store.load(run_id, key, keys)
         if loaded.status in FINISHED_STATUSES:
             self._known_plans.pop(run_id, None)
+            return
+        if job.kind == COMPENSATE or loaded.status in (COMPENSATING, PAUSED):
+            # A paused run's job is acknowledged without running: its activation stays owed
+            # (frontier) and is enqueued again on unpause (docs/run-control.md).
+            if job.kind == COMPENSATE and loaded.status == COMPENSATING:
+                plan = await self._plan(run_id, loaded.blueprint_id, loaded.pin)
+                if plan is not None:
+                    await compensate_run(self, plan, run_id)
             return
         plan = await self._plan(run_id, loaded.blueprint_id, loaded.pin)
         if plan is None:
@@ -438,6 +450,8 @@ class DistributedWorker:
         ended: str | None = None
         while todo:
             current = todo.popleft()
+            if current.finished == COMPENSATING:  # the run failed: compensate (once per run)
+                await self.queue.add_bulk([compensation_job(run_id, route)])
             if current.ignored:
                 continue
             if current.finished is not None and (
@@ -556,6 +570,12 @@ class DistributedWorker:
         """The run's result shaped as the in-process runtime shapes it: awaiting node ids and
         details in blueprint order (RunNotFoundError for an unknown run)."""
         status, context, errors, waiting = await self.store.result(run_id)
+        report = None
+        if status in (COMPENSATING, PAUSED):  # live: not a final result yet
+            status = RunStatus.RUNNING
+        elif status == RunStatus.FAILED and hasattr(self.store, "compensation_items"):
+            _, done = await self.store.compensation_items(run_id)
+            report = report_of(done) if done else None
         if status == RunStatus.AWAITING:
             bp = await self._blueprint_of(run_id)
             order = get_plan(bp, self.runtime.evaluator).by_id if bp is not None else {}
@@ -578,6 +598,8 @@ class DistributedWorker:
             context=context,
             serialized_context=self.runtime.serializer.serialize(context),
             errors=[ErrorRecord.from_json(e) for e in errors],
+            compensated=report.compensated if report is not None else [],
+            compensation_failed=report.failed if report is not None else [],
         )
 
     async def _blueprint_of(self, run_id: str) -> Blueprint | None:

@@ -13,6 +13,9 @@ if TYPE_CHECKING:
 
 
 async def wait_node(engine: Engine, node: NodePlan, spec: AttemptSpec) -> Outcome:
+    event = (node.params or {}).get("event")  # a named event (docs/events.md)
+    if event is not None:
+        return Outcome(WAITING, details={"reason": "event", "event": event}, attempts=1)
     return Outcome(WAITING, details={"reason": "external_event"}, attempts=1)
 
 

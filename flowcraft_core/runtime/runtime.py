@@ -362,6 +362,19 @@ class FlowRuntime:
             signal=signal,
         )
 
+    async def send_event(
+        self,
+        blueprint: Blueprint | Mapping[str, Any] | str,
+        serialized_context: Mapping[str, Any] | str | bytes,
+        name: str,
+        payload: Any = None,
+    ) -> WorkflowResult:
+        """Resume the awaiting run's `wait` node whose `params.event` is `name`, with `payload`
+        as its output (docs/events.md); RunNotAwaitingError if none waits on it now."""
+        from .named_events import send_event
+
+        return await send_event(self, blueprint, serialized_context, name, payload)
+
     def run_sync(
         self,
         blueprint: Blueprint | Mapping[str, Any] | str,

@@ -94,7 +94,8 @@ def test_schema_describes_builtin_params() -> None:
         "workerUsesKey",
         "gatherNodeId",
     ]
-    assert by_uses["wait"]["properties"]["params"]["properties"] == {}
+    assert set(by_uses["wait"]["properties"]["params"]["properties"]) == {"event"}
+    assert by_uses["webhook"]["properties"]["params"]["properties"] == {}
 
 
 def test_schema_is_a_fresh_copy() -> None:

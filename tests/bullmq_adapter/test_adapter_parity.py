@@ -162,3 +162,44 @@ def test_the_cli_resumes_through_a_subflow_path(
     waiting = asyncio.run(result())
     assert waiting.context["_awaitingDetails"]["sub"]["awaiting"] == ["w1"]
     assert waiting.context["_outputs.a"] == 1
+
+
+async def test_compensation_gives_the_in_process_result(redis_url: str, prefix: str) -> None:
+    """A failed saga: the same compensations, in the same order, with the same context."""
+    from compensation.saga_nodes import registry as saga_registry
+    from compensation.saga_nodes import saga
+
+    doc = saga(compensations={"reserve": "saga.undo", "charge": "saga.undo_broken"})
+    local = await FlowRuntime(registry=saga_registry, blueprints=[doc]).run(
+        "saga", {"failAt": "ship"}, run_id="r-saga"
+    )
+    async with adapter(redis_url, prefix, registry=saga_registry, blueprints=[doc]) as a:
+        await a.start_run("saga", {"failAt": "ship"}, run_id="r-saga")
+        result = await a.wait_for_result("r-saga", timeout_s=20)
+    assert comparable(result) == comparable(local)
+    assert result.compensated == local.compensated == ["reserve"]
+    assert [e.to_json() | {"timestamp": 0} for e in result.compensation_failed] == [
+        e.to_json() | {"timestamp": 0} for e in local.compensation_failed
+    ]
+
+
+@pytest.mark.parametrize("name", ["diamond", "chain"])
+async def test_paused_and_resumed_gives_the_in_process_result(
+    name: str, redis_url: str, prefix: str
+) -> None:
+    """Paused right after the start (its entry jobs are acknowledged without running), then
+    resumed: the run ends as if it had never been paused."""
+    blueprint, context = CASES[name]
+    registry = make_registry()
+    local = await FlowRuntime(registry=registry, blueprints=[blueprint]).run(
+        blueprint["id"], context, run_id="r-pause"
+    )
+    async with adapter(redis_url, prefix, registry=registry, blueprints=[blueprint]) as a:
+        run_id = await a.start_run(blueprint["id"], context, run_id="r-pause")
+        paused = await a.pause_run(run_id)
+        await asyncio.sleep(0.3)
+        assert await a.get_status(run_id) == ("paused" if paused else "completed")
+        if paused:
+            assert await a.resume_run(run_id)
+        result = await a.wait_for_result(run_id, timeout_s=20)
+    assert comparable(result) == comparable(local)

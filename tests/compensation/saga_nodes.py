@@ -6,7 +6,9 @@ assertions read the in-process result and the distributed one.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import os
 from typing import Any
 
 from flowcraft_core import NodeContext, NodeRegistry
@@ -36,6 +38,33 @@ async def undo(ctx: NodeContext) -> dict[str, Any]:
     await ctx.context.set("undoLog", log)
     await ctx.context.set(f"undone.{ctx.node_id}", ctx.input)
     return {"output": None}
+
+
+def _trace(ctx: NodeContext, what: str) -> None:
+    """With `FLOWCRAFT_TEST_TRACE=<file>` (worker processes), append `<pid> <what> <activation
+    id>`: which process ran which compensation, and whether it got to its end."""
+    path = os.environ.get("FLOWCRAFT_TEST_TRACE")
+    if path:
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(f"{os.getpid()} {what} {ctx.activation_id}\n")
+
+
+@registry.node("saga.undo_slow")
+async def undo_slow(ctx: NodeContext) -> dict[str, Any]:
+    """An undo that takes a while (a worker can be killed in the middle of it)."""
+    _trace(ctx, "start")
+    await asyncio.sleep(float(ctx.params.get("undoSeconds", 1.5)))
+    result = await undo(ctx)
+    _trace(ctx, "end")
+    return result
+
+
+@registry.node("saga.undo_traced")
+async def undo_traced(ctx: NodeContext) -> dict[str, Any]:
+    _trace(ctx, "start")
+    result = await undo(ctx)
+    _trace(ctx, "end")
+    return result
 
 
 @registry.node("saga.undo_flaky")

@@ -1,0 +1,64 @@
+"""`idempotency_ttl_s`: how long a finished run's idempotency key is remembered, apart from
+the run state's own TTL (`state_ttl_s`, which it follows by default)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from bullmq_processes import adapter
+from control_nodes import BLUEPRINTS, registry
+from redis.asyncio import Redis
+
+from flowcraft_bullmq import BullMQAdapter
+
+
+async def test_the_key_gets_its_own_ttl_and_is_forgotten_after_it(
+    redis_url: str, prefix: str, client: Redis
+) -> None:
+    async with adapter(
+        redis_url,
+        prefix,
+        blueprints=BLUEPRINTS,
+        registry=registry,
+        state_ttl_s=3600,
+        idempotency_ttl_s=1,
+    ) as a:
+        first = await a.start_run("diamond", {"k": 1}, idempotency_key="order-1")
+        assert (await a.wait_for_result(first, timeout_s=20)).status == "completed"
+        assert await a.start_run("diamond", idempotency_key="order-1") == first
+        key = f"{prefix}:idem:order-1"
+        assert 0 < await client.pttl(key) <= 1000
+        assert 3000_000 < await client.pttl(f"{prefix}:{{{first}}}:meta") <= 3600_000
+        await asyncio.sleep(1.2)
+        second = await a.start_run("diamond", {"k": 2}, idempotency_key="order-1")
+        assert second != first  # forgotten: a new run, while the old run's state is kept
+        assert await a.get_status(first) == "completed"
+        assert (await a.wait_for_result(second, timeout_s=20)).status == "completed"
+
+
+async def test_by_default_the_key_lives_as_long_as_the_run_and_0_keeps_it(
+    redis_url: str, prefix: str, client: Redis
+) -> None:
+    for ttl, expected in ((None, (1000, 7000_000)), (0, None)):
+        async with adapter(
+            redis_url,
+            prefix,
+            blueprints=BLUEPRINTS,
+            registry=registry,
+            state_ttl_s=7000,
+            idempotency_ttl_s=ttl,
+        ) as a:
+            run_id = await a.start_run("diamond", idempotency_key=f"k{ttl}")
+            await a.wait_for_result(run_id, timeout_s=20)
+            pttl = await client.pttl(f"{prefix}:idem:k{ttl}")
+            if expected is None:
+                assert pttl == -1  # no expiry
+            else:
+                assert expected[0] < pttl <= expected[1]
+
+
+def test_invalid_values_are_refused() -> None:
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="idempotency_ttl_s"):
+            BullMQAdapter(connection="redis://x", blueprints=[], idempotency_ttl_s=bad)  # type: ignore[arg-type]
