@@ -76,3 +76,37 @@ async def test_a_failed_run_is_compensating_until_its_compensation_job_ran() -> 
     result = await cluster.result(run_id)
     assert result.status == "failed" and result.compensated == ["charge", "reserve"]
     assert len(result.context["undoLog"]) == 2
+
+
+def trip() -> dict[str, Any]:
+    """hold (compensated by saga.undo) -> sub: a subflow running the saga with `failAt`."""
+    return {
+        "id": "trip",
+        "nodes": [
+            {"id": "hold", "uses": "saga.step", "config": {"compensate": "saga.undo"}},
+            {
+                "id": "sub",
+                "uses": "subflow",
+                "params": {"blueprintId": "saga", "inputs": {"failAt": "failAt"}},
+            },
+        ],
+        "edges": [{"source": "hold", "target": "sub"}],
+    }
+
+
+async def test_a_failed_subflow_child_compensates_before_its_parent_hears_of_it() -> None:
+    """The child saga compensates its own nodes; only then its parent's subflow node fails,
+    and the parent compensates its own completions: as in-process."""
+    child = load_blueprint(saga())
+    parent = load_blueprint(trip())
+    context = {"failAt": "ship"}
+    runtime = FlowRuntime(registry=registry, blueprints=[parent, child])
+    expected = await runtime.run("trip", context, run_id="t1")
+    cluster = LocalCluster(registry=registry, blueprints=[parent, child], workers=3)
+    got = await cluster.run("trip", context, run_id="t1")
+    assert comparable(got) == comparable(expected)
+    assert got.compensated == ["hold"]
+    children = [r for r in cluster.store.runs if r != "t1"]
+    assert len(children) == 1
+    kid = await cluster.result(children[0])
+    assert kid.status == "failed" and kid.compensated == ["charge", "reserve"]

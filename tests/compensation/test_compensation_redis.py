@@ -16,7 +16,7 @@ import pytest
 from bullmq_processes import WorkerProcess, adapter
 from redis.asyncio import Redis
 from saga_nodes import chain, looping_saga, registry, saga
-from test_compensation_local import SCENARIOS, comparable
+from test_compensation_local import SCENARIOS, comparable, trip
 
 from flowcraft_bullmq import create_reconciler
 from flowcraft_core import FlowRuntime, load_blueprint
@@ -89,6 +89,20 @@ async def test_a_loop_on_redis(redis_url: str, prefix: str) -> None:
         got = await a.wait_for_result("lp", timeout_s=30)
     assert comparable(got) == comparable(expected)
     assert got.compensated == ["book", "book", "start"]
+
+
+async def test_a_subflow_child_compensates_then_its_parent(redis_url: str, prefix: str) -> None:
+    bps = [load_blueprint(trip()), load_blueprint(saga())]
+    expected = await FlowRuntime(registry=registry, blueprints=bps).run(
+        "trip", {"failAt": "ship"}, run_id="t1"
+    )
+    async with adapter(redis_url, prefix, blueprints=bps, registry=registry) as a:
+        await a.start_run("trip", {"failAt": "ship"}, run_id="t1")
+        got = await a.wait_for_result("t1", timeout_s=30)
+        kid = await a.get_result("t1-sub-0")
+    assert comparable(got) == comparable(expected)
+    assert got.compensated == ["hold"]
+    assert kid is not None and kid.compensated == ["charge", "reserve"]
 
 
 # --------------------------------------------------------------------------- processes

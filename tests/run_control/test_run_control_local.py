@@ -10,6 +10,7 @@ import pytest
 from control_nodes import BLUEPRINTS, registry
 from test_run_control import comparable, in_process, ran
 
+from flowcraft_core import FlowRuntime
 from flowcraft_core.distributed import LocalCluster
 
 
@@ -54,3 +55,32 @@ async def _completed(cluster: Any) -> str:
     done = await cluster.run("diamond", {})
     assert done.status == "completed"
     return str(done.run_id)
+
+
+async def test_a_child_that_ends_while_its_parent_is_paused_is_heard_after_the_resume(
+    cluster: Any,
+) -> None:
+    parent = {
+        "id": "parent",
+        "nodes": [
+            {"id": "a", "uses": "step"},
+            {"id": "sub", "uses": "subflow", "params": {"blueprintId": "diamond"}},
+            {"id": "z", "uses": "step"},
+        ],
+        "edges": [{"source": "a", "target": "sub"}, {"source": "sub", "target": "z"}],
+    }
+    cluster = LocalCluster(registry=registry, blueprints=[*BLUEPRINTS, parent], workers=2)
+    run_id = await cluster.start_run("parent")
+    queue = cluster.queue.queue
+    await cluster.worker.handle(queue.get_nowait())  # a
+    await cluster.worker.handle(queue.get_nowait())  # sub: starts its child
+    assert await cluster.pause_run(run_id) is True
+    await cluster.drain()  # the child runs to its end; the parent's notification is held
+    assert await cluster.store.status(run_id) == "paused"
+    assert "z" not in ran(run_id)
+    assert await cluster.resume_run(run_id) is True
+    await cluster.drain()
+    expected = await FlowRuntime(registry=registry, blueprints=[*BLUEPRINTS, parent]).run(
+        "parent", run_id=run_id
+    )
+    assert comparable(await cluster.result(run_id)) == comparable(expected)
