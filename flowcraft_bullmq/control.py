@@ -18,8 +18,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from flowcraft_core.blueprint import Blueprint
 from flowcraft_core.distributed import Job
-from flowcraft_core.distributed.control import plan_rewind, rewound_join
+from flowcraft_core.distributed.control import check_retryable, plan_rewind, rewound_join
+from flowcraft_core.distributed.durable import run_blueprint
 from flowcraft_core.distributed.frontier import READY
 from flowcraft_core.distributed.protocol import WAKE, Applied
 from flowcraft_core.errors import RunNotFoundError
@@ -152,9 +154,10 @@ async def restart_run(adapter: BullMQAdapter, run_id: str) -> str:
 async def retry_run(adapter: BullMQAdapter, run_id: str, *, from_failed: bool = True) -> str:
     if not from_failed:
         return await restart_run(adapter, run_id)
-    _, _, client = await adapter._ready()
+    _, client_worker, client = await adapter._ready()
     keys = RunKeys.of(adapter.prefix, run_id)
-    args, join_keys = await _rewind(client, keys, run_id)
+    bp = await run_blueprint(client_worker, run_id)
+    args, join_keys = await _rewind(client, keys, run_id, bp)
     script = client.register_script(_RETRY)
     done = await script(keys=[*keys.fixed, *join_keys, keys.join_prefix], args=args)
     if not done:
@@ -168,7 +171,9 @@ async def retry_run(adapter: BullMQAdapter, run_id: str, *, from_failed: bool = 
     return run_id
 
 
-async def _rewind(client: Redis, keys: RunKeys, run_id: str) -> tuple[list[Any], list[str]]:
+async def _rewind(
+    client: Redis, keys: RunKeys, run_id: str, bp: Blueprint
+) -> tuple[list[Any], list[str]]:
     """Read the failed run and compute the script's arguments (control.plan_rewind)."""
     async with client.pipeline(transaction=True) as pipe:
         pipe.hmget(keys.meta, "status", "compN")
@@ -186,7 +191,9 @@ async def _rewind(client: Redis, keys: RunKeys, run_id: str) -> tuple[list[Any],
         text = acts.get(akey)
         return codec.unpack_applied(text) if text is not None else None
 
-    rewind = plan_rewind([codec.decode(e) for e in raw_errors], recorded)
+    errors = [codec.decode(e) for e in raw_errors]
+    check_retryable(bp, errors)
+    rewind = plan_rewind(errors, recorded)
     late: dict[str, dict[str, Any]] = {}
     late_fields: list[str] = []
     for name, value in acts.items():

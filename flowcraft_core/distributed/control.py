@@ -22,6 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..blueprint.model import Blueprint
+from ..reserved import SUBFLOW
 from ..runtime.state import FAILED_RES
 from .protocol import Applied, Followup, akey
 
@@ -79,6 +81,19 @@ def plan_rewind(
     return rewind
 
 
+def check_retryable(bp: Blueprint, errors: Sequence[Mapping[str, Any]]) -> None:
+    """ValueError if a failed node is a subflow: its child run failed and is not rewound (a
+    retried subflow activation would park on the same failed child again)."""
+    uses = {node.id: node.uses for node in bp.nodes}
+    for error in errors:
+        node_id = error.get("nodeId")
+        if node_id is not None and uses.get(str(node_id)) == SUBFLOW:
+            raise ValueError(
+                f"node {node_id!r} is a subflow: retrying it would not run its failed child "
+                "again; restart the run instead"
+            )
+
+
 def rewound_join(
     record: Mapping[str, Any], late: Mapping[str, Any], nodes: set[str]
 ) -> dict[str, Any]:
@@ -91,4 +106,4 @@ def rewound_join(
     return out
 
 
-__all__ = ["Rewind", "plan_rewind", "rewound_join"]
+__all__ = ["Rewind", "check_retryable", "plan_rewind", "rewound_join"]

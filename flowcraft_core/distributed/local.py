@@ -16,6 +16,8 @@ from ..expressions import Evaluator
 from ..ids import new_run_id, validate_run_id
 from ..results import WorkflowResult
 from ..runtime.plan import get_plan
+from . import durable
+from .control import check_retryable
 from .durable import NotDue
 from .events import send_event
 from .frontier import split
@@ -180,6 +182,8 @@ class LocalCluster:
 
     async def retry_run(self, run_id: str) -> str:
         """Run a failed run's failed nodes again and what follows them (same run id)."""
+        _, _, errors, _ = await self.store.result(run_id)
+        check_retryable(await durable.run_blueprint(self.worker, run_id), errors)
         await self.store.retry(run_id)
         await self._enqueue_owed(run_id)
         return run_id

@@ -25,7 +25,13 @@ DIAMOND_GATED = {
     "id": "diamond-gated",
     "nodes": [dict(n, uses="gate") if n["id"] == "c" else n for n in DIAMOND["nodes"]],
 }
-ALL = [*BLUEPRINTS, DIAMOND_GATED]
+#: a subflow running the diamond
+PARENT = {
+    "id": "parent",
+    "nodes": [{"id": "sub", "uses": "subflow", "params": {"blueprintId": "diamond"}}],
+    "edges": [],
+}
+ALL = [*BLUEPRINTS, DIAMOND_GATED, PARENT]
 
 
 @pytest.fixture
@@ -240,3 +246,12 @@ async def test_a_sleep_that_ends_while_paused_wakes_after_the_resume(
     assert await worker.resume_run(run_id) is True
     result = await worker.wait_for_result(run_id, timeout_s=20)
     assert result.status == "completed" and ran(run_id) == {"a": 1, "b": 1}
+
+
+async def test_a_failed_subflow_node_is_not_retried(worker: BullMQAdapter) -> None:
+    nodes.failing["c"] = 1
+    run_id = await worker.start_run("parent")
+    assert (await worker.wait_for_result(run_id, timeout_s=20)).status == "failed"
+    with pytest.raises(ValueError, match="is a subflow"):
+        await worker.retry_run(run_id)
+    assert await worker.get_status(run_id) == "failed"  # untouched

@@ -84,3 +84,17 @@ async def test_a_child_that_ends_while_its_parent_is_paused_is_heard_after_the_r
         "parent", run_id=run_id
     )
     assert comparable(await cluster.result(run_id)) == comparable(expected)
+
+
+async def test_a_failed_subflow_node_is_not_retried(cluster: Any) -> None:
+    parent = {
+        "id": "parent",
+        "nodes": [{"id": "sub", "uses": "subflow", "params": {"blueprintId": "diamond"}}],
+        "edges": [],
+    }
+    nodes.failing["c"] = 1
+    cluster = LocalCluster(registry=registry, blueprints=[*BLUEPRINTS, parent])
+    failed = await cluster.run("parent")
+    assert failed.status == "failed"
+    with pytest.raises(ValueError, match="is a subflow"):
+        await cluster.retry_run(failed.run_id)
