@@ -180,6 +180,11 @@ def register(
         metavar="S",
         help="start the run after S seconds (it is 'running' meanwhile)",
     )
+    start.add_argument(
+        "--no-compensate",
+        action="store_true",
+        help="opt the run out of compensation (docs/compensation.md)",
+    )
     start.add_argument("--wait", action="store_true", help="wait for the result")
     _run_job_options(start)
     start.add_argument(
@@ -574,6 +579,7 @@ def start_command(args: argparse.Namespace) -> int:
                 idempotency_key=args.idempotency_key,
                 priority=args.priority,
                 delay=args.delay,
+                compensate=not args.no_compensate,
             )
         except ValueError as exc:  # an existing run id, a priority out of range
             raise CliError(str(exc)) from None
@@ -788,6 +794,8 @@ def _print_result(result: Any, blueprint_id: str, args: argparse.Namespace) -> N
                     "status": str(result.status),
                     "context": result.context,
                     "errors": [error.to_json() for error in result.errors],
+                    "compensated": result.compensated,
+                    "compensationFailed": [e.to_json() for e in result.compensation_failed],
                 },
                 indent=2,
             )

@@ -216,3 +216,24 @@ async def test_metrics_count_a_compensated_run_once_as_failed(redis_url: str, pr
         if sample.name == "flowcraft_runs_finished_total"
     }
     assert finished == {"failed": 1.0}
+
+
+async def test_the_cli_starts_a_saga_with_and_without_compensation(
+    redis_url: str, prefix: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flowcraft_core.cli import main
+
+    directory = tmp_path / "bps"
+    directory.mkdir()
+    (directory / "saga.json").write_text(json.dumps(saga()), encoding="utf-8")
+    bp = load_blueprint(saga())
+    options = ["--redis", redis_url, "--prefix", prefix, "--blueprints", str(directory)]
+    async with adapter(redis_url, prefix, blueprints=[bp], registry=registry):
+        outputs = []
+        for extra in ([], ["--no-compensate"]):
+            argv = ["start", "saga", "--context", '{"failAt": "ship"}', "--wait", "--json"]
+            code = await asyncio.to_thread(main, [*argv, *extra, *options])
+            assert code == 1  # failed
+            outputs.append(json.loads(capsys.readouterr().out))
+    assert outputs[0]["compensated"] == ["charge", "reserve"]
+    assert outputs[1]["compensated"] == [] and "undoLog" not in outputs[1]["context"]
