@@ -47,6 +47,22 @@ async def test_redis_compensates_like_in_process(
     assert comparable(got) == comparable(expected)
 
 
+async def test_queue_retries_compensate_the_same(redis_url: str, prefix: str) -> None:
+    """retry_mode="queue": node retries are BullMQ attempts; a compensation still retries
+    inside its one job, with the node's settings."""
+    doc = saga(compensations={"reserve": "saga.undo_flaky", "charge": "saga.undo"}, retries=2)
+    bp = load_blueprint(doc)
+    context = {"failAt": "ship"}
+    expected = await FlowRuntime(registry=registry).run(bp, context, run_id="q1")
+    async with adapter(
+        redis_url, prefix, blueprints=[bp], registry=registry, retry_mode="queue"
+    ) as a:
+        await a.start_run(bp.id, context, run_id="q1")
+        got = await a.wait_for_result("q1", timeout_s=30)
+    assert comparable(got) == comparable(expected)
+    assert got.compensated == ["charge", "reserve"]
+
+
 async def test_opt_out_per_run(redis_url: str, prefix: str) -> None:
     bp = load_blueprint(saga())
     async with adapter(redis_url, prefix, blueprints=[bp], registry=registry) as a:
