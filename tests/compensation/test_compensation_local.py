@@ -71,6 +71,7 @@ async def test_a_failed_run_is_compensating_until_its_compensation_job_ran() -> 
     assert await cluster.store.status(run_id) == "compensating"
     assert (await cluster.result(run_id)).status == "running"  # not final yet
     assert await cluster.cancel_run(run_id) is False  # it failed already
+    assert await cluster.pause_run(run_id) is False
     await cluster.worker.handle(job)
     await cluster.worker.handle(job)  # a redelivery changes nothing
     result = await cluster.result(run_id)

@@ -83,6 +83,8 @@ async def test_the_reconciler_re_enqueues_a_lost_compensation_job(
             await a._worker.handle(Job(run_id, node, ()))
         assert await a.get_status(run_id) == "compensating"
         assert await a.get_result(run_id) is None
+        assert await a.cancel_run(run_id) is False  # it failed already
+        assert await a.pause_run(run_id) is False
         with pytest.raises(TimeoutError):
             await a.wait_for_result(run_id, timeout_s=0.3)  # not final while compensating
         queue = a._job_queue_or_fail().queue

@@ -98,3 +98,13 @@ async def test_a_failed_subflow_node_is_not_retried(cluster: Any) -> None:
     assert failed.status == "failed"
     with pytest.raises(ValueError, match="is a subflow"):
         await cluster.retry_run(failed.run_id)
+
+
+async def test_a_paused_run_can_be_cancelled(cluster: Any) -> None:
+    run_id = await cluster.start_run("diamond")
+    assert await cluster.pause_run(run_id) is True
+    assert await cluster.cancel_run(run_id) is True
+    await cluster.drain()
+    assert (await cluster.result(run_id)).status == "cancelled"
+    assert ran(run_id) == {}
+    assert await cluster.resume_run(run_id) is False
