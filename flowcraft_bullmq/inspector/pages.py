@@ -34,10 +34,20 @@ SHORT_CHARS: Final = 96
 LONG_CHARS: Final = 200_000
 #: The timeline shows at most this many activations (a page, not an export).
 MAX_ROWS: Final = 2_000
-RUN_STATUSES: Final = ("running", "awaiting", "completed", "failed", "cancelled", "stalled")
+RUN_STATUSES: Final = (
+    "running",
+    "awaiting",
+    "paused",
+    "compensating",
+    "completed",
+    "failed",
+    "cancelled",
+    "stalled",
+)
 RETRY_NOTE: Final = (
-    "Retry is not offered: BullMQAdapter has no retry of a finished run (a failed node's own "
-    "retries are its maxRetries). Start a new run with the same context instead."
+    "Retry is not offered on this page: run a failed run's failed nodes again with "
+    "'flowcraft retry RUN_ID', or start it over with 'flowcraft restart RUN_ID' "
+    "(docs/run-control.md)."
 )
 
 

@@ -30,6 +30,8 @@ _STYLES: Final = {
     "waiting": "yellow",
     "sleeping": "yellow",
     "awaiting": "bold yellow",
+    "paused": "bold magenta",
+    "compensating": "bold red",
     "skipped": "dim",
     "cancelled": "dim",
     NOT_REACHED: "dim",

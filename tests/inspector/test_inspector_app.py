@@ -114,8 +114,8 @@ async def test_failed_run_page_shows_graph_states_error_timeline_and_values(
         # A long output is cut, with the whole value one click away.
         assert '<details class="value">' in html
         assert json.dumps(BIG, indent=2).replace('"', "&quot;")[:60] in html
-        # No retry (the adapter has none), and no resume or cancel for a finished run.
-        assert "Retry is not offered" in html
+        # No retry on the page (the CLI has it), and no resume or cancel for a finished run.
+        assert "Retry is not offered" in html and "flowcraft retry" in html
         assert 'id="resume-form"' not in html and 'id="cancel-form"' not in html
         # Nothing is loaded from elsewhere.
         assert not re.search(r'(src|href)="(https?:)?//', html)
