@@ -62,3 +62,18 @@ def test_invalid_values_are_refused() -> None:
     for bad in (-1, 1.5, True):
         with pytest.raises(ValueError, match="idempotency_ttl_s"):
             BullMQAdapter(connection="redis://x", blueprints=[], idempotency_ttl_s=bad)  # type: ignore[arg-type]
+
+
+async def test_an_awaiting_run_keeps_its_key_without_a_ttl(
+    redis_url: str, prefix: str, client: Redis
+) -> None:
+    """Awaiting is not an end: the key must outlive any wait (it got the TTL before)."""
+    async with adapter(
+        redis_url, prefix, blueprints=BLUEPRINTS, registry=registry, idempotency_ttl_s=5
+    ) as a:
+        run_id = await a.start_run("waiting", idempotency_key="wait-1")
+        assert (await a.wait_for_result(run_id, timeout_s=20)).status == "awaiting"
+        assert await client.pttl(f"{prefix}:idem:wait-1") == -1
+        await a.resume_with_action(run_id, output=1)
+        assert (await a.wait_for_result(run_id, timeout_s=20)).status == "completed"
+        assert 0 < await client.pttl(f"{prefix}:idem:wait-1") <= 5000
