@@ -273,6 +273,9 @@ class DistributedWorker:
         activation: its node job, a wake, a resume or a `-~child` notification; a subflow
         activation's live child is cancelled (nothing would ever read its result)."""
         run_id = job.run_id
+        if job.kind == COMPENSATE:  # not an activation: the reconciler enqueues it again
+            logger.error("run %s: its compensation job was lost", run_id, extra={"run_id": run_id})
+            return
         loaded = await self.store.load(run_id, akey(job.node_id, job.iteration), ())
         if loaded.status in FINISHED_STATUSES or loaded.done is not None:
             return

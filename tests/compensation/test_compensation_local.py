@@ -111,3 +111,20 @@ async def test_a_failed_subflow_child_compensates_before_its_parent_hears_of_it(
     assert len(children) == 1
     kid = await cluster.result(children[0])
     assert kid.status == "failed" and kid.compensated == ["charge", "reserve"]
+
+
+async def test_a_lost_compensation_job_leaves_the_run_compensating() -> None:
+    """A compensation job BullMQ gave up on is not an activation to fail: the run stays
+    compensating (the reconciler enqueues the job again) and the next job finishes it."""
+    from flowcraft_core.errors import WorkerLostError
+
+    bp = load_blueprint(saga())
+    cluster = LocalCluster(registry=registry, blueprints=[bp], workers=1)
+    run_id = await cluster.start_run(bp.id, {"failAt": "ship"})
+    queue = cluster.queue.queue
+    while (job := queue.get_nowait()).kind != "compensate":
+        await cluster.worker.handle(job)
+    await cluster.worker.fail_activation(job, WorkerLostError("stalled"))
+    assert await cluster.store.status(run_id) == "compensating"
+    await cluster.worker.handle(job)
+    assert (await cluster.result(run_id)).compensated == ["charge", "reserve"]
