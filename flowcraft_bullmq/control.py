@@ -148,6 +148,8 @@ async def restart_run(adapter: BullMQAdapter, run_id: str) -> str:
         run_id=None,
         idempotency_key=None,
         options=options,
+        priority=int(meta.get("priority") or 0),  # the new run is scheduled as the old one
+        queue=meta.get("queue"),
     )
 
 

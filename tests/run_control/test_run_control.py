@@ -143,13 +143,14 @@ async def test_restart_starts_a_linked_run_from_the_initial_context(
     worker: BullMQAdapter, client: Redis, prefix: str
 ) -> None:
     nodes.failing["c"] = 1
-    old = await worker.start_run("diamond", {"k": [1, 2]})
+    old = await worker.start_run("diamond", {"k": [1, 2]}, priority=7)
     assert (await worker.wait_for_result(old, timeout_s=20)).status == "failed"
     new = await worker.restart_run(old)
     assert new != old
     result = await worker.wait_for_result(new, timeout_s=20)
     assert comparable(result) == await in_process("diamond", {"k": [1, 2]})
     assert await client.hget(f"{prefix}:{{{new}}}:meta", "restartedFrom") == old
+    assert await client.hget(f"{prefix}:{{{new}}}:meta", "priority") == "7"  # scheduled alike
     assert ran(new) == {"a": 1, "b": 1, "c": 1, "d": 1, "z": 1}  # everything ran again
 
 
