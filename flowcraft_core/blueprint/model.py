@@ -84,6 +84,11 @@ class NodeConfig(_FrozenModel):
         alias="joinStrategy",
         description="Wait for every incoming edge, or fire on the first.",
     )
+    event: Key | None = Field(
+        None,
+        description="`wait` nodes only: the named event this node waits for (the same as the "
+        "wait's params.event; docs/events.md).",
+    )
     compensate: Key | None = Field(
         None,
         description="Implementation key that undoes this node's work if the run fails after "

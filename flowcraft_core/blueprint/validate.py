@@ -156,6 +156,7 @@ def check_semantics(draft: Draft) -> list[Issue]:
     scatter_ids: set[str] = set()
     for i, node in nodes:
         uses = node.uses
+        issues.extend(_event_config(i, node))
         if uses not in reserved.BUILTIN_KEYS:
             continue
         for sub, code, message in check_builtin_params(uses, node.params):
@@ -229,6 +230,26 @@ def _fallback_targets(
         elif ids is not None and fallback in ids:
             fallback_of.setdefault(fallback, node.id)
     return fallback_of
+
+
+def _event_config(i: int, node: NodeDefinition) -> Iterable[Issue]:
+    """`config.event` (issue 8's spelling of a wait's named event) only on `wait` nodes, and
+    not contradicting `params.event`."""
+    event = node.config.event
+    if event is None:
+        return
+    if node.uses != reserved.WAIT:
+        yield Issue(
+            ("nodes", i, "config", "event"),
+            "UNSUPPORTED_CONFIG",
+            f"only 'wait' nodes wait on a named event; {node.uses!r} nodes take no event",
+        )
+    elif node.params.get("event") not in (None, event):
+        yield Issue(
+            ("nodes", i, "config", "event"),
+            "UNSUPPORTED_CONFIG",
+            f"config.event {event!r} and params.event {node.params['event']!r} differ",
+        )
 
 
 def _unsupported_config(i: int, node: NodeDefinition) -> Iterable[Issue]:

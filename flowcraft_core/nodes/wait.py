@@ -6,6 +6,7 @@ import inspect
 from typing import TYPE_CHECKING, Any
 
 from ..runtime.executor import WAITING, AttemptSpec, Outcome
+from ..runtime.named_events import wait_event
 
 if TYPE_CHECKING:
     from ..runtime.engine import Engine
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
 
 
 async def wait_node(engine: Engine, node: NodePlan, spec: AttemptSpec) -> Outcome:
-    event = (node.params or {}).get("event")  # a named event (docs/events.md)
+    event = wait_event(node.params, node.config)  # a named event (docs/events.md)
     if event is not None:
         return Outcome(WAITING, details={"reason": "event", "event": event}, attempts=1)
     return Outcome(WAITING, details={"reason": "external_event"}, attempts=1)

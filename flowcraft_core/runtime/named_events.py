@@ -1,9 +1,9 @@
 """Named events (docs/events.md): a `wait` node with `params.event` waits for that event, and
 sending the event resumes it with the payload as its output.
 
-`params.event` rather than a new `config` field: it is the wait built-in's own parameter
-(checked with its other params, in its JSON Schema), and a new config field would change the
-content hash (the version pin, SPEC 9.9) of every unversioned blueprint.
+`params.event` is the wait built-in's own parameter (checked with its other params, in its JSON
+Schema); `config.event`, the spelling issue 8 uses, means the same and is accepted on `wait`
+nodes too (the loader refuses it elsewhere, or when it differs from `params.event`).
 """
 
 from __future__ import annotations
@@ -15,14 +15,21 @@ from ..errors import RunNotAwaitingError
 from ..reserved import AWAITING_NODE_IDS, WAIT
 
 if TYPE_CHECKING:
-    from ..blueprint.model import Blueprint
+    from ..blueprint.model import Blueprint, NodeConfig
     from ..results import WorkflowResult
     from .runtime import FlowRuntime
 
 
+def wait_event(params: Mapping[str, Any] | None, config: NodeConfig) -> str | None:
+    """The named event a wait node waits for: `params.event`, or `config.event` (the same
+    thing, in the spelling of issue 8; the loader refuses the two differing)."""
+    event = (params or {}).get("event")
+    return str(event) if event is not None else config.event
+
+
 def event_nodes(bp: Blueprint, name: str) -> list[str]:
     """The wait nodes waiting on event `name`, in blueprint order; ValueError if none."""
-    found = [n.id for n in bp.nodes if n.uses == WAIT and (n.params or {}).get("event") == name]
+    found = [n.id for n in bp.nodes if n.uses == WAIT and wait_event(n.params, n.config) == name]
     if not found:
         raise ValueError(f"no wait node of blueprint {bp.id!r} waits on event {name!r}")
     return found

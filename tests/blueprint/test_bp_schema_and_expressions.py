@@ -75,6 +75,7 @@ def test_schema_uses_json_names_and_describes_every_field() -> None:
         "fallback",
         "joinStrategy",
         "compensate",
+        "event",
         "queue",
     }
     assert "cycleEntryPoints" in defs["BlueprintMetadata"]["properties"]

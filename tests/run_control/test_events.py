@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import control_nodes as nodes
 import pytest
@@ -124,3 +125,50 @@ async def test_on_redis_by_correlation_key_before_and_after_the_wait(
         with pytest.raises(RunNotFoundError):
             await a.send_event("no-such-key", "shipped", 1)
     nodes.reset()
+
+
+def _config_spelling(doc: dict[str, Any]) -> dict[str, Any]:
+    """The same blueprint with each wait's event written as `config.event` (issue 8)."""
+    nodes_ = []
+    for node in doc["nodes"]:
+        event = node.get("params", {}).get("event")
+        if event is None:
+            nodes_.append(node)
+        else:
+            nodes_.append({**node, "params": {}, "config": {"event": event}})
+    return {**doc, "id": doc["id"] + "-config", "nodes": nodes_}
+
+
+async def test_config_event_is_the_same_named_event_in_process_and_distributed() -> None:
+    doc = _config_spelling(ORDER)
+    assert all("event" not in node.get("params", {}) for node in doc["nodes"])
+    runtime = FlowRuntime(registry=registry, blueprints=[doc])
+    waiting = await runtime.run(doc["id"])
+    assert waiting.context["_awaitingDetails"]["w"]["event"] == "payment.received"
+    paid = await runtime.send_event(doc["id"], waiting.serialized_context, "payment.received", 1)
+    done = await runtime.send_event(doc["id"], paid.serialized_context, "shipped", 2)
+    cluster = LocalCluster(registry=registry, blueprints=[doc])
+    run_id = await cluster.start_run(doc["id"])
+    assert await cluster.send_event(run_id, "payment.received", 1) == "buffered"
+    await cluster.drain()
+    assert await cluster.send_event(run_id, "shipped", 2) == "resumed"
+    await cluster.drain()
+    final = await cluster.result(run_id)
+    assert done.status == final.status == "completed"
+    assert final.context["_outputs.w"] == done.context["_outputs.w"] == 1
+
+
+def test_config_event_is_refused_off_wait_nodes_and_when_it_contradicts_params() -> None:
+    off_wait = {"id": "x", "nodes": [n("a", config={"event": "e"})], "edges": []}
+    with pytest.raises(BlueprintError, match=r"nodes\[0\]\.config\.event"):
+        load_blueprint(off_wait)
+    both = {"event": "e"}
+    differ = {
+        "id": "x",
+        "nodes": [n("w", "wait", params={"event": "f"}, config=both)],
+        "edges": [],
+    }
+    with pytest.raises(BlueprintError, match="differ"):
+        load_blueprint(differ)
+    same = {"id": "x", "nodes": [n("w", "wait", params={"event": "e"}, config=both)], "edges": []}
+    load_blueprint(same)
