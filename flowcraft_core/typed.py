@@ -99,7 +99,7 @@ def _checked_result(output_model: type[BaseModel] | None, value: Any, node_id: s
         return value
     if isinstance(value, BaseModel) or not isinstance(value, NodeResult | Mapping):
         model = _validated(output_model, value, node_id, "output")
-        return NodeResult(output=model.model_dump(mode="json"))
+        return NodeResult(output=model.model_dump(mode="json", by_alias=True))
     if isinstance(value, NodeResult):
         output, action = value.output, value.action
     else:
@@ -108,7 +108,7 @@ def _checked_result(output_model: type[BaseModel] | None, value: Any, node_id: s
             return value
         output, action = value.get("output"), value.get("action")
     model = _validated(output_model, output, node_id, "output")
-    return NodeResult(output=model.model_dump(mode="json"), action=action)
+    return NodeResult(output=model.model_dump(mode="json", by_alias=True), action=action)
 
 
 def _typed_context(types: NodeTypes, ctx: NodeContext) -> NodeContext:
@@ -117,7 +117,7 @@ def _typed_context(types: NodeTypes, ctx: NodeContext) -> NodeContext:
         changes["input"] = _validated(types.input, ctx.input, ctx.node_id, "input")
     if types.params is not None:
         params = _validated(types.params, dict(ctx.params), ctx.node_id, "params")
-        changes["params"] = MappingProxyType(params.model_dump(mode="json"))
+        changes["params"] = MappingProxyType(params.model_dump(mode="json", by_alias=True))
     return dataclasses.replace(ctx, **changes) if changes else ctx
 
 

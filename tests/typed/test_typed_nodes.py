@@ -317,3 +317,29 @@ def test_node_validation_error_lists_every_problem() -> None:
     error = NodeValidationError("x", "input", [("input.a", "bad"), ("input.b", "worse")])
     assert str(error) == "node 'x': invalid input: input.a: bad; input.b: worse"
     assert error.problems == [("input.a", "bad"), ("input.b", "worse")]
+
+
+async def test_aliased_fields_keep_their_blueprint_spelling() -> None:
+    """A model with aliases validates the blueprint's names and hands back the same names."""
+    from pydantic import ConfigDict, Field
+
+    class Params(BaseModel):
+        model_config = ConfigDict(populate_by_name=True)
+        tax_rate: float = Field(alias="taxRate")
+
+    class Out(BaseModel):
+        total_cents: int = Field(alias="totalCents")
+
+    reg = NodeRegistry()
+
+    @reg.node("tax", params=Params, output=Out)
+    async def tax(ctx: NodeContext) -> Out:
+        return Out(totalCents=int(100 * (1 + ctx.params["taxRate"])))
+
+    bp = load_blueprint(
+        {"id": "a", "nodes": [{"id": "t", "uses": "tax", "params": {"taxRate": 0.25}}]},
+        registry=reg,
+    )
+    result = await FlowRuntime(registry=reg).run(bp)
+    assert result.status == RunStatus.COMPLETED, result.errors
+    assert result.context["_outputs.t"] == {"totalCents": 125}
