@@ -2,19 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
+from redis_fixtures import redis_fixtures
 
-import pytest
-from redis_server import running_redis_server
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    with running_redis_server("tests/inspector") as port:
-        yield f"redis://127.0.0.1:{port}/0"
-
-
-@pytest.fixture
-def prefix() -> str:
-    return "i" + uuid.uuid4().hex[:10]
+redis_url, prefix, client = redis_fixtures("tests/inspector", "i")

@@ -4,34 +4,14 @@ port, no persistence; no fakes, no skips), a key prefix per test, and real worke
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from obs_support import BLUEPRINTS, ObsWorker
-from redis.asyncio import Redis
-from redis_server import running_redis_server
+from redis_fixtures import redis_fixtures
 
-
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    with running_redis_server("tests/observability") as port:
-        yield f"redis://127.0.0.1:{port}/0"
-
-
-@pytest.fixture
-def prefix() -> str:
-    return "ob" + uuid.uuid4().hex[:10]
-
-
-@pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[Redis]:
-    instance = Redis.from_url(redis_url, decode_responses=True, socket_timeout=None)
-    try:
-        yield instance
-    finally:
-        await instance.aclose()
+redis_url, prefix, client = redis_fixtures("tests/observability", "ob")
 
 
 @pytest.fixture(scope="session")

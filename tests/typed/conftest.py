@@ -1,10 +1,8 @@
-"""The typed example imports as `blueprints.typed_orders.nodes`: the repository root on sys.path."""
+"""The Redis test gets the suite's redis-server fixtures (the typed example imports as
+`blueprints.typed_orders.nodes`: pytest puts the repository root on sys.path)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from redis_fixtures import redis_fixtures
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+redis_url, prefix, client = redis_fixtures("tests/typed", "ty")

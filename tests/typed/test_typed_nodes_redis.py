@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from bullmq_processes import adapter
-from redis_server import running_redis_server
 
 from blueprints.typed_orders.nodes import registry
 from flowcraft_core import FlowRuntime, load_blueprint
@@ -18,12 +16,6 @@ GOOD = {"id": "B-7", "customer": "bo", "lines": [{"sku": "ink", "quantity": 40, 
 BAD = {"id": "B-8", "customer": "bo", "lines": []}
 
 
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    with running_redis_server("tests/typed") as port:
-        yield f"redis://127.0.0.1:{port}/0"
-
-
 def comparable(result: Any) -> tuple[Any, ...]:
     context = {k: v for k, v in result.context.items() if k not in ("_runState", "_executionId")}
     errors = [(e.node_id, e.type, e.message) for e in result.errors]
@@ -31,10 +23,12 @@ def comparable(result: Any) -> tuple[Any, ...]:
 
 
 @pytest.mark.parametrize("order", [GOOD, BAD], ids=["review-route", "empty-lines"])
-async def test_typed_blueprint_gives_the_same_result_on_redis(redis_url: str, order: Any) -> None:
+async def test_typed_blueprint_gives_the_same_result_on_redis(
+    redis_url: str, prefix: str, order: Any
+) -> None:
     bp = load_blueprint(EXAMPLE, registry=registry)
     expected = await FlowRuntime(registry=registry).run(bp, {"order": order})
-    async with adapter(redis_url, "typed", blueprints=[bp], registry=registry) as distributed:
+    async with adapter(redis_url, prefix, blueprints=[bp], registry=registry) as distributed:
         run_id = await distributed.start_run(bp.id, {"order": order})
         result = await distributed.wait_for_result(run_id, timeout_s=30)
     assert comparable(result) == comparable(expected)
