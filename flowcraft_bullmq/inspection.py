@@ -35,9 +35,14 @@ from typing import TYPE_CHECKING, Any, Final
 from bullmq.queue_keys import QueueKeys
 
 from flowcraft_core.blueprint import Blueprint
-from flowcraft_core.distributed.durable import split_akey
 from flowcraft_core.distributed.frontier import READY, SKIP
-from flowcraft_core.distributed.protocol import FINISHED_STATUSES, RESUME, Job, node_queue
+from flowcraft_core.distributed.protocol import (
+    FINISHED_STATUSES,
+    RESUME,
+    Job,
+    node_queue,
+    split_akey,
+)
 from flowcraft_core.distributed.protocol import akey as make_akey
 from flowcraft_core.errors import RunNotFoundError
 from flowcraft_core.ids import activation_id

@@ -28,6 +28,7 @@ from flowcraft_core.distributed.protocol import (
     Loaded,
     Route,
     Transition,
+    split_akey,
 )
 from flowcraft_core.errors import RunNotFoundError
 
@@ -394,8 +395,7 @@ class RedisCoordinationStore:
 
 
 def _followup_of(akey: str) -> Followup:
-    node_id, _, text = akey.rpartition("@")
-    return Followup(akey, node_id, tuple(int(i) for i in text.split(".")) if text else ())
+    return Followup(akey, *split_akey(akey))
 
 
 def _decode_hash(fields: Mapping[str, str]) -> dict[str, Any]:

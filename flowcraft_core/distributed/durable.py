@@ -42,6 +42,7 @@ from .protocol import (
     Loaded,
     Route,
     Transition,
+    split_akey,
 )
 
 if TYPE_CHECKING:
@@ -60,12 +61,6 @@ BUFFERED: Final = "buffered"
 
 def now_ms() -> float:
     return time.time() * 1000.0
-
-
-def split_akey(key: str) -> tuple[str, tuple[int, ...]]:
-    """(node id, iteration) of an akey `<nodeId>@<i.j>`."""
-    node_id, _, text = key.rpartition("@")
-    return node_id, tuple(int(i) for i in text.split(".")) if text else ()
 
 
 def wake_job(
@@ -296,6 +291,5 @@ __all__ = [
     "handle_parked",
     "resume",
     "sleeping",
-    "split_akey",
     "wake_job",
 ]

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..runtime.named_events import event_nodes, pick
 from . import durable
+from .protocol import split_akey
 
 if TYPE_CHECKING:
     from .worker import DistributedWorker
@@ -20,7 +21,7 @@ async def send_event(worker: DistributedWorker, run_id: str, name: str, payload:
     bp = await durable.run_blueprint(worker, run_id)
     nodes = event_nodes(bp, name)
     _, _, _, waiting = await store.result(run_id)
-    target = pick(nodes, [durable.split_akey(key)[0] for key in waiting])
+    target = pick(nodes, [split_akey(key)[0] for key in waiting])
     return await durable.resume(worker, run_id, node_id=target, output=payload, action=None)
 
 

@@ -35,6 +35,7 @@ from .protocol import (
     Transition,
     akey,
     loop_instance_key,
+    split_akey,
     waiting_base,
 )
 
@@ -392,9 +393,7 @@ class InMemoryCoordinationStore:
     @staticmethod
     def _owed(run: _Run, akey: str) -> None:
         """A waiting activation is owed its completion again (in the frontier)."""
-        node_id, _, text = akey.rpartition("@")
-        iteration = tuple(int(i) for i in text.split(".")) if text else ()
-        run.frontier[akey] = ready_entry(Followup(akey, node_id, iteration))
+        run.frontier[akey] = ready_entry(Followup(akey, *split_akey(akey)))
 
     @staticmethod
     def _wake(run: _Run) -> None:

@@ -58,6 +58,12 @@ def akey(node_id: str, iteration: Sequence[int]) -> str:
     return f"{node_id}@{iteration_text(iteration)}"
 
 
+def split_akey(key: str) -> tuple[str, tuple[int, ...]]:
+    """(node id, iteration) of an akey `<nodeId>@<i.j>`: the inverse of `akey`."""
+    node_id, _, text = key.rpartition("@")
+    return node_id, tuple(int(i) for i in text.split(".")) if text else ()
+
+
 def waiting_base(key: str) -> str:
     """The activation akey of a waiting transition's akey (`<akey>~wait`, or
     `<akey>~wait~<episode>` for a subflow node waiting on its child)."""
@@ -444,5 +450,6 @@ __all__ = [
     "akey",
     "loop_instance_key",
     "node_queue",
+    "split_akey",
     "waiting_base",
 ]

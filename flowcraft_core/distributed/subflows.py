@@ -36,7 +36,6 @@ from ..results import RunStatus
 from ..runtime.executor import AttemptSpec, Outcome
 from ..runtime.plan import ExecutionPlan, NodePlan, get_plan
 from . import transitions
-from .durable import split_akey
 from .frontier import READY
 from .protocol import (
     CHILD,
@@ -48,6 +47,7 @@ from .protocol import (
     Loaded,
     Transition,
     akey,
+    split_akey,
 )
 
 if TYPE_CHECKING:
