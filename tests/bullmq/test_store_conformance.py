@@ -15,7 +15,7 @@ import itertools
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from typing import Any
@@ -36,6 +36,7 @@ from redis.asyncio.connection import AbstractConnection
 from redis.crc import key_slot
 from runtime.test_random_dags import Workload
 from strategies import workflow_dags
+from transition_builders import fu, ready, res, step
 
 from flowcraft_bullmq import RedisContext, RedisCoordinationStore
 from flowcraft_bullmq.multiplex import Multiplexer
@@ -48,13 +49,11 @@ from flowcraft_core.distributed.protocol import (
     LOOP_END,
     PARKED,
     SKIPPED,
-    SUCCEEDED,
     WAITING,
     Applied,
     BatchOpen,
     Close,
     CoordinationStore,
-    Followup,
     ItemEnd,
     LoopEnd,
     NextIteration,
@@ -68,68 +67,6 @@ R = "r1"
 
 
 # --------------------------------------------------------------------------- builders
-
-
-def _split(akey: str) -> tuple[str, tuple[int, ...]]:
-    node_id, _, text = akey.partition("@")
-    return node_id, tuple(int(i) for i in text.split(".")) if text else ()
-
-
-def fu(akey: str, status: int = TAKEN) -> Followup:
-    node_id, iteration = _split(akey)
-    return Followup(akey, node_id, iteration, status)
-
-
-def ready(*akeys: str) -> list[Followup]:
-    return [fu(a) for a in akeys]
-
-
-def res(
-    target: str,
-    pred: str,
-    status: int = TAKEN,
-    value: Any = None,
-    *,
-    expected: int = 0,
-    any_: bool = False,
-    dead: Sequence[str] = (),
-    opens: Sequence[str] = (),
-) -> Resolution:
-    node_id, iteration = _split(target)
-    return Resolution(
-        target, node_id, iteration, pred, status, value, expected, any_, tuple(dead), tuple(opens)
-    )
-
-
-def step(
-    akey: str,
-    *resolutions: Resolution,
-    outcome: str = SUCCEEDED,
-    output: Any = None,
-    output_keys: Sequence[str] = (),
-    ops: Sequence[tuple[str, Any, bool]] = (),
-    error: dict[str, Any] | None = None,
-    waiting: dict[str, Any] | None = None,
-    nxt: Sequence[NextIteration] = (),
-    exits: Sequence[tuple[str, int]] = (),
-    close: Sequence[Close] = (),
-) -> Transition:
-    node_id, iteration = _split(akey.removesuffix("~wait"))
-    return Transition(
-        akey=akey,
-        node_id=node_id,
-        iteration=iteration,
-        outcome=outcome,
-        output=output,
-        output_keys=tuple(output_keys),
-        ops=list(ops),
-        error=error,
-        waiting=waiting,
-        resolutions=list(resolutions),
-        next=list(nxt),
-        exits=list(exits),
-        close=list(close),
-    )
 
 
 def error(node_id: str = "a") -> dict[str, Any]:

@@ -7,13 +7,13 @@ result.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
 import pytest
 from distributed.test_memory_parity import CASES, comparable, make_registry
 from redis.asyncio import Redis
+from transition_builders import res, split_key, step
 
 from flowcraft_bullmq import RedisCoordinationStore
 from flowcraft_bullmq.keys import FIXED
@@ -33,7 +33,6 @@ from flowcraft_core.distributed.protocol import (
 )
 from flowcraft_core.distributed.protocol import (
     SKIPPED,
-    SUCCEEDED,
     WAITING,
     Applied,
     Close,
@@ -41,7 +40,6 @@ from flowcraft_core.distributed.protocol import (
     Job,
     LoopEnd,
     NextIteration,
-    Resolution,
     Transition,
 )
 from flowcraft_core.errors import RunNotFoundError
@@ -54,55 +52,13 @@ R = "r1"
 # --------------------------------------------------------------------------- builders
 
 
-def _split(akey: str) -> tuple[str, tuple[int, ...]]:
-    node_id, _, text = akey.partition("@")
-    return node_id, tuple(int(i) for i in text.split(".")) if text else ()
-
-
 def owed(akey: str, status: int = TAKEN) -> FrontierEntry:
-    node_id, iteration = _split(akey)
+    node_id, iteration = split_key(akey)
     return FrontierEntry(READY if status == TAKEN else SKIP, akey, node_id, iteration, status)
 
 
-def res(
-    target: str,
-    pred: str,
-    status: int = TAKEN,
-    *,
-    expected: int = 0,
-    opens: Sequence[str] = (),
-) -> Resolution:
-    node_id, iteration = _split(target)
-    return Resolution(
-        target, node_id, iteration, pred, status, None, expected, False, (), tuple(opens)
-    )
-
-
-def step(
-    akey: str,
-    *resolutions: Resolution,
-    outcome: str = SUCCEEDED,
-    waiting: dict[str, Any] | None = None,
-    nxt: Sequence[NextIteration] = (),
-    exits: Sequence[tuple[str, int]] = (),
-    close: Sequence[Close] = (),
-) -> Transition:
-    node_id, iteration = _split(akey.removesuffix("~wait"))
-    return Transition(
-        akey=akey,
-        node_id=node_id,
-        iteration=iteration,
-        outcome=outcome,
-        waiting=waiting,
-        resolutions=list(resolutions),
-        next=list(nxt),
-        exits=list(exits),
-        close=list(close),
-    )
-
-
 async def start(store: Any, *entries: str, run_id: str = R) -> None:
-    followups = [Followup(a, *_split(a)) for a in entries]
+    followups = [Followup(a, *split_key(a)) for a in entries]
     await store.create_run(run_id, blueprint_id="bp", pin="p", context={}, entries=followups)
 
 
