@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bullmq_processes import adapter as adapter  # re-exported for the tests here
+from distributed.test_memory_parity import APPROVAL as APPROVAL  # re-exported too
 
 
 def n(node_id: str, uses: str, **extra: Any) -> dict[str, Any]:
@@ -19,22 +20,3 @@ def chain(length: int, blueprint_id: str = "chain") -> dict[str, Any]:
     nodes = [n(f"n{i}", "inc") for i in range(length)]
     edges = [e(f"n{i}", f"n{i + 1}") for i in range(length - 1)]
     return {"id": blueprint_id, "nodes": nodes, "edges": edges}
-
-
-APPROVAL: dict[str, Any] = {
-    "id": "approval",
-    "nodes": [
-        n("a", "inc"),
-        n("ask", "wait"),
-        n("yes", "inc"),
-        n("no", "inc"),
-        n("end", "sum"),
-    ],
-    "edges": [
-        e("a", "ask"),
-        e("ask", "yes", action="approve"),
-        e("ask", "no", action="reject"),
-        e("yes", "end"),
-        e("no", "end"),
-    ],
-}

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
-from distributed.test_memory_parity import comparable, e, make_registry, n
+from distributed.test_memory_parity import APPROVAL, comparable, e, make_registry, n
 
 from flowcraft_core import FlowRuntime, NodeRegistry, RunNotAwaitingError, RunNotFoundError
 from flowcraft_core.distributed import Job, LocalCluster
@@ -59,19 +59,6 @@ SLEEP_LOOP = {
         e("z", "b"),
         e("b", "L"),
         e("L", "done", action="break"),
-    ],
-}
-
-#: a -> ask (wait) -> yes | no -> end.
-APPROVAL = {
-    "id": "approval",
-    "nodes": [n("a", "inc"), n("ask", "wait"), n("yes", "inc"), n("no", "inc"), n("end", "sum")],
-    "edges": [
-        e("a", "ask"),
-        e("ask", "yes", action="approve"),
-        e("ask", "no", action="reject"),
-        e("yes", "end"),
-        e("no", "end"),
     ],
 }
 

@@ -405,24 +405,22 @@ async def test_same_result_as_in_process(name: str) -> None:
     assert comparable(distributed) == comparable(local)
 
 
+#: a -> ask (a wait) -> yes | no by the resume's action -> end.
+APPROVAL: dict[str, Any] = {
+    "id": "approval",
+    "nodes": [n("a", "inc"), n("ask", "wait"), n("yes", "inc"), n("no", "inc"), n("end", "sum")],
+    "edges": [
+        e("a", "ask"),
+        e("ask", "yes", action="approve"),
+        e("ask", "no", action="reject"),
+        e("yes", "end"),
+        e("no", "end"),
+    ],
+}
+
+
 async def test_wait_resumed_with_an_action_routes_the_same() -> None:
-    blueprint = {
-        "id": "approval",
-        "nodes": [
-            n("a", "inc"),
-            n("ask", "wait"),
-            n("yes", "inc"),
-            n("no", "inc"),
-            n("end", "sum"),
-        ],
-        "edges": [
-            e("a", "ask"),
-            e("ask", "yes", action="approve"),
-            e("ask", "no", action="reject"),
-            e("yes", "end"),
-            e("no", "end"),
-        ],
-    }
+    blueprint = APPROVAL
     reg = make_registry()
     runtime = FlowRuntime(registry=reg, blueprints=[blueprint])
     paused = await runtime.run("approval", run_id="r-wait")
