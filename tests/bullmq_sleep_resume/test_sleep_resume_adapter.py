@@ -126,7 +126,10 @@ async def test_a_sleep_does_not_hold_a_worker(redis_url: str, prefix: str) -> No
 
 
 async def test_a_sleep_survives_a_worker_restart(redis_url: str, prefix: str) -> None:
-    blueprint = sleepy("1500ms")
+    # Longer than BullMQ's longest blocking fetch (5 s): `close()` can wait for a fetch in
+    # flight, and a wake that falls due meanwhile would be run by the closing worker (known
+    # issue, see the issue note), which is not what this test is about.
+    blueprint = sleepy("6s")
     async with adapter(redis_url, prefix, [blueprint]) as first:
         run_id = await first.start_run("sleepy", run_id="r1")
         await sleeping(redis_url, prefix, run_id, "z")
