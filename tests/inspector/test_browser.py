@@ -112,7 +112,9 @@ async def test_inspector_page_in_headless_chromium(
                 assert await page.locator("table.runs tbody tr").count() == 1
 
                 # The failed run: its graph (drawn, coloured) and the failing node's error.
-                await page.click("text=b1")
+                # The link itself: a bare "text=b1" also matches the header's random prefix
+                # when its hex happens to hold "b1".
+                await page.get_by_role("link", name="b1", exact=True).click()
                 await page.wait_for_url("**/runs/b1")
                 charge = page.locator('svg.graph g[data-node="charge"]')
                 assert await charge.get_attribute("data-state") == "failed"
