@@ -250,9 +250,12 @@ def _rate(results: Results, workload: str, procs: str) -> float | None:
 
 def distributed_targets(results: Results) -> list[Target]:
     chain1 = _rate(results, "chain10", "1")
+    # The rate target compares like with like: chain10's jobs drained as the bare worker's
+    # are (runs created first, queue resumed); the started-at-once ratio is printed as info.
+    drain1 = _rate(results, "chain10:drain", "1")
     fan_id = next((r.workload for r in results.rows if r.workload.startswith("fanout")), "fanout")
     bare = results.bare.node_rate if results.bare else None
-    chain_row = results.find("chain10", "1")
+    chain_row = results.find("chain10:drain", "1") or results.find("chain10", "1")
     cpu_ratio = (
         _ratio(results.bare.worker_cpu_us_per_node, chain_row.worker_cpu_us_per_node)
         if results.bare and chain_row
@@ -260,10 +263,16 @@ def distributed_targets(results: Results) -> list[Target]:
     )
     out = [
         _target(
-            "chain10 (1 worker) / bare BullMQ job rate",
-            _ratio(chain1, bare),
+            "chain10 drained (1 worker) / bare BullMQ rate",
+            _ratio(drain1, bare),
             ">= 0.8",
             lambda v: v >= 0.8,
+        ),
+        Target(
+            "chain10 started at once (1 worker) / bare",
+            _ratio(chain1, bare),
+            "(info)",
+            None,
         ),
         _target(
             "chain10 / bare BullMQ by worker CPU per job",

@@ -73,7 +73,7 @@ def test_distributed_section_runs_flowcraft_workers_and_the_bare_baseline() -> N
     sections = bench("--only", "distributed")
     lines = sections["distributed"]
     table = rows(lines)
-    for workload in ("chain10", "diamond8", "fanout100"):
+    for workload in ("chain10", "diamond8", "fanout100", "chain10:drain", "diamond8:drain"):
         for procs in ("1", "2"):
             row = table[(workload, procs)]
             assert row[-1] == "completed", row
@@ -90,7 +90,8 @@ def test_distributed_section_runs_flowcraft_workers_and_the_bare_baseline() -> N
     assert number(ours.split()[1]) > 0 and "load.lua" in ours and "complete.lua" in ours
     found = targets(sections)
     for name in (
-        "chain10 (1 worker) / bare BullMQ job rate",
+        "chain10 drained (1 worker) / bare BullMQ rate",
+        "chain10 started at once (1 worker) / bare",
         "chain10 / bare BullMQ by worker CPU per job",
         "fanout100 / chain10 per-node rate (1 worker)",
         "our Redis round trips per node (MONITOR)",
