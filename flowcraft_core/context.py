@@ -193,14 +193,19 @@ class AsyncContextView:
     __slots__ = ("_loop_thread", "_sync", "buffer", "loop", "store")
 
     def __init__(
-        self, store: ContextStore, buffer: WriteBuffer, loop: asyncio.AbstractEventLoop
+        self,
+        store: ContextStore,
+        buffer: WriteBuffer,
+        loop: asyncio.AbstractEventLoop,
+        loop_thread: int | None = None,
     ) -> None:
         self.store = store
         self.buffer = buffer
         self.loop = loop
         self._sync: SyncContextView | None = None
-        # Built on the loop thread; the sync view refuses to block this thread.
-        self._loop_thread = threading.get_ident()
+        # Built on the loop thread (`loop_thread`, if the caller knows it already); the sync
+        # view refuses to block this thread.
+        self._loop_thread = loop_thread if loop_thread is not None else threading.get_ident()
 
     async def _read(self, key: str) -> Any:
         value = self.buffer.lookup(key)

@@ -38,4 +38,16 @@ def activation_id(run_id: str, node_id: str, iteration: Sequence[int]) -> str:
     return f"{run_id}-{node_token(node_id)}-{iteration_token(iteration)}"
 
 
-__all__ = ["activation_id", "iteration_token", "new_run_id", "node_token", "validate_run_id"]
+def activation_id_of_token(run_id: str, token: str, iteration: Sequence[int]) -> str:
+    """`activation_id` with the node token already computed (the plan keeps one per node)."""
+    return f"{run_id}-{token}-{iteration_token(iteration) if iteration else '0'}"
+
+
+__all__ = [
+    "activation_id",
+    "activation_id_of_token",
+    "iteration_token",
+    "new_run_id",
+    "node_token",
+    "validate_run_id",
+]

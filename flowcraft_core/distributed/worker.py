@@ -126,7 +126,6 @@ class _JobHost(ActivationRunner):
             dependencies=runtime.dependencies,
             emit=self.events.append if self.events is not None else None,
             is_cancelled=lambda: False,
-            track_signal=lambda _signal: None,
         )
 
     def emit(self, event: FlowEvent) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from ..cancellation import CancellationToken
 from ..context import ContextStore, WriteBuffer
 from ..events import FlowEvent, NodeError, NodeFinish, NodeStart
-from ..ids import activation_id
+from ..ids import activation_id_of_token, node_token
 from ..node import NodeContext
 from ..reserved import CATCH_ERROR
 from ..results import ErrorRecord, NodeResult
@@ -73,12 +73,15 @@ class ActivationRunner:
     def attempt_spec(self, node: NodePlan, iteration: tuple[int, ...], value: Any) -> AttemptSpec:
         """The attempt settings of an activation of `node` (its own config and identity)."""
         config = node.config
+        token = node.token
+        if token is None:
+            token = node.token = node_token(node.id)
         return AttemptSpec(
             node_id=node.id,
             params=node.params,
             input=value,
             iteration=iteration,
-            activation_id=activation_id(self.run_id, node.id, iteration),
+            activation_id=activation_id_of_token(self.run_id, token, iteration),
             max_attempts=config.max_retries,
             retry_delay_ms=config.retry_delay,
             exponential=config.backoff == "exponential",
@@ -198,6 +201,8 @@ class ActivationRunner:
             outcome: Outcome = await impl(self, node, spec)
         elif impl.is_class:
             outcome = await self.executor.run_class(impl, spec, first_ctx)
+        elif impl.is_async:  # run_function's own fast case, one frame less per node
+            outcome = await self.executor.attempts(spec, impl.impl, first_ctx=first_ctx)
         else:
             outcome = await self.executor.run_function(impl, spec, first_ctx)
         recover = outcome.recover

@@ -113,7 +113,8 @@ class Engine(ActivationRunner):
         #: Workers spawned but not yet started (each will claim one ready activation).
         self._unclaimed = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        self._signals: dict[asyncio.Task[Any], CancellationToken] = {}
+        #: Signals of the attempts in flight (the executor adds and removes them).
+        self._signals: dict[CancellationToken, None] = {}
         self._done: asyncio.Future[None] | None = None
         self._flushing = False
         self.executor = Executor(
@@ -123,7 +124,7 @@ class Engine(ActivationRunner):
             dependencies=dependencies,
             emit=self._emit if emitter is not None else None,
             is_cancelled=lambda: self.cancelled,
-            track_signal=self._track_signal,
+            signals=self._signals,
         )
         self._debug = logger.isEnabledFor(logging.DEBUG)
 
@@ -234,20 +235,12 @@ class Engine(ActivationRunner):
         if self.cancelled:
             return
         self.cancelled = True
-        for task, signal in list(self._signals.items()):
+        # Every attempt runs in a worker task (or in one a worker awaits): signals first, so
+        # node code sees its signal set when the CancelledError arrives.
+        for signal in list(self._signals):
             signal.cancel("cancelled")
-            task.cancel()
         for task in list(self._tasks):
             task.cancel()
-
-    def _track_signal(self, signal: CancellationToken | None) -> None:
-        task = asyncio.current_task()
-        if task is None:
-            return
-        if signal is None:
-            self._signals.pop(task, None)
-        else:
-            self._signals[task] = signal
 
     # ----------------------------------------------------------------- one activation
     def _input(self, act: Act) -> Any:
@@ -264,12 +257,18 @@ class Engine(ActivationRunner):
         if not act.entry:
             self.data[INPUTS_PREFIX + node.id] = act.value
         value = self._input(act)
-        self.node_started(node.id, act.iteration, value)
-        if self.events:
-            await self.flush()
+        events = self.events
+        if events is not None or self._debug:
+            self.node_started(node.id, act.iteration, value)
+            if events:
+                await self.flush()
         spec = self.attempt_spec(node, act.iteration, value)
-        started = time.perf_counter()
-        outcome = await self.execute(node, spec)
+        # The start time only feeds NodeFinish.duration_ms.
+        started = time.perf_counter() if events is not None else 0.0
+        if self.chain is None:
+            outcome = await self.run_node(node, spec, None)
+        else:
+            outcome = await self.execute(node, spec)
         self._complete(act, outcome, started)
         self.state.drain()
         if self.events:

@@ -11,9 +11,10 @@ import contextvars
 import functools
 import inspect
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..cancellation import CancellationToken
@@ -110,8 +111,40 @@ class Implementation:
         return cls(impl, False, is_async)
 
 
+_RESULT_KEYS = frozenset(("output", "action"))
+_PLAIN = (str, int, bool, type(None))
+_new = object.__new__
+
+
+def _slot_setter(cls: type, name: str) -> Callable[[Any, Any], None]:
+    """The slot descriptor's setter: writes a frozen dataclass's field without __setattr__."""
+    setter: Callable[[Any, Any], None] = getattr(cls, name).__set__
+    return setter
+
+
+_set_output = _slot_setter(NodeResult, "output")
+_set_action = _slot_setter(NodeResult, "action")
+
+
+def _result(output: Any, action: str | None) -> NodeResult:
+    """NodeResult(output, action) through the slot descriptors: a frozen dataclass's __init__
+    goes through object.__setattr__ per field, twice the cost on the per-node path."""
+    result = _new(NodeResult)
+    _set_output(result, output)
+    _set_action(result, action)
+    return result
+
+
 def normalize_result(value: Any, node_id: str) -> NodeResult:
     """NodeResult, a mapping with keys among {output, action}, or None."""
+    if type(value) is dict and value.keys() <= _RESULT_KEYS:  # the common case, checked cheaply
+        output = value.get("output")
+        action = value.get("action")
+        if action is not None and not isinstance(action, str):
+            raise InvalidNodeResultError(node_id, f"action must be a string, got {action!r}")
+        if type(output) not in _PLAIN:
+            output = check_json(output, node_id=node_id, key="_outputs." + node_id)
+        return _result(output, action)
     if type(value) is NodeResult:
         result = value
     elif value is None:
@@ -119,7 +152,7 @@ def normalize_result(value: Any, node_id: str) -> NodeResult:
     elif isinstance(value, NodeResult):
         result = value
     elif isinstance(value, Mapping):
-        extra = set(value) - {"output", "action"}
+        extra = set(value) - _RESULT_KEYS
         if extra:
             raise InvalidNodeResultError(node_id, f"unexpected keys {sorted(map(str, extra))}")
         result = NodeResult(output=value.get("output"), action=value.get("action"))
@@ -130,7 +163,7 @@ def normalize_result(value: Any, node_id: str) -> NodeResult:
     if result.action is not None and not isinstance(result.action, str):
         raise InvalidNodeResultError(node_id, f"action must be a string, got {result.action!r}")
     output = result.output
-    if type(output) not in (str, int, bool, type(None)):
+    if type(output) not in _PLAIN:
         checked = check_json(output, node_id=node_id, key="_outputs." + node_id)
         if checked is not output:
             result = NodeResult(output=checked, action=result.action)
@@ -184,8 +217,42 @@ class AttemptSpec:
     defer_retries: bool = False
 
 
+_CONTEXT_FIELDS = (
+    "context",
+    "input",
+    "params",
+    "dependencies",
+    "run_id",
+    "blueprint_id",
+    "node_id",
+    "iteration",
+    "attempt",
+    "activation_id",
+    "signal",
+)
+if tuple(f.name for f in fields(NodeContext)) != _CONTEXT_FIELDS:  # pragma: no cover
+    raise ImportError("NodeContext's fields changed: update executor._CONTEXT_FIELDS")
+(
+    _set_context,
+    _set_input,
+    _set_params,
+    _set_dependencies,
+    _set_run_id,
+    _set_blueprint_id,
+    _set_node_id,
+    _set_iteration,
+    _set_attempt,
+    _set_activation_id,
+    _set_signal,
+) = (_slot_setter(NodeContext, name) for name in _CONTEXT_FIELDS)
+
+
 class Executor:
-    """Runs attempts for one run; `emit` is None when nobody listens to events."""
+    """Runs attempts for one run; `emit` is None when nobody listens to events.
+
+    `signals`, when given, holds the signal of every attempt in flight (the engine cancels
+    them when the run is cancelled).
+    """
 
     def __init__(
         self,
@@ -196,7 +263,7 @@ class Executor:
         dependencies: Mapping[str, Any],
         emit: Callable[[FlowEvent], None] | None,
         is_cancelled: Callable[[], bool],
-        track_signal: Callable[[CancellationToken | None], None],
+        signals: dict[CancellationToken, None] | None = None,
     ) -> None:
         self.store = store
         self.run_id = run_id
@@ -204,25 +271,28 @@ class Executor:
         self.dependencies = dependencies
         self.emit = emit
         self.is_cancelled = is_cancelled
-        self.track_signal = track_signal
+        self.signals = signals
         self.loop = asyncio.get_running_loop()
+        self.loop_thread = threading.get_ident()
 
     def make_context(
         self, spec: AttemptSpec, attempt: int, buffer: WriteBuffer, signal: CancellationToken
     ) -> NodeContext:
-        return NodeContext(
-            context=AsyncContextView(self.store, buffer, self.loop),
-            input=spec.input,
-            params=spec.params,
-            dependencies=self.dependencies,
-            run_id=self.run_id,
-            blueprint_id=self.blueprint_id,
-            node_id=spec.node_id,
-            iteration=spec.iteration,
-            attempt=attempt,
-            activation_id=spec.activation_id,
-            signal=signal,
-        )
+        # Built through the slot descriptors, like _result: a frozen dataclass's __init__
+        # costs twice as much, and there is one context per attempt.
+        ctx: NodeContext = _new(NodeContext)
+        _set_context(ctx, AsyncContextView(self.store, buffer, self.loop, self.loop_thread))
+        _set_input(ctx, spec.input)
+        _set_params(ctx, spec.params)
+        _set_dependencies(ctx, self.dependencies)
+        _set_run_id(ctx, self.run_id)
+        _set_blueprint_id(ctx, self.blueprint_id)
+        _set_node_id(ctx, spec.node_id)
+        _set_iteration(ctx, spec.iteration)
+        _set_attempt(ctx, attempt)
+        _set_activation_id(ctx, spec.activation_id)
+        _set_signal(ctx, signal)
+        return ctx
 
     def _abandon(self, buffer: WriteBuffer, signal: CancellationToken, reason: str) -> None:
         buffer.closed = True
@@ -253,11 +323,18 @@ class Executor:
                 raise NodeTimeoutError(spec.node_id, spec.timeout_ms) from None
             raise
         except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if self.is_cancelled() or (task is not None and task.cancelling()):
-                self._abandon(buffer, signal, "cancelled")
+            if self._cancelled(buffer, signal):
                 raise
             raise RuntimeError("node code raised CancelledError") from None
+
+    def _cancelled(self, buffer: WriteBuffer, signal: CancellationToken) -> bool:
+        """After CancelledError: True (attempt abandoned) if the run or the task is being
+        cancelled; False if node code raised it on its own."""
+        task = asyncio.current_task()
+        if self.is_cancelled() or (task is not None and task.cancelling()):
+            self._abandon(buffer, signal, "cancelled")
+            return True
+        return False
 
     async def attempts(
         self,
@@ -271,6 +348,7 @@ class Executor:
         last: BaseException | None = None
         attempt = 0
         first = max(1, min(spec.first_attempt, spec.max_attempts))
+        signals = self.signals
         for attempt in range(first, spec.max_attempts + 1):
             if attempt == first and first_ctx is not None:
                 ctx = first_ctx
@@ -280,9 +358,20 @@ class Executor:
                 buffer = fresh_buffer() if fresh_buffer is not None else WriteBuffer(spec.node_id)
                 signal = CancellationToken()
                 ctx = self.make_context(spec, attempt, buffer, signal)
-            self.track_signal(signal)
+            if signals is not None:
+                signals[signal] = None
             try:
-                raw = await self._timed(functools.partial(run_attempt, ctx), spec, buffer, signal)
+                if spec.timeout_ms is None:  # _timed without a deadline, one frame less
+                    try:
+                        raw = await run_attempt(ctx)
+                    except asyncio.CancelledError:
+                        if self._cancelled(buffer, signal):
+                            raise
+                        raise RuntimeError("node code raised CancelledError") from None
+                else:
+                    raw = await self._timed(
+                        functools.partial(run_attempt, ctx), spec, buffer, signal
+                    )
                 if isinstance(raw, Waiting):
                     return Outcome(WAITING, details=raw.details, attempts=attempt)
                 result = normalize_result(raw, spec.node_id)
@@ -328,7 +417,8 @@ class Executor:
                 if delay > 0:
                     await asyncio.sleep(delay / 1000.0)
             finally:
-                self.track_signal(None)
+                if signals is not None:
+                    signals.pop(signal, None)
         assert last is not None
         return Outcome(FAILED, error=last, attempts=attempt)
 
@@ -336,10 +426,11 @@ class Executor:
         self, impl: Implementation, spec: AttemptSpec, first_ctx: NodeContext | None = None
     ) -> Outcome:
         fn = impl.impl
-        is_async = impl.is_async
+        if impl.is_async:  # fn(ctx) is the awaitable: no wrapper
+            return await self.attempts(spec, fn, first_ctx=first_ctx)
 
         def attempt(ctx: NodeContext) -> Awaitable[Any]:
-            return _invoke(is_async, fn, ctx)
+            return _invoke(False, fn, ctx)
 
         return await self.attempts(spec, attempt, first_ctx=first_ctx)
 

@@ -79,6 +79,8 @@ class NodePlan:
     #: Some out-edge has a condition or transform (routing needs a context reader).
     has_expressions: bool = False
     exit_edges: tuple[EdgePlan, ...] = ()
+    #: `ids.node_token(id)`, filled on first use (activation ids).
+    token: str | None = None
 
 
 @dataclass(slots=True, eq=False)
