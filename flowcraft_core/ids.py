@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from collections.abc import Sequence
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9_.~-]{1,256}$")
@@ -11,7 +11,12 @@ _SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234567
 
 
 def new_run_id() -> str:
-    return uuid.uuid4().hex
+    """A `uuid4().hex` (what the SPEC generates) without building a UUID object: a third of
+    the cost, once per run."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return raw.hex()
 
 
 def validate_run_id(run_id: str) -> str:

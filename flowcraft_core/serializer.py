@@ -48,6 +48,13 @@ def check_json(value: Any, *, node_id: str | None = None, key: str | None = None
         raise SerializationError(
             f"value of type {_type_name(value)} is not JSON data", node_id=node_id, key=key
         )
+    if cls is dict:
+        # A flat dict of scalars (a small run's whole context) needs no stack.
+        for k, child in value.items():
+            if type(k) is not str or type(child) not in _SCALARS:
+                break
+        else:
+            return value
     root: list[Any] = [value]
     # Stack of (container, parent, slot, depth) where converted tuples are written back.
     stack: list[tuple[Any, Any, Any, int]] = [(value, root, 0, 1)]

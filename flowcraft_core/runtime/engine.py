@@ -194,7 +194,7 @@ class Engine(ActivationRunner):
             self._workers += 1
             self._unclaimed += 1
             want -= 1
-            task = asyncio.ensure_future(self._worker())
+            task = self.executor.loop.create_task(self._worker())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -401,6 +401,14 @@ class Engine(ActivationRunner):
         self.errors.append(self.node_failed(node.id, iteration, error, attempts, fallback_error))
         self.state.resolve_all(node, iteration, FAILED_RES)
 
+    def release(self) -> None:
+        """Break the engine's reference cycles (callbacks into itself) once the run is over,
+        so refcounting frees a run at once: left to the cyclic GC, a run's ~25 objects made
+        it collect every few runs (6% of chain10's time)."""
+        self.state.on_skip = self.state.on_loop_limit = self.state.gate = None
+        self.executor.is_cancelled = _not_cancelled
+        del self.batches
+
     # ----------------------------------------------------------------- end state
     def awaiting_state(self) -> dict[str, Any]:
         """The reserved keys of an awaiting run's context (SPEC 3.12)."""
@@ -444,6 +452,10 @@ class Engine(ActivationRunner):
         if self.events:
             await self.flush()
         return report
+
+
+def _not_cancelled() -> bool:
+    return False
 
 
 __all__ = ["Act", "Engine"]

@@ -87,6 +87,9 @@ class FlowRuntime:
         self._builtins = _builtin_table()
         self._impl_cache: dict[int, tuple[ExecutionPlan, list[Any], dict[str, Implementation]]] = {}
         self._classified: dict[int, tuple[Any, Implementation]] = {}
+        self._prepared_cache: dict[
+            int, tuple[Blueprint, ExecutionPlan, list[Any], dict[str, Implementation]]
+        ] = {}
 
     # ----------------------------------------------------------------- inputs
     def _index_blueprints(self, blueprints: Any) -> dict[str, Blueprint]:
@@ -209,6 +212,22 @@ class FlowRuntime:
         self._impl_cache[id(plan)] = (plan, impls, fallbacks)
         return impls, fallbacks
 
+    def _prepared(
+        self, bp: Blueprint
+    ) -> tuple[ExecutionPlan, list[Any], dict[str, Implementation]]:
+        """`get_plan` and `implementations` for `bp`, remembered by the blueprint object:
+        reading the plan cached on the blueprint (a pydantic private attribute) costs more
+        than a whole chain10 node."""
+        cached = self._prepared_cache.get(id(bp))
+        if cached is not None and cached[0] is bp:
+            return cached[1], cached[2], cached[3]
+        plan = get_plan(bp, self.evaluator)
+        impls, fallbacks = self.implementations(plan)
+        if len(self._prepared_cache) > 256:
+            self._prepared_cache.clear()
+        self._prepared_cache[id(bp)] = (bp, plan, impls, fallbacks)
+        return plan, impls, fallbacks
+
     # ----------------------------------------------------------------- running
     async def run(
         self,
@@ -228,13 +247,13 @@ class FlowRuntime:
         data = self.initial_data(initial_context)
         run_id = validate_run_id(run_id) if run_id is not None else new_run_id()
         limit = _check_concurrency(concurrency) if concurrency is not None else self.concurrency
-        plan = get_plan(bp, self.evaluator)
-        impls, fallbacks = self.implementations(plan)
+        plan, impls, fallbacks = self._prepared(bp)
         data[EXECUTION_ID] = run_id
         engine = self._engine(plan, impls, fallbacks, run_id, data, limit, signal)
-        logger.info(
-            "run %s of %r started", run_id, bp.id, extra={"run_id": run_id, "node_id": None}
-        )
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "run %s of %r started", run_id, bp.id, extra={"run_id": run_id, "node_id": None}
+            )
         if self._emitter is not None:
             await self._emitter(
                 WorkflowStart(
@@ -276,14 +295,17 @@ class FlowRuntime:
 
     async def _drive(self, engine: Engine) -> WorkflowResult:
         try:
-            await engine.drive()
-        except asyncio.CancelledError:
-            await self._finish(engine, RunStatus.CANCELLED)
-            raise
-        if engine.token.cancelled:
-            engine.cancelled = True
-        status = self._status(engine)
-        return await self._finish(engine, status)
+            try:
+                await engine.drive()
+            except asyncio.CancelledError:
+                await self._finish(engine, RunStatus.CANCELLED)
+                raise
+            if engine.token.cancelled:
+                engine.cancelled = True
+            status = self._status(engine)
+            return await self._finish(engine, status)
+        finally:
+            engine.release()
 
     def _status(self, engine: Engine) -> RunStatus:
         if engine.cancelled:
@@ -322,13 +344,14 @@ class FlowRuntime:
                     errors=tuple(errors),
                 )
             )
-        logger.info(
-            "run %s of %r finished: %s",
-            engine.run_id,
-            engine.blueprint_id,
-            status.value,
-            extra={"run_id": engine.run_id, "node_id": None},
-        )
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "run %s of %r finished: %s",
+                engine.run_id,
+                engine.blueprint_id,
+                status.value,
+                extra={"run_id": engine.run_id, "node_id": None},
+            )
         return WorkflowResult(
             run_id=engine.run_id,
             status=status,
