@@ -72,6 +72,7 @@ class Engine(ActivationRunner):
         builtins: Mapping[str, Any],
         token: CancellationToken,
         runtime: Any = None,
+        direct: list[Any] | None = None,
     ) -> None:
         self.runtime = runtime
         self.plan = plan
@@ -85,6 +86,9 @@ class Engine(ActivationRunner):
         self.emitter = emitter
         self.events: list[FlowEvent] | None = [] if emitter is not None else None
         self.chain = middleware_chain
+        #: Per node, the async function to await through Executor.attempts alone (see
+        #: direct_calls), else None.
+        self.direct = direct if direct is not None else direct_calls(plan, impls, middleware_chain)
         self.limit = concurrency
         self.max_loop_iterations = max_loop_iterations
         self.builtins = builtins
@@ -254,9 +258,11 @@ class Engine(ActivationRunner):
             if self.events:
                 await self.flush()
             return
-        if not act.entry:
+        if act.entry:
+            value = self._input(act)
+        else:
             self.data[INPUTS_PREFIX + node.id] = act.value
-        value = self._input(act)
+            value = act.value if node.definition.inputs is None else self._input(act)
         events = self.events
         if events is not None or self._debug:
             self.node_started(node.id, act.iteration, value)
@@ -265,12 +271,16 @@ class Engine(ActivationRunner):
         spec = self.attempt_spec(node, act.iteration, value)
         # The start time only feeds NodeFinish.duration_ms.
         started = time.perf_counter() if events is not None else 0.0
-        if self.chain is None:
+        direct = self.direct[node.index]
+        if direct is not None:  # what run_node would do, two coroutine frames less
+            outcome = await self.executor.attempts(spec, direct)
+        elif self.chain is None:
             outcome = await self.run_node(node, spec, None)
         else:
             outcome = await self.execute(node, spec)
         self._complete(act, outcome, started)
-        self.state.drain()
+        if self.state.work:
+            self.state.drain()
         if self.events:
             await self.flush()
 
@@ -325,7 +335,8 @@ class Engine(ActivationRunner):
         data = self.data
         ops = outcome.ops
         events = self.events
-        self.node_finished(node.id, iteration, result, started)
+        if events is not None:
+            self.node_finished(node.id, iteration, result, started)
         if ops:
             self.store.apply(ops.items())
         data[OUTPUTS_PREFIX + node.id] = result.output
@@ -355,7 +366,8 @@ class Engine(ActivationRunner):
             )
         if decisions:
             self.state.resolve_decisions(decisions, iteration)
-        self.state.close(node, iteration)
+        if node.loops:  # close() does nothing outside loops
+            self.state.close(node, iteration)
 
     def _commit_events(
         self, node_id: str, ops: Mapping[str, Any], output: Any, stand_in: str | None
@@ -458,4 +470,22 @@ def _not_cancelled() -> bool:
     return False
 
 
-__all__ = ["Act", "Engine"]
+def direct_calls(plan: ExecutionPlan, impls: list[Any], chain: Any) -> list[Any]:
+    """Per node, the implementation the engine may await through `Executor.attempts` alone,
+    or None: an async function with no middleware and no `config.fallback` around it (for
+    those, `run_node` adds nothing). Computed once per plan and runtime."""
+    if chain is not None:
+        return [None] * len(plan.nodes)
+    return [
+        impl.impl
+        if isinstance(impl, Implementation)
+        and impl.is_async
+        and not impl.is_class
+        and node.fallback_node is None
+        and node.fallback_key is None
+        else None
+        for node, impl in zip(plan.nodes, impls, strict=True)
+    ]
+
+
+__all__ = ["Act", "Engine", "direct_calls"]

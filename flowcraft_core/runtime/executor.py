@@ -347,7 +347,9 @@ class Executor:
         """Up to `max_attempts` calls of `run_attempt`, each with its own buffer and signal."""
         last: BaseException | None = None
         attempt = 0
-        first = max(1, min(spec.first_attempt, spec.max_attempts))
+        first = spec.first_attempt
+        if first != 1:
+            first = max(1, min(first, spec.max_attempts))
         signals = self.signals
         for attempt in range(first, spec.max_attempts + 1):
             if attempt == first and first_ctx is not None:
@@ -378,7 +380,8 @@ class Executor:
                 if buffer.closed:
                     raise NodeCancelledError(f"node {spec.node_id!r}: attempt was abandoned")
                 buffer.closed = True
-                return Outcome(SUCCEEDED, result=result, ops=buffer.ops, attempts=attempt)
+                # Positional (kind, result, ops, error, attempts): once per node.
+                return Outcome(SUCCEEDED, result, buffer.ops, None, attempt)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

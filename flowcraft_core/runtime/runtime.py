@@ -36,11 +36,14 @@ from ..results import ErrorRecord, RunStatus, WorkflowResult
 from ..serializer import JsonSerializer, Serializer, check_json
 from ..typed import param_problems
 from .activation import middleware_core
-from .engine import Engine
+from .engine import Engine, direct_calls
 from .executor import Implementation
 from .plan import ExecutionPlan, get_plan
 
 logger = logging.getLogger("flowcraft_core.runtime")
+
+#: A blueprint with its plan, implementations, fallbacks and direct calls (FlowRuntime._prepared).
+_Prepared = tuple[Blueprint, ExecutionPlan, list[Any], dict[str, Implementation], list[Any]]
 
 
 def _builtin_table() -> dict[str, Any]:
@@ -87,9 +90,7 @@ class FlowRuntime:
         self._builtins = _builtin_table()
         self._impl_cache: dict[int, tuple[ExecutionPlan, list[Any], dict[str, Implementation]]] = {}
         self._classified: dict[int, tuple[Any, Implementation]] = {}
-        self._prepared_cache: dict[
-            int, tuple[Blueprint, ExecutionPlan, list[Any], dict[str, Implementation]]
-        ] = {}
+        self._prepared_cache: dict[int, _Prepared] = {}
 
     # ----------------------------------------------------------------- inputs
     def _index_blueprints(self, blueprints: Any) -> dict[str, Blueprint]:
@@ -212,21 +213,20 @@ class FlowRuntime:
         self._impl_cache[id(plan)] = (plan, impls, fallbacks)
         return impls, fallbacks
 
-    def _prepared(
-        self, bp: Blueprint
-    ) -> tuple[ExecutionPlan, list[Any], dict[str, Implementation]]:
-        """`get_plan` and `implementations` for `bp`, remembered by the blueprint object:
-        reading the plan cached on the blueprint (a pydantic private attribute) costs more
-        than a whole chain10 node."""
+    def _prepared(self, bp: Blueprint) -> _Prepared:
+        """`get_plan`, `implementations` and `direct_calls` for `bp`, remembered by the
+        blueprint object: reading the plan cached on the blueprint (a pydantic private
+        attribute) costs more than a whole chain10 node."""
         cached = self._prepared_cache.get(id(bp))
         if cached is not None and cached[0] is bp:
-            return cached[1], cached[2], cached[3]
+            return cached
         plan = get_plan(bp, self.evaluator)
         impls, fallbacks = self.implementations(plan)
         if len(self._prepared_cache) > 256:
             self._prepared_cache.clear()
-        self._prepared_cache[id(bp)] = (bp, plan, impls, fallbacks)
-        return plan, impls, fallbacks
+        prepared = (bp, plan, impls, fallbacks, direct_calls(plan, impls, self._chain))
+        self._prepared_cache[id(bp)] = prepared
+        return prepared
 
     # ----------------------------------------------------------------- running
     async def run(
@@ -247,9 +247,9 @@ class FlowRuntime:
         data = self.initial_data(initial_context)
         run_id = validate_run_id(run_id) if run_id is not None else new_run_id()
         limit = _check_concurrency(concurrency) if concurrency is not None else self.concurrency
-        plan, impls, fallbacks = self._prepared(bp)
+        _, plan, impls, fallbacks, direct = self._prepared(bp)
         data[EXECUTION_ID] = run_id
-        engine = self._engine(plan, impls, fallbacks, run_id, data, limit, signal)
+        engine = self._engine(plan, impls, fallbacks, run_id, data, limit, signal, direct)
         if logger.isEnabledFor(logging.INFO):
             logger.info(
                 "run %s of %r started", run_id, bp.id, extra={"run_id": run_id, "node_id": None}
@@ -276,6 +276,7 @@ class FlowRuntime:
         data: dict[str, Any],
         limit: int | None,
         signal: CancellationToken | None,
+        direct: list[Any] | None = None,
     ) -> Engine:
         return Engine(
             plan=plan,
@@ -291,6 +292,7 @@ class FlowRuntime:
             builtins=self._builtins,
             token=signal if signal is not None else CancellationToken(),
             runtime=self,
+            direct=direct,
         )
 
     async def _drive(self, engine: Engine) -> WorkflowResult:

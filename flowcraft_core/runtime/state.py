@@ -136,7 +136,9 @@ class RunState:
             if status == TAKEN:
                 self._next_iteration(edge, value, iteration)
             return
-        target_iteration = forward_iteration(edge, iteration)
+        target_iteration = (
+            iteration if not iteration and not edge.enter else forward_iteration(edge, iteration)
+        )
         if edge.exit_header is not None:
             if status == DEAD:
                 return  # deferred to the end of the loop
@@ -149,11 +151,11 @@ class RunState:
         self, node: NodePlan, iteration: tuple[int, ...], pred: int, status: int, value: Any
     ) -> None:
         if not node.tracked:
-            if status == TAKEN:
+            if node.loops:  # open() does nothing outside loops
                 self.open(node, iteration)
+            if status == TAKEN:
                 self.ready.append(Act(node, iteration, value, False))
             else:
-                self.open(node, iteration)
                 self.work.append((node, iteration, status))
             return
         key = (node.index, iteration)
