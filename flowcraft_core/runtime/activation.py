@@ -59,6 +59,8 @@ class ActivationRunner:
     """Mixin: needs `impls`, `fallback_impls`, `nodes`, `executor`, `events`, `run_id`,
     `blueprint_id`, `chain`, `store` and `data` (committed context readable synchronously)."""
 
+    __slots__ = ()  # lets the engine use slots
+
     impls: list[Any]
     fallback_impls: Mapping[str, Implementation]
     nodes: tuple[NodePlan, ...]

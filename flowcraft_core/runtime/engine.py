@@ -53,6 +53,46 @@ logger = logging.getLogger("flowcraft_core.engine")
 class Engine(ActivationRunner):
     """Drives one in-process run."""
 
+    # One engine per run: with more than 30 attributes an instance dict stops sharing its
+    # keys and grows by resizing, which made building an engine cost as much as a node.
+    __slots__ = (
+        "_debug",
+        "_done",
+        "_flushing",
+        "_signals",
+        "_tasks",
+        "_unclaimed",
+        "_workers",
+        "batches",
+        "blueprint_id",
+        "builtins",
+        "cancelled",
+        "chain",
+        "compensate",
+        "completed",
+        "data",
+        "direct",
+        "emitter",
+        "errors",
+        "events",
+        "executor",
+        "fallback_impls",
+        "impls",
+        "limit",
+        "max_loop_iterations",
+        "nodes",
+        "plan",
+        "ready",
+        "run_id",
+        "runtime",
+        "state",
+        "store",
+        "token",
+        "tracks_completions",
+        "waiting",
+        "waiting_state",
+    )
+
     store: InMemoryContextStore
     data: dict[str, Any]
 
