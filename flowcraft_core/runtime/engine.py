@@ -332,7 +332,7 @@ class Engine(ActivationRunner):
             result = outcome.result
             assert result is not None
             try:
-                decisions = self._route(node, result, outcome)
+                decisions = route(node, result, self.data, outcome.ops, outcome.stand_in)
             except ExpressionError as exc:
                 outcome = Outcome(FAILED, error=exc, attempts=outcome.attempts)
             else:
@@ -357,11 +357,6 @@ class Engine(ActivationRunner):
             return
         assert outcome.error is not None
         self.fail(node, iteration, outcome.error, outcome.attempts, outcome.fallback_error)
-
-    def _route(
-        self, node: NodePlan, result: NodeResult, outcome: Outcome
-    ) -> list[tuple[EdgePlan, int, Any]]:
-        return route(node, result, self.data, outcome.ops, outcome.stand_in)
 
     def _succeed(
         self,

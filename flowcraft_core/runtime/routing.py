@@ -205,6 +205,9 @@ def route(
     output = result.output
     if not node.has_expressions and result.action is None:
         # Fast path: every default edge is taken with the output itself.
+        if len(edges) == 1:  # a chain: no list comprehension frame
+            edge = edges[0]
+            return [(edge, TAKEN if edge.action is None else DEAD, output)]
         return [(e, TAKEN if e.action is None else DEAD, output) for e in edges]
     overlay = dict(ops)
     overlay[OUTPUTS_PREFIX + node.id] = output
