@@ -454,6 +454,7 @@ class Engine(ActivationRunner):
         it collect every few runs (6% of chain10's time)."""
         self.state.on_skip = self.state.on_loop_limit = self.state.gate = None
         self.executor.is_cancelled = _not_cancelled
+        self.executor.emit = None
         del self.batches
 
     # ----------------------------------------------------------------- end state
