@@ -17,15 +17,16 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
 
 import redis.asyncio as redis
 from redis._parsers.base import BaseParser
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import DataError, RedisError, ResponseError
+from redis.exceptions import DataError, NoScriptError, RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 hiredis: Any
 try:
@@ -65,6 +66,14 @@ def _error(message: str) -> RedisError:
 def pack(args: Iterable[Any]) -> bytes:
     """One command in RESP, arguments encoded as redis-py's `Encoder` encodes them."""
     parts = [b""]
+    _append_args(parts, args)
+    parts[0] = b"*%d\r\n" % (len(parts) - 1)
+    return b"".join(parts)
+
+
+def _append_args(parts: list[bytes], args: Iterable[Any]) -> None:
+    """Append each argument's RESP bulk string to `parts` (one item per argument)."""
+    append = parts.append
     for arg in args:
         kind = type(arg)
         if kind is str:
@@ -75,9 +84,24 @@ def pack(args: Iterable[Any]) -> bytes:
             data = repr(arg).encode()
         else:
             data = _encode_other(arg)
-        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    parts[0] = b"*%d\r\n" % (len(parts) - 1)
+        append(b"$%d\r\n%b\r\n" % (len(data), data))
+
+
+def pack_evalsha(sha: str, keys: Sequence[Any], args: Sequence[Any]) -> bytes:
+    """`pack(["EVALSHA", sha, len(keys), *keys, *args])` without the intermediate list."""
+    digest = sha.encode()
+    parts = [
+        b"*%d\r\n$7\r\nEVALSHA\r\n$%d\r\n%b\r\n%b"
+        % (3 + len(keys) + len(args), len(digest), digest, _int_arg(len(keys)))
+    ]
+    _append_args(parts, keys)
+    _append_args(parts, args)
     return b"".join(parts)
+
+
+def _int_arg(n: int) -> bytes:
+    text = b"%d" % n
+    return b"$%d\r\n%b\r\n" % (len(text), text)
 
 
 def _encode_other(arg: Any) -> bytes:
@@ -97,7 +121,8 @@ class Multiplexer:
 
     Duck-types the two methods redis-py's `AsyncScript` calls (`evalsha`, `script_load`), so
     a registered script runs here with `script(keys=..., args=..., client=multiplexer)`,
-    NOSCRIPT handling included. Close it with `aclose()`.
+    NOSCRIPT handling included; `run_script(script, keys, args)` does the same for less
+    CPU (the hot path's scripts). Close it with `aclose()`.
     """
 
     def __init__(self, client: redis.Redis, *, use_hiredis: bool | None = None) -> None:
@@ -115,6 +140,12 @@ class Multiplexer:
         self._connect_lock = asyncio.Lock()
         self._closed = False
         self._retry = _retry_policy(client)
+        #: The errors the retry policy retries (redis-py keeps them private; its default).
+        self._retry_errors: tuple[type[Exception], ...] = getattr(
+            self._retry, "_supported_errors", (RedisConnectionError, RedisTimeoutError)
+        )
+        #: The loop of the current connection (set by `_connect`).
+        self._loop: asyncio.AbstractEventLoop = cast(asyncio.AbstractEventLoop, None)
 
     @staticmethod
     def supports(client: Any) -> bool:
@@ -132,7 +163,19 @@ class Multiplexer:
         is retried with backoff for a few seconds (`_retry_policy`), enough for a Redis
         restart: every command sent here is safe to send again (reads, idempotent scripts,
         BullMQ's per-job scripts, which redis-py would retry too)."""
-        command = pack(args)
+        return await self._execute(pack(args))
+
+    async def _execute(self, command: bytes) -> Any:
+        """`execute` of a packed command. The first attempt goes straight to the connection;
+        only a failed one builds the retry loop (its closure and backoff state cost more
+        than the command's own bookkeeping, on every job)."""
+        try:
+            if self._writer is None:
+                await self._connect()
+            return await self._enqueue(command)
+        except self._retry_errors as error:
+            if not self._retryable(error):
+                raise
         return await self._retry.call_with_retry(
             lambda: self._send(command), _no_op, is_retryable=self._retryable
         )
@@ -143,19 +186,34 @@ class Multiplexer:
     async def _send(self, command: bytes) -> Any:
         if self._writer is None:
             await self._connect()
-        future = asyncio.get_running_loop().create_future()
+        return await self._enqueue(command)
+
+    def _enqueue(self, command: bytes) -> asyncio.Future[Any]:
+        """Queue `command` for this loop iteration's write; the future of its reply."""
+        loop = self._loop
+        future = loop.create_future()
         self._pending.append(future)
         self._buffer.append(command)
         if not self._flushing:
             self._flushing = True
-            asyncio.get_running_loop().call_soon(self._flush)
-        return await future
+            loop.call_soon(self._flush)
+        return future
 
     async def evalsha(self, sha: str, numkeys: int, *args: Any) -> Any:
         return await self.execute("EVALSHA", sha, numkeys, *args)
 
     async def script_load(self, script: str | bytes) -> str:
         return str(await self.execute("SCRIPT", "LOAD", script))
+
+    async def run_script(self, script: Any, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        """`script(keys=keys, args=args, client=self)` for a registered redis-py script (its
+        `sha` and `script`), NOSCRIPT handled as redis-py does (load it, send again), without
+        the wrapper's per-call work."""
+        try:
+            return await self._execute(pack_evalsha(script.sha, keys, args))
+        except NoScriptError:
+            script.sha = await self.script_load(script.script)
+            return await self._execute(pack_evalsha(script.sha, keys, args))
 
     # ----------------------------------------------------------------- the connection
     async def _connect(self) -> None:
@@ -167,15 +225,14 @@ class Multiplexer:
             connection = self._pool.make_connection()  # type: ignore[no-untyped-call]
             await connection.connect()  # AUTH, SELECT, CLIENT SETNAME: redis-py's handshake
             self._connection = connection
+            self._loop = asyncio.get_running_loop()
             self._writer = connection._writer
             reading = (
                 self._read(connection._reader)
                 if self.use_hiredis
                 else self._read_via_redis_py(connection)
             )
-            self._reader_task = asyncio.get_running_loop().create_task(
-                reading, name="flowcraft-redis-multiplexer"
-            )
+            self._reader_task = self._loop.create_task(reading, name="flowcraft-redis-multiplexer")
 
     def _flush(self) -> None:
         self._flushing = False
@@ -282,7 +339,9 @@ class _Routed:
         self.via = via
 
     def __call__(self, keys: Any = None, args: Any = None, client: Any = None) -> Any:
-        return self.script(keys=keys, args=args, client=self.via if client is None else client)
+        if client is None or client is self.via:
+            return self.via.run_script(self.script, keys or (), args or ())
+        return self.script(keys=keys, args=args, client=client)
 
 
 def route_scripts(commands: dict[str, Any], names: Iterable[str], via: Multiplexer) -> None:

@@ -66,6 +66,7 @@ class RedisCoordinationStore:
         self._scripts = Scripts(client)
         #: Where the scripts run: a Multiplexer (the adapter's, which closes it) or the client.
         self._via: Any = scripts_via if scripts_via is not None else client
+        self._mux = scripts_via
 
     def keys(self, run_id: str) -> RunKeys:
         return RunKeys.of(self.prefix, run_id)
@@ -78,6 +79,8 @@ class RedisCoordinationStore:
         self, run_id: str, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]
     ) -> Any:
         try:
+            if self._mux is not None:
+                return await self._mux.run_script(script, keys, args)
             return await script(keys=keys, args=args, client=self._via)
         except ResponseError as exc:
             message = str(exc)
