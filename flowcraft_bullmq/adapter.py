@@ -124,6 +124,72 @@ async def _not_here(ctx: Any) -> None:
     raise RuntimeError("node implementations are not loaded in this (client) process")
 
 
+class _Watch:
+    """Checks a running job's run every `interval` seconds (a timer, then one status read)
+    and cancels the handler's task once the run has finished, or if the check failed
+    (`error`, raised by `_watched` as the old inline check did)."""
+
+    __slots__ = ("error", "fired", "interval", "job", "running", "store", "task", "tasks", "timer")
+
+    def __init__(
+        self,
+        store: FinishHook,
+        job: Job,
+        task: asyncio.Task[Any],
+        interval: float,
+        tasks: set[asyncio.Task[Any]],
+    ) -> None:
+        self.store = store
+        self.job = job
+        self.task = task
+        self.interval = interval
+        #: The adapter's background tasks (a check in flight is one; close() waits for them).
+        self.tasks = tasks
+        self.running = True
+        #: True once this watch cancelled the task.
+        self.fired = False
+        self.error: Exception | None = None
+        self.timer = asyncio.get_running_loop().call_later(interval, self._check)
+
+    def stop(self) -> bool:
+        """The handler is done: no more checks. True if this watch cancelled it."""
+        self.running = False
+        self.timer.cancel()
+        return self.fired
+
+    def _check(self) -> None:
+        check = asyncio.get_running_loop().create_task(self._status())
+        self.tasks.add(check)
+        check.add_done_callback(self.tasks.discard)
+
+    async def _status(self) -> None:
+        job = self.job
+        try:
+            finished = await self.store.status(job.run_id) in FINISHED_STATUSES
+        except Exception as exc:
+            if self.running:
+                self.error = exc
+                self._cancel()
+            return
+        if not self.running:
+            return
+        if not finished:
+            self.timer = asyncio.get_running_loop().call_later(self.interval, self._check)
+            return
+        logger.info(
+            "run %s ended while node %r ran: cancelling it",
+            job.run_id,
+            job.node_id,
+            extra={"run_id": job.run_id, "node_id": job.node_id},
+        )
+        self._cancel()
+
+    def _cancel(self) -> None:
+        self.fired = True
+        self.running = False
+        self.task.cancel()
+
+
 class BullMQAdapter:
     """Distributed runs on BullMQ: a worker (`start()`) and the client API, over one Redis."""
 
@@ -484,39 +550,38 @@ class BullMQAdapter:
 
     async def _watched(self, job: Job, attempt: int | None = None) -> None:
         """Handle a job; while it runs, check the run every lock_duration/2 and cancel the
-        node once the run is cancelled or finished (SPEC 9.8). Short jobs cost nothing extra."""
+        node once the run is cancelled or finished (SPEC 9.8). The handler runs in the
+        processor's own task and the check is a timer (`_Watch`): a job that ends before the
+        first check costs a timer, not a task and an `asyncio.wait` per job."""
         assert self._worker is not None and self._store is not None
+        task = asyncio.current_task()
+        assert task is not None
         handling = (
             self._worker.handle(job)
             if attempt is None
             else self._worker.handle(job, attempt=attempt)  # retry_mode="queue"
         )
-        task = asyncio.ensure_future(handling)
-        interval = self.lock_duration_s / 2
         progress = self._progress  # its sweep refreshes progressAt while the job runs
         if progress is not None:
             progress.begin(job.run_id)
+        watch = _Watch(self._store, job, task, self.lock_duration_s / 2, self._tasks)
         try:
-            while True:
-                done, _ = await asyncio.wait({task}, timeout=interval)
-                if done:
-                    return task.result()
-                if await self._store.status(job.run_id) in FINISHED_STATUSES:
-                    logger.info(
-                        "run %s ended while node %r ran: cancelling it",
-                        job.run_id,
-                        job.node_id,
-                        extra={"run_id": job.run_id, "node_id": job.node_id},
-                    )
-                    task.cancel()
-                    await asyncio.gather(task, return_exceptions=True)
-                    return None
+            try:
+                await handling
+            except BaseException:
+                if not watch.stop():
+                    raise  # the node's own outcome, or the processor was cancelled
+            else:
+                if not watch.stop():
+                    return
+            # The watch cancelled the handler: the run ended (or checking it failed).
+            if task.uncancel() > 0:  # and the processor itself was cancelled (forced close)
+                raise asyncio.CancelledError
+            if watch.error is not None:
+                raise watch.error
         finally:
             if progress is not None:
                 progress.end(job.run_id)
-            if not task.done():  # the processor itself was cancelled (forced close)
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
 
     async def _lost(self, job: Job, exc: WorkerLostError) -> None:
         """A job BullMQ gave up on (a node job, a wake, a resume, a `-~child` notification)
