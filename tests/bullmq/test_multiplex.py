@@ -19,7 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError, NoScriptError, ResponseError
 from redis_server import free_port, running_redis_server
 
-from flowcraft_bullmq.multiplex import Multiplexer, pack, route_scripts
+from flowcraft_bullmq.multiplex import Multiplexer, pack, pack_evalsha, route_scripts
 
 
 @pytest.fixture(params=[True, False], ids=["hiredis", "redis-py-parser"])
@@ -63,6 +63,14 @@ _ARGS = st.lists(
 def test_pack_writes_what_redis_py_writes(args: list[Any]) -> None:
     expected = b"".join(Connection().pack_command("EVALSHA", *args))
     assert pack(["EVALSHA", *args]) == expected
+
+
+@given(keys=_ARGS, args=_ARGS)
+@settings(max_examples=100, deadline=None)
+def test_pack_evalsha_is_pack_of_the_whole_command(keys: list[Any], args: list[Any]) -> None:
+    sha = "0123456789abcdef" * 2 + "01234567"
+    assert pack_evalsha(sha, keys, args) == pack(["EVALSHA", sha, len(keys), *keys, *args])
+    assert pack_evalsha(sha, [], []) == pack(["EVALSHA", sha, 0])
 
 
 def test_pack_refuses_what_redis_py_refuses() -> None:
@@ -120,6 +128,19 @@ async def test_a_script_runs_through_it_and_is_loaded_again_after_a_flush(
     assert await script(keys=["k"], args=["v"], client=mux) == ["k", "v", 7]
     await redis_client.script_flush()
     assert await script(keys=["k2"], args=[2], client=mux) == ["k2", "2", 7]
+
+
+async def test_run_script_loads_the_script_on_noscript_and_keeps_its_sha(
+    redis_client: Redis, mux: Multiplexer
+) -> None:
+    script = redis_client.register_script("return {KEYS[1], ARGV[1], #KEYS}")
+    assert await mux.run_script(script, ["k"], ["v"]) == ["k", "v", 1]
+    await redis_client.script_flush()
+    assert await mux.run_script(script, ["a", "b"], [2]) == ["a", "2", 2]
+    assert await redis_client.script_exists(script.sha) == [True]
+    with pytest.raises(ResponseError, match="NORUN"):
+        failing = redis_client.register_script("return redis.error_reply('NORUN gone')")
+        await mux.run_script(failing, [], [])
 
 
 async def test_a_cancelled_caller_does_not_shift_the_replies(
@@ -181,6 +202,12 @@ async def test_routed_scripts_run_through_the_multiplexer_unless_a_client_is_nam
         assert await commands["echo"](keys=[], args=["b"], client=redis_client) == "b"
         assert await commands["other"]() == "other"
         assert via.commands == 1
+        # Naming the multiplexer as the client (BullMQ's add passes it as `pipe`): through it.
+        assert await commands["echo"](keys=[], args=["c"], client=via) == "c"
+        assert via.commands == 2
+        await redis_client.script_flush()  # NOSCRIPT: loaded, then sent again
+        assert await commands["echo"](args=["d"]) == "d"
+        assert via.commands == 5
     finally:
         await via.aclose()
 

@@ -56,20 +56,21 @@ async def test_bullmq_per_job_scripts_run_on_the_multiplexed_connection(
         assert isinstance(via, Multiplexer)
         commands = a._bull_worker.scripts.commands
         assert {commands["moveToActive"].via, commands["moveToFinished"].via} == {via}
-        sent: list[str] = []
-        execute = via.execute
+        sent: list[bytes] = []
+        enqueue = via._enqueue
 
-        async def recording(*args: Any) -> Any:
-            sent.append(args[1] if args[0] == "EVALSHA" else args[0])
-            return await execute(*args)
+        def recording(command: bytes) -> asyncio.Future[Any]:
+            sent.append(command)  # every command leaves through here, packed
+            return enqueue(command)
 
-        via.execute = recording  # type: ignore[method-assign]
+        via._enqueue = recording  # type: ignore[method-assign]
         run_id = await a.start_run("chain")
         assert (await a.wait_for_result(run_id, timeout_s=30)).status == "completed"
     ours = a._store.store._scripts  # type: ignore[union-attr]
     shas = {commands[name].script.sha for name in ("moveToActive", "moveToFinished")}
     shas |= {ours.load.sha, ours.complete.sha, a._queue.scripts.commands["addStandardJob"].sha}
-    assert shas <= set(sent)
+    evalshas = {c.split(b"\r\n")[4].decode() for c in sent if b"\r\nEVALSHA\r\n" in c}
+    assert shas <= evalshas
 
 
 async def test_one_job_is_added_without_script_exists(redis_url: str, prefix: str) -> None:
