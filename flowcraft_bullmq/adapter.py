@@ -78,6 +78,8 @@ logger = logging.getLogger("flowcraft_bullmq.adapter")
 
 #: The BullMQ scripts a worker runs once per job (fetch it, finish it).
 _PER_JOB_SCRIPTS: Final = ("moveToActive", "moveToFinished")
+#: The BullMQ scripts of a queue's add (queue.py runs them with the multiplexer as client).
+_ADD_SCRIPTS: Final = ("addStandardJob", "addDelayedJob", "addPrioritizedJob")
 
 #: wait_for_result polls the run status with this backoff (seconds).
 _POLL_FIRST: Final = 0.005
@@ -374,6 +376,10 @@ class BullMQAdapter:
                     "defaultJobOptions": self.job_options,
                 },
             )
+            if self._multiplexer is not None:  # queue.py's adds: straight to the multiplexer
+                route_scripts(
+                    queue.scripts.commands, _ADD_SCRIPTS, self._multiplexer, unnamed=False
+                )
         return queue
 
     def _make_store(self, client: redis.Redis) -> CoordinationStore:

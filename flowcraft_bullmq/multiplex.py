@@ -88,15 +88,36 @@ def _append_args(parts: list[bytes], args: Iterable[Any]) -> None:
 
 
 def pack_evalsha(sha: str, keys: Sequence[Any], args: Sequence[Any]) -> bytes:
-    """`pack(["EVALSHA", sha, len(keys), *keys, *args])` without the intermediate list."""
+    """`pack(["EVALSHA", sha, len(keys), *keys, *args])` without the intermediate list; keys
+    that are strings come from `_PACKED_KEYS`."""
     digest = sha.encode()
     parts = [
         b"*%d\r\n$7\r\nEVALSHA\r\n$%d\r\n%b\r\n%b"
         % (3 + len(keys) + len(args), len(digest), digest, _int_arg(len(keys)))
     ]
-    _append_args(parts, keys)
+    cache = _PACKED_KEYS
+    append = parts.append
+    for key in keys:
+        if type(key) is str:
+            packed = cache.get(key)
+            if packed is None:
+                data = key.encode()
+                packed = b"$%d\r\n%b\r\n" % (len(data), data)
+                if len(cache) >= _PACKED_KEYS_MAX:
+                    cache.clear()
+                cache[key] = packed
+            append(packed)
+        else:
+            _append_args(parts, (key,))
     _append_args(parts, args)
     return b"".join(parts)
+
+
+#: Script keys already in RESP: most repeat on every job (a BullMQ queue's keys) or every job
+#: of a run (its fixed keys), and packing them was the biggest part of packing a command.
+#: Emptied when full, which costs a miss per key in use once.
+_PACKED_KEYS: dict[str, bytes] = {}
+_PACKED_KEYS_MAX = 8192
 
 
 def _int_arg(n: int) -> bytes:
@@ -330,28 +351,34 @@ class Multiplexer:
 
 
 class _Routed:
-    """A registered script whose calls that name no client run through a multiplexer."""
+    """A registered script whose calls that name `via` as their client (and, if `unnamed`,
+    those that name no client) run through `via.run_script`."""
 
-    __slots__ = ("script", "via")
+    __slots__ = ("script", "unnamed", "via")
 
-    def __init__(self, script: Any, via: Multiplexer) -> None:
+    def __init__(self, script: Any, via: Multiplexer, unnamed: bool) -> None:
         self.script = script
         self.via = via
+        self.unnamed = unnamed
 
     def __call__(self, keys: Any = None, args: Any = None, client: Any = None) -> Any:
-        if client is None or client is self.via:
+        if client is self.via or (client is None and self.unnamed):
             return self.via.run_script(self.script, keys or (), args or ())
         return self.script(keys=keys, args=args, client=client)
 
 
-def route_scripts(commands: dict[str, Any], names: Iterable[str], via: Multiplexer) -> None:
+def route_scripts(
+    commands: dict[str, Any], names: Iterable[str], via: Multiplexer, *, unnamed: bool = True
+) -> None:
     """Run BullMQ's scripts `names` (of its per-connection `commands` table) through `via`:
     a BullMQ worker's per-job calls (moveToActive, moveToFinished) then share the pipelined
-    connection with ours instead of each borrowing one from its pool."""
+    connection with ours instead of each borrowing one from its pool. `unnamed=False`: only
+    the calls that pass `via` as their client (a queue's adds, see queue.py) are routed,
+    which skips redis-py's script wrapper; the others keep the queue's connection."""
     for name in names:
         script = commands.get(name)
         if script is not None and not isinstance(script, _Routed):
-            commands[name] = _Routed(script, via)
+            commands[name] = _Routed(script, via, unnamed)
 
 
-__all__ = ["Multiplexer", "pack", "route_scripts"]
+__all__ = ["Multiplexer", "pack", "pack_evalsha", "route_scripts"]

@@ -208,6 +208,12 @@ async def test_routed_scripts_run_through_the_multiplexer_unless_a_client_is_nam
         await redis_client.script_flush()  # NOSCRIPT: loaded, then sent again
         assert await commands["echo"](args=["d"]) == "d"
         assert via.commands == 5
+        # unnamed=False: only the calls naming the multiplexer.
+        route_scripts(commands, ["other"], via, unnamed=False)
+        assert await commands["other"]() == "other"
+        assert via.commands == 5
+        assert await commands["other"](client=via) == "other"
+        assert via.commands == 6  # (the call above loaded it again after the flush)
     finally:
         await via.aclose()
 

@@ -56,6 +56,8 @@ async def test_bullmq_per_job_scripts_run_on_the_multiplexed_connection(
         assert isinstance(via, Multiplexer)
         commands = a._bull_worker.scripts.commands
         assert {commands["moveToActive"].via, commands["moveToFinished"].via} == {via}
+        adds = a._queue.scripts.commands
+        assert {adds[name].via for name in ("addStandardJob", "addDelayedJob")} == {via}
         sent: list[bytes] = []
         enqueue = via._enqueue
 
@@ -68,7 +70,7 @@ async def test_bullmq_per_job_scripts_run_on_the_multiplexed_connection(
         assert (await a.wait_for_result(run_id, timeout_s=30)).status == "completed"
     ours = a._store.store._scripts  # type: ignore[union-attr]
     shas = {commands[name].script.sha for name in ("moveToActive", "moveToFinished")}
-    shas |= {ours.load.sha, ours.complete.sha, a._queue.scripts.commands["addStandardJob"].sha}
+    shas |= {ours.load.sha, ours.complete.sha, adds["addStandardJob"].script.sha}
     evalshas = {c.split(b"\r\n")[4].decode() for c in sent if b"\r\nEVALSHA\r\n" in c}
     assert shas <= evalshas
 
