@@ -43,6 +43,14 @@ def decode(text: str | bytes) -> Any:
     return _decoder.decode(text)
 
 
+_tuple_decoder = msgspec.json.Decoder(tuple[Any, ...])
+
+
+def decode_tuple(text: str | bytes) -> tuple[Any, ...]:
+    """A JSON array as a tuple (a join record's ``[status, value]``)."""
+    return _tuple_decoder.decode(text)
+
+
 def _followup(target: str, node_id: str, iteration: Sequence[int]) -> str:
     return _encoder.encode([target, node_id, list(iteration)]).decode()
 
@@ -251,6 +259,7 @@ def unpack_frontier(akey: str, text: str | bytes) -> FrontierEntry:
 __all__ = [
     "VALUES_AT",
     "decode",
+    "decode_tuple",
     "encode",
     "pack_ready",
     "pack_transition",

@@ -38,6 +38,9 @@ from .keys import RunKeys, validate_prefix
 from .multiplex import Multiplexer
 from .scripts import Scripts
 
+#: How many runs' keys a store remembers (`RedisCoordinationStore.keys`).
+_RUN_KEYS_MAX = 4096
+
 
 class RedisCoordinationStore:
     """Per-run state shared by workers, in Redis (SPEC 9.6).
@@ -67,9 +70,19 @@ class RedisCoordinationStore:
         #: Where the scripts run: a Multiplexer (the adapter's, which closes it) or the client.
         self._via: Any = scripts_via if scripts_via is not None else client
         self._mux = scripts_via
+        #: RunKeys by run id: every job of a run names the same keys (`keys`).
+        self._run_keys: dict[str, RunKeys] = {}
 
     def keys(self, run_id: str) -> RunKeys:
-        return RunKeys.of(self.prefix, run_id)
+        """The run's keys (an invalid run id raises ValueError). Remembered for the next
+        jobs of the run; emptied when `_RUN_KEYS_MAX` runs are remembered."""
+        keys = self._run_keys.get(run_id)
+        if keys is None:
+            keys = RunKeys.of(self.prefix, run_id)
+            if len(self._run_keys) >= _RUN_KEYS_MAX:
+                self._run_keys.clear()
+            self._run_keys[run_id] = keys
+        return keys
 
     def context(self, run_id: str) -> RedisContext:
         """The `ContextStore` port over this run's context hash."""
@@ -161,28 +174,7 @@ class RedisCoordinationStore:
             [run.meta, run.ctx, run.acts, run.fired, run.waiting, run.join(akey)],
             args,
         )
-        status, blueprint_id, pin, done, fired, waiting, join, values, sleep, claim = reply[:10]
-        child, episode, parent, queue, priority, routed = reply[11:17]
-        decode = codec.decode
-        return Loaded(
-            status=status,
-            blueprint_id=blueprint_id,
-            pin=pin,
-            done=codec.unpack_applied(done) if done is not None else None,
-            join={join[i]: tuple(decode(join[i + 1])) for i in range(0, len(join), 2)},
-            fired=fired,
-            values={values[i]: decode(values[i + 1]) for i in range(0, len(values), 2)},
-            waiting=bool(waiting),
-            sleeping=codec.unpack_pair(sleep),
-            claimed=codec.unpack_pair(claim),
-            batch_input=codec.unpack_single(reply[10]),
-            child=codec.unpack_record(child),
-            parent=codec.unpack_parent(parent),
-            episode=int(episode),
-            route=DEFAULT_ROUTE
-            if queue is None and priority is None and routed is None
-            else Route(queue=queue, priority=int(priority or 0), routed=routed is not None),
-        )
+        return _loaded(reply)
 
     async def complete(self, run_id: str, transition: Transition) -> Applied:
         header, values, targets = codec.pack_transition(transition)
@@ -395,6 +387,40 @@ class RedisCoordinationStore:
         if not fields:
             raise RunNotFoundError(run_id)
         return {str(k): str(v) for k, v in fields.items()}
+
+
+def _loaded(reply: list[Any]) -> Loaded:
+    """load.lua's reply as a Loaded; the fields that are absent (most, for a node job) keep
+    Loaded's defaults without a call each."""
+    status, blueprint_id, pin, done, fired, waiting, join, values, sleep, claim, batch = reply[:11]
+    child, episode, parent, queue, priority, routed = reply[11:17]
+    decode = codec.decode
+    loaded = Loaded(
+        status,
+        blueprint_id,
+        pin,
+        None if done is None else codec.unpack_applied(done),
+        {join[i]: codec.decode_tuple(join[i + 1]) for i in range(0, len(join), 2)} if join else {},
+        fired,
+        {values[i]: decode(values[i + 1]) for i in range(0, len(values), 2)} if values else {},
+        bool(waiting),
+    )
+    if sleep is not None:
+        loaded.sleeping = codec.unpack_pair(sleep)
+    if claim is not None:
+        loaded.claimed = codec.unpack_pair(claim)
+    if batch is not None:
+        loaded.batch_input = codec.unpack_single(batch)
+    if child is not None:
+        loaded.child = codec.unpack_record(child)
+    if parent:
+        loaded.parent = codec.unpack_parent(parent)
+    episode = int(episode)
+    if episode:
+        loaded.episode = episode
+    if queue is not None or priority is not None or routed is not None:
+        loaded.route = Route(queue=queue, priority=int(priority or 0), routed=routed is not None)
+    return loaded
 
 
 def _followup_of(akey: str) -> Followup:
