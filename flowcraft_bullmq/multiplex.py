@@ -35,9 +35,6 @@ except ImportError:  # pragma: no cover - the `fast` extra is not installed
     hiredis = None
 
 
-#: Bytes read from the socket at a time.
-_READ_SIZE = 1 << 16
-
 #: When the client's connections do not retry (the adapter's pools do not): a dropped
 #: connection fails every command in flight at once, so they are sent again for ~4 s, which
 #: covers a Redis restart.
@@ -137,6 +134,58 @@ def _encode_other(arg: Any) -> bytes:
     raise DataError(f"invalid input of type {type(arg).__name__}: {arg!r}")
 
 
+class _Replies(asyncio.Protocol):
+    """The multiplexed connection's protocol once connected (with hiredis): each chunk read
+    is parsed at once and resolves its commands' futures, in order. The StreamReader's
+    protocol it replaced still hears about flow control and the connection's end, so the
+    StreamWriter closes as usual."""
+
+    def __init__(
+        self,
+        via: Multiplexer,
+        parser: Any,
+        pending: deque[asyncio.Future[Any]],
+        streams: asyncio.BaseProtocol,
+    ) -> None:
+        self.via = via
+        self.parser = parser
+        self.pending = pending
+        self.streams = streams
+        #: False once the multiplexer dropped this connection.
+        self.alive = True
+
+    def data_received(self, data: bytes) -> None:
+        parser = self.parser
+        pending = self.pending
+        try:
+            parser.feed(data)
+            while (reply := parser.gets()) is not False:
+                future = pending.popleft()
+                if future.done():  # its caller was cancelled
+                    continue
+                if isinstance(reply, hiredis.ReplyError):
+                    future.set_exception(_error(str(reply)))
+                else:
+                    future.set_result(reply)
+        except Exception as exc:  # a protocol error, a reply nobody asked for
+            if self.alive:
+                self.via._fail(exc)
+
+    def eof_received(self) -> None:
+        """The server closed: the transport closes, then `connection_lost`."""
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.alive:
+            self.via._fail(exc or RedisConnectionError("Connection closed by server."))
+        self.streams.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.streams.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.streams.resume_writing()
+
+
 class Multiplexer:
     """Commands of many coroutines on one connection of `client`'s pool settings.
 
@@ -155,6 +204,8 @@ class Multiplexer:
         self._connection: Any = None
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
+        self._transport: Any = None
+        self._replies: _Replies | None = None
         self._pending: deque[asyncio.Future[Any]] = deque()
         self._buffer: list[bytes] = []
         self._flushing = False
@@ -247,53 +298,37 @@ class Multiplexer:
             await connection.connect()  # AUTH, SELECT, CLIENT SETNAME: redis-py's handshake
             self._connection = connection
             self._loop = asyncio.get_running_loop()
-            self._writer = connection._writer
-            reading = (
-                self._read(connection._reader)
-                if self.use_hiredis
-                else self._read_via_redis_py(connection)
-            )
-            self._reader_task = self._loop.create_task(reading, name="flowcraft-redis-multiplexer")
+            self._writer = writer = connection._writer
+            self._transport = writer.transport
+            if self.use_hiredis:
+                # Replies are parsed in the transport's data callback (`_Replies`), not by a
+                # task reading a StreamReader: a chunk of replies costs one callback.
+                assert hiredis is not None
+                streams = self._transport.get_protocol()
+                parser = hiredis.Reader(encoding="utf-8", errors=self._encoding_errors)
+                self._replies = _Replies(self, parser, self._pending, streams)
+                self._transport.set_protocol(self._replies)
+            else:
+                self._reader_task = self._loop.create_task(
+                    self._read_via_redis_py(connection), name="flowcraft-redis-multiplexer"
+                )
 
     def _flush(self) -> None:
         self._flushing = False
         if not self._buffer:
             return
         data, self._buffer = b"".join(self._buffer), []
-        writer = self._writer
-        if writer is None or writer.is_closing():
+        transport = self._transport
+        if self._writer is None or transport.is_closing():
             self._fail(RedisConnectionError("the multiplexed Redis connection was lost"))
             return
         try:
-            writer.write(data)
-        except Exception as exc:
-            self._fail(exc)
-
-    async def _read(self, reader: asyncio.StreamReader) -> None:
-        assert hiredis is not None
-        parser = hiredis.Reader(encoding="utf-8", errors=self._encoding_errors)
-        pending = self._pending
-        try:
-            while True:
-                data = await reader.read(_READ_SIZE)
-                if not data:
-                    raise RedisConnectionError("Connection closed by server.")
-                parser.feed(data)
-                while (reply := parser.gets()) is not False:
-                    future = pending.popleft()
-                    if future.done():  # its caller was cancelled
-                        continue
-                    if isinstance(reply, hiredis.ReplyError):
-                        future.set_exception(_error(str(reply)))
-                    else:
-                        future.set_result(reply)
-        except asyncio.CancelledError:
-            raise
+            transport.write(data)
         except Exception as exc:
             self._fail(exc)
 
     async def _read_via_redis_py(self, connection: Any) -> None:
-        """`_read` without hiredis: one reply at a time from redis-py's parser."""
+        """Without hiredis: a task reads one reply at a time with redis-py's parser."""
         pending = self._pending
         try:
             while True:
@@ -325,6 +360,9 @@ class Multiplexer:
         task, self._reader_task = self._reader_task, None
         if task is not None and task is not asyncio.current_task():
             task.cancel()
+        if self._replies is not None:
+            self._replies.alive = False  # what its connection still delivers is not ours
+            self._replies = None
         pending, self._pending = self._pending, deque()
         self._buffer = []
         for future in pending:

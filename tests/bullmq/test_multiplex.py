@@ -172,6 +172,38 @@ async def test_commands_in_flight_when_the_connection_drops_are_sent_again(
     assert await waiting == ["later", "x"]
 
 
+def test_on_uvloop_replies_errors_and_a_dropped_connection(
+    make_client: Callable[[], Redis],
+) -> None:
+    """The worker runs on uvloop, whose transports the hiredis reader's protocol replaces."""
+    import uvloop
+
+    async def scenario() -> None:
+        client = make_client()
+        via = Multiplexer(client, use_hiredis=True)
+        try:
+            values = [f"v{i}" for i in range(50)]
+            assert await asyncio.gather(*(via.execute("ECHO", v) for v in values)) == values
+            with pytest.raises(ResponseError, match="WRONGTYPE"):
+                await asyncio.gather(via.execute("SET", "s", "1"), via.execute("LPUSH", "s", "x"))
+            first = await via.execute("CLIENT", "ID")
+            waiting = asyncio.ensure_future(via.execute("BLPOP", "later", "5"))
+            await asyncio.sleep(0.05)
+            await client.client_kill_filter(_id=first)
+            await asyncio.sleep(0.1)
+            await client.rpush("later", "x")
+            assert await waiting == ["later", "x"]  # sent again on a new connection
+            assert await via.execute("CLIENT", "ID") != first
+        finally:
+            await via.aclose()
+            await client.aclose()
+        with pytest.raises(RedisConnectionError):
+            await via.execute("PING")
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(scenario())
+
+
 async def test_close_fails_waiting_commands_and_refuses_new_ones(redis_client: Redis) -> None:
     via = Multiplexer(redis_client)
     waiting = asyncio.ensure_future(via.execute("BLPOP", "never", "5"))
