@@ -7,7 +7,7 @@ run's TTL; `FinishHook` does it right after a run finishes, is cancelled or fail
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, cast
 
 import redis.asyncio as redis
@@ -103,8 +103,11 @@ class FinishHook:
             start_at=start_at,
         )
 
-    async def load(self, run_id: str, akey: str, keys: Sequence[str] | None) -> Loaded:
-        return await self.store.load(run_id, akey, keys)
+    def load(
+        self, run_id: str, akey: str, keys: Sequence[str] | None
+    ) -> Coroutine[Any, Any, Loaded]:
+        """The store's own coroutine, not one awaiting it: a frame less on every job."""
+        return self.store.load(run_id, akey, keys)
 
     async def complete(self, run_id: str, transition: _Transition) -> Applied:
         applied = await self.store.complete(run_id, transition)
@@ -124,8 +127,8 @@ class FinishHook:
             raise AttributeError(name)
         return getattr(self.store, name)
 
-    async def get(self, run_id: str, key: str) -> Any:
-        return await self.store.get(run_id, key)
+    def get(self, run_id: str, key: str) -> Coroutine[Any, Any, Any]:
+        return self.store.get(run_id, key)
 
     async def snapshot(self, run_id: str) -> dict[str, Any]:
         return await self.store.snapshot(run_id)

@@ -87,12 +87,16 @@ def _append_args(parts: list[bytes], args: Iterable[Any]) -> None:
 def pack_evalsha(sha: str, keys: Sequence[Any], args: Sequence[Any]) -> bytes:
     """`pack(["EVALSHA", sha, len(keys), *keys, *args])` without the intermediate list; keys
     that are strings come from `_PACKED_KEYS`."""
-    digest = sha.encode()
-    parts = [
-        b"*%d\r\n$7\r\nEVALSHA\r\n$%d\r\n%b\r\n%b"
-        % (3 + len(keys) + len(args), len(digest), digest, _int_arg(len(keys)))
-    ]
+    head = _EVALSHA_HEADS.get(sha)
+    if head is None:
+        digest = sha.encode()
+        head = b"$7\r\nEVALSHA\r\n$%d\r\n%b\r\n" % (len(digest), digest)
+        if len(_EVALSHA_HEADS) >= _PACKED_KEYS_MAX:
+            _EVALSHA_HEADS.clear()
+        _EVALSHA_HEADS[sha] = head
     cache = _PACKED_KEYS
+    numkeys = len(keys)
+    parts = [b"*%d\r\n" % (3 + numkeys + len(args)), head, _int_arg(numkeys)]
     append = parts.append
     for key in keys:
         if type(key) is str:
@@ -115,11 +119,19 @@ def pack_evalsha(sha: str, keys: Sequence[Any], args: Sequence[Any]) -> bytes:
 #: Emptied when full, which costs a miss per key in use once.
 _PACKED_KEYS: dict[str, bytes] = {}
 _PACKED_KEYS_MAX = 8192
+#: "EVALSHA" and a script's sha, by sha, in RESP.
+_EVALSHA_HEADS: dict[str, bytes] = {}
 
 
 def _int_arg(n: int) -> bytes:
+    if 0 <= n < len(_SMALL_INTS):
+        return _SMALL_INTS[n]
     text = b"%d" % n
     return b"$%d\r\n%b\r\n" % (len(text), text)
+
+
+#: The RESP of the key counts scripts are called with.
+_SMALL_INTS = tuple(b"$%d\r\n%d\r\n" % (len(b"%d" % n), n) for n in range(64))
 
 
 def _encode_other(arg: Any) -> bytes:
