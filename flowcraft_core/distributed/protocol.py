@@ -50,7 +50,7 @@ FINISHED_STATUSES = frozenset({"completed", "failed", "cancelled", "stalled"})
 
 
 def iteration_text(iteration: Sequence[int]) -> str:
-    return ".".join(str(i) for i in iteration)
+    return ".".join(map(str, iteration)) if iteration else ""
 
 
 def akey(node_id: str, iteration: Sequence[int]) -> str:
@@ -191,7 +191,7 @@ def node_queue(plan: ExecutionPlan | None, node_id: str) -> str | None:
 
 def _trace(value: Any) -> dict[str, str] | None:
     """A job's trace context, if it is a flat string mapping (anything else is dropped)."""
-    if not isinstance(value, Mapping):
+    if value is None or not isinstance(value, Mapping):  # None: every job while tracing is off
         return None
     return {str(k): v for k, v in value.items() if isinstance(v, str)} or None
 
