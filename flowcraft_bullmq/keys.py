@@ -55,7 +55,7 @@ the run's TTL when it ends, and to clear an expired run's leftovers in `create_r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flowcraft_core.ids import validate_run_id
 
@@ -92,6 +92,9 @@ class RunKeys:
     """The keys of one run."""
 
     base: str  # "P:{R}:"
+    #: `fixed`, made on first use: the same strings on every call, so their hashes (the
+    #: multiplexer looks keys up by them) are computed once.
+    _fixed: tuple[str, ...] | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def of(cls, prefix: str, run_id: str) -> RunKeys:
@@ -145,8 +148,12 @@ class RunKeys:
     @property
     def fixed(self) -> list[str]:
         """KEYS[1..12] of the scripts that can end a run (the order of `FIXED`)."""
-        base = self.base
-        return [base + name for name in FIXED]
+        fixed = self._fixed
+        if fixed is None:
+            base = self.base
+            fixed = tuple(base + name for name in FIXED)
+            object.__setattr__(self, "_fixed", fixed)
+        return list(fixed)
 
     @property
     def join_prefix(self) -> str:
