@@ -251,8 +251,9 @@ class Multiplexer:
 
     async def _execute(self, command: bytes) -> Any:
         """`execute` of a packed command. The first attempt goes straight to the connection;
-        only a failed one builds the retry loop (its closure and backoff state cost more
-        than the command's own bookkeeping, on every job)."""
+        only a failed one enters the retry loop (its closure and backoff state cost more
+        than the command's own bookkeeping, on every job), which sends it again at once on
+        a new connection, then with the policy's backoff: one attempt more than before."""
         try:
             if self._writer is None:
                 await self._connect()
