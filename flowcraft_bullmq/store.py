@@ -12,6 +12,7 @@ expire after `state_ttl_s` (after which the run is not found).
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -419,8 +420,14 @@ def _loaded(reply: list[Any]) -> Loaded:
     if episode:
         loaded.episode = episode
     if queue is not None or priority is not None or routed is not None:
-        loaded.route = Route(queue=queue, priority=int(priority or 0), routed=routed is not None)
+        loaded.route = _route(queue, priority, routed is not None)
     return loaded
+
+
+@functools.lru_cache(maxsize=256)
+def _route(queue: str | None, priority: str | None, routed: bool) -> Route:
+    """A run's Route from its meta fields (frozen: one per distinct route is shared)."""
+    return Route(queue=queue, priority=int(priority or 0), routed=routed)
 
 
 def _followup_of(akey: str) -> Followup:
