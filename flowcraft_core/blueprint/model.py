@@ -8,7 +8,7 @@ says `allow_unknown`.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -101,6 +101,16 @@ class NodeConfig(_FrozenModel):
     )
 
 
+_DEFAULT_CONFIG: Final = NodeConfig()
+
+
+def default_config() -> NodeConfig:
+    """The one `NodeConfig()` that nodes without a config share: it is frozen, and one per
+    node cost about 0.6 KB (a million-node blueprint held 0.6 GB of identical configs).
+    A factory rather than a default, so the JSON schema stays as it was (no `default`)."""
+    return _DEFAULT_CONFIG
+
+
 class NodeDefinition(_FrozenModel):
     """One step of a blueprint."""
 
@@ -110,7 +120,7 @@ class NodeDefinition(_FrozenModel):
     inputs: Key | dict[str, Key] | None = Field(
         None, description="How the node's input is computed: a reference or name -> reference."
     )
-    config: NodeConfig = Field(default_factory=NodeConfig)
+    config: NodeConfig = Field(default_factory=default_config)
 
 
 class EdgeDefinition(_FrozenModel):
