@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import yaml
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
 from yaml.resolver import Resolver
@@ -256,7 +256,7 @@ def validate_data(
     issues: list[Issue] = []
     bp: Blueprint | None = None
     try:
-        bp = Blueprint.model_validate(doc, context=context)
+        bp = _validate_compact(doc, context)
         draft = Draft.of(bp)
     except ValidationError as exc:
         issues.extend(schema_issues(exc, doc))
@@ -270,6 +270,71 @@ def validate_data(
     bp._cache["expressions"] = compiled
     bp._cache[cache_key(evaluator)] = (evaluator, compiled)
     return bp
+
+
+#: Nodes and edges are validated this many at a time and compacted before the next batch, so
+#: the per-model duplicates pydantic makes never exist for the whole blueprint at once.
+_BATCH: Final = 4096
+_NODES: Final = TypeAdapter(tuple[NodeDefinition, ...])
+_EDGES: Final = TypeAdapter(tuple[EdgeDefinition, ...])
+
+
+def _validate_compact(doc: dict[str, Any], context: dict[str, Any]) -> Blueprint:
+    """`Blueprint.model_validate(doc)`, holding less memory per node and edge.
+
+    The models are the same, but pydantic gives every model its own `fields_set` set (about
+    0.2 KB), and edges their own copies of the node id strings. Here nodes and edges are
+    validated in batches, then models with the same fields set share one set (never mutated
+    in place: pydantic copies it in `model_copy`), edge ends are the node's id string, and
+    `uses` and `action` strings are shared. On any error the whole document is validated again
+    the plain way, so errors are exactly pydantic's.
+    """
+    raw_nodes, raw_edges = doc.get("nodes"), doc.get("edges", ())
+    if type(raw_nodes) not in (list, tuple) or type(raw_edges) not in (list, tuple):
+        return Blueprint.model_validate(doc, context=context)
+    assert isinstance(raw_nodes, list | tuple) and isinstance(raw_edges, list | tuple)
+    fields_sets: dict[frozenset[str], set[str]] = {}
+    strings: dict[str, str] = {}
+    node_ids: dict[str, str] = {}
+    try:
+        nodes: list[NodeDefinition] = []
+        for start in range(0, len(raw_nodes), _BATCH):
+            node_batch = _NODES.validate_python(raw_nodes[start : start + _BATCH], context=context)
+            for node in node_batch:
+                _share_fields_set(node, fields_sets)
+                values = node.__dict__
+                uses = values["uses"]
+                values["uses"] = strings.setdefault(uses, uses)
+                node_ids.setdefault(values["id"], values["id"])
+            nodes.extend(node_batch)
+        edges: list[EdgeDefinition] = []
+        for start in range(0, len(raw_edges), _BATCH):
+            edge_batch = _EDGES.validate_python(raw_edges[start : start + _BATCH], context=context)
+            for edge in edge_batch:
+                _share_fields_set(edge, fields_sets)
+                values = edge.__dict__
+                values["source"] = node_ids.get(values["source"], values["source"])
+                values["target"] = node_ids.get(values["target"], values["target"])
+                action = values["action"]
+                if action is not None:
+                    values["action"] = strings.setdefault(action, action)
+            edges.extend(edge_batch)
+        del node_ids
+        checked = dict(doc, nodes=tuple(nodes))
+        if "edges" in doc:
+            checked["edges"] = tuple(edges)
+        del nodes, edges
+        return Blueprint.model_validate(checked, context=context)
+    except ValidationError:
+        pass
+    return Blueprint.model_validate(doc, context=context)
+
+
+def _share_fields_set(model: BaseModel, shared: dict[frozenset[str], set[str]]) -> None:
+    own = model.__pydantic_fields_set__
+    common = shared.setdefault(frozenset(own), own)
+    if common is not own:
+        object.__setattr__(model, "__pydantic_fields_set__", common)
 
 
 def _partial_draft(doc: dict[str, Any], context: dict[str, Any]) -> Draft:
