@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
 
 from .._gc import gc_paused
-from ..analysis.graph import GraphStructure, compute_structure
+from ..analysis.graph import GraphStructure, build_structure
 from ..blueprint.model import Blueprint, NodeConfig, NodeDefinition
 from ..errors import BlueprintError, Problem
 from ..expressions import Compiled, Evaluator
@@ -125,9 +125,25 @@ def build_plan(bp: Blueprint, evaluator: Evaluator | None = None) -> ExecutionPl
         return _build_plan(bp, evaluator)
 
 
+#: The params view of every node without params (most nodes): one instead of one per node.
+_NO_PARAMS: Final[Mapping[str, Any]] = MappingProxyType({})
+
+
 def _build_plan(bp: Blueprint, evaluator: Evaluator | None) -> ExecutionPlan:
-    structure = compute_structure(bp)
-    by_id = {n.id: i for i, n in enumerate(bp.nodes)}
+    built = build_structure(bp)
+    structure = built.structure
+    position = built.position
+    by_id: dict[str, int]
+    if isinstance(position, dict) and len(position) == len(bp.nodes):
+        # Unique ids: the structure's id -> position dict is this very map; share it (and its
+        # int objects) rather than build a second million-entry dict.
+        by_id = position
+    else:  # duplicate ids (a blueprint not from load_blueprint): the last one wins, as before
+        by_id = {n.id: i for i, n in enumerate(bp.nodes)}
+    #: One int object per position, shared by node and edge plans (an int above 256 is an
+    #: object of its own: 28 bytes each, twice per node otherwise).
+    ints = list(by_id.values()) if by_id is position else list(range(len(bp.nodes)))
+    ints.extend(range(len(ints), len(bp.edges)))
     problems: list[Problem] = []
 
     nodes: list[NodePlan] = []
@@ -136,14 +152,14 @@ def _build_plan(bp: Blueprint, evaluator: Evaluator | None) -> ExecutionPlan:
     loop_body = structure.loop_body
     fallback_ids = structure.fallback_ids
     reachable = structure.reachable
-    for i, n in enumerate(bp.nodes):
+    for i, n in zip(ints, bp.nodes, strict=False):  # ints may be longer (edges)
         nodes.append(
             NodePlan(
                 index=i,
                 id=n.id,
                 definition=n,
                 uses=n.uses,
-                params=MappingProxyType(n.params),
+                params=MappingProxyType(n.params) if n.params else _NO_PARAMS,
                 config=n.config,
                 join_any=n.config.join_strategy == "any",
                 loops=tuple(by_id[h] for h in node_loops.get(n.id, ())) if has_loops else (),
@@ -174,7 +190,7 @@ def _build_plan(bp: Blueprint, evaluator: Evaluator | None) -> ExecutionPlan:
     preds: list[dict[int, None]] = [{} for _ in nodes]
     exits: dict[int, list[EdgePlan]] = {}
     back_edges = structure.back_edges
-    for j, e in enumerate(bp.edges):
+    for j, e in zip(ints, bp.edges, strict=False):
         s, t = by_id.get(e.source), by_id.get(e.target)
         if s is None or t is None:
             problems.append(Problem(f"edges[{j}]", "UNKNOWN_EDGE_TARGET", "unknown node"))
