@@ -25,29 +25,72 @@ FORWARD = 0
 BACK = 1
 
 
+# Plans of a million-node blueprint are a million objects each of nodes and edges, and most
+# attributes are at their default on most of them. So each class keeps in slots only what
+# every plan has; the rest are class attributes holding the default (the `_...Defaults`
+# bases), and a plan with some of them set is an instance of the `_Full...` subclass, which has
+# slots for them. Either way `plan.loops` etc. read the same; only _build_plan assigns them.
+
+
+class _EdgeDefaults:
+    __slots__ = ()
+    action: str | None = None
+    condition_text: str | None = None
+    condition: Compiled | None = None
+    transform_text: str | None = None
+    transform: Compiled | None = None
+    kind: int = FORWARD
+    #: Length of the common loop prefix of source and target.
+    common: int = 0
+    #: How many loop levels the target adds (0, or 1 when entering a loop at its header).
+    enter: int = 0
+    #: For an edge leaving loops: the outermost exited header (its end resolves it dead).
+    exit_header: int | None = None
+
+
 @dataclass(slots=True, eq=False)
-class EdgePlan:
+class EdgePlan(_EdgeDefaults):
     index: int
     source: int
     target: int
     source_id: str
     target_id: str
-    action: str | None
-    condition_text: str | None
-    condition: Compiled | None
-    transform_text: str | None
-    transform: Compiled | None
-    kind: int
-    #: Length of the common loop prefix of source and target.
-    common: int
-    #: How many loop levels the target adds (0, or 1 when entering a loop at its header).
-    enter: int
-    #: For an edge leaving loops: the outermost exited header (its end resolves it dead).
-    exit_header: int | None
 
 
 @dataclass(slots=True, eq=False)
-class NodePlan:
+class _FullEdgePlan(EdgePlan):
+    action: str | None = None
+    condition_text: str | None = None
+    condition: Compiled | None = None
+    transform_text: str | None = None
+    transform: Compiled | None = None
+    kind: int = FORWARD
+    common: int = 0
+    enter: int = 0
+    exit_header: int | None = None
+
+
+class _NodeDefaults:
+    __slots__ = ()
+    join_any: bool = False
+    #: Enclosing loop headers, outermost first (a header is inside its own loop).
+    loops: tuple[int, ...] = ()
+    is_header: bool = False
+    is_loop_controller: bool = False
+    loop_condition: Compiled | None = None
+    fallback_node: int | None = None
+    fallback_key: str | None = None
+    is_fallback: bool = False
+    is_scatter: bool = False
+    is_gather: bool = False
+    scatter_of_gather: int | None = None
+    #: Some out-edge has a condition or transform (routing needs a context reader).
+    has_expressions: bool = False
+    exit_edges: tuple[EdgePlan, ...] = ()
+
+
+@dataclass(slots=True, eq=False)
+class NodePlan(_NodeDefaults):
     index: int
     id: str
     definition: NodeDefinition
@@ -60,27 +103,28 @@ class NodePlan:
     distinct_out: tuple[EdgePlan, ...] = ()
     #: Distinct predecessors over forward edges, in order of first edge declaration.
     preds: tuple[int, ...] = ()
-    join_any: bool = False
-    #: Enclosing loop headers, outermost first (a header is inside its own loop).
-    loops: tuple[int, ...] = ()
-    is_header: bool = False
     #: Resolutions must be tracked per activation (several preds, or fed by a loop exit).
     tracked: bool = False
+    reachable: bool = True
+    #: `ids.node_token(id)`, filled on first use (activation ids).
+    token: str | None = None
+
+
+@dataclass(slots=True, eq=False)
+class _FullNodePlan(NodePlan):
+    join_any: bool = False
+    loops: tuple[int, ...] = ()
+    is_header: bool = False
     is_loop_controller: bool = False
     loop_condition: Compiled | None = None
-    #: Forward edges whose target is this node, for "first declared edge supplies the value".
     fallback_node: int | None = None
     fallback_key: str | None = None
     is_fallback: bool = False
     is_scatter: bool = False
     is_gather: bool = False
     scatter_of_gather: int | None = None
-    reachable: bool = True
-    #: Some out-edge has a condition or transform (routing needs a context reader).
     has_expressions: bool = False
     exit_edges: tuple[EdgePlan, ...] = ()
-    #: `ids.node_token(id)`, filled on first use (activation ids).
-    token: str | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -129,6 +173,24 @@ def build_plan(bp: Blueprint, evaluator: Evaluator | None = None) -> ExecutionPl
 _NO_PARAMS: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
+def _full_node(base: NodePlan, extra: dict[str, Any]) -> NodePlan:
+    return _FullNodePlan(
+        index=base.index,
+        id=base.id,
+        definition=base.definition,
+        uses=base.uses,
+        params=base.params,
+        config=base.config,
+        out_edges=base.out_edges,
+        distinct_out=base.distinct_out,
+        preds=base.preds,
+        tracked=base.tracked,
+        reachable=base.reachable,
+        token=base.token,
+        **extra,
+    )
+
+
 def _build_plan(bp: Blueprint, evaluator: Evaluator | None) -> ExecutionPlan:
     built = build_structure(bp)
     structure = built.structure
@@ -147,6 +209,8 @@ def _build_plan(bp: Blueprint, evaluator: Evaluator | None) -> ExecutionPlan:
     problems: list[Problem] = []
 
     nodes: list[NodePlan] = []
+    #: Node index -> its attributes that differ from the `_NodeDefaults` (few nodes have any).
+    rare: dict[int, dict[str, Any]] = {}
     has_loops = bool(structure.loop_headers)
     node_loops = structure.node_loops
     loop_body = structure.loop_body
@@ -161,28 +225,43 @@ def _build_plan(bp: Blueprint, evaluator: Evaluator | None) -> ExecutionPlan:
                 uses=n.uses,
                 params=MappingProxyType(n.params) if n.params else _NO_PARAMS,
                 config=n.config,
-                join_any=n.config.join_strategy == "any",
-                loops=tuple(by_id[h] for h in node_loops.get(n.id, ())) if has_loops else (),
-                is_header=n.id in loop_body,
-                is_loop_controller=n.uses == LOOP_CONTROLLER,
-                is_fallback=n.id in fallback_ids,
-                is_scatter=n.uses == BATCH_SCATTER,
-                is_gather=n.uses == BATCH_GATHER,
                 reachable=n.id in reachable,
             )
         )
+        extra: dict[str, Any] = {}
+        if n.config.join_strategy == "any":
+            extra["join_any"] = True
+        if has_loops:
+            loops = tuple(by_id[h] for h in node_loops.get(n.id, ()))
+            if loops:
+                extra["loops"] = loops
+            if n.id in loop_body:
+                extra["is_header"] = True
+        if n.id in fallback_ids:
+            extra["is_fallback"] = True
+        if n.uses == BATCH_SCATTER:
+            extra["is_scatter"] = True
+        elif n.uses == BATCH_GATHER:
+            extra["is_gather"] = True
+        elif n.uses == LOOP_CONTROLLER:
+            extra["is_loop_controller"] = True
+            cond = n.params.get("condition")
+            if isinstance(cond, str):
+                extra["loop_condition"] = _compile(
+                    evaluator, cond, f"nodes[{i}].params.condition", problems
+                )
         fb = n.config.fallback
         if fb is not None:
             if fb in by_id:
-                nodes[i].fallback_node = by_id[fb]
+                extra["fallback_node"] = by_id[fb]
             else:
-                nodes[i].fallback_key = fb
-        if n.uses == LOOP_CONTROLLER:
-            cond = n.params.get("condition")
-            if isinstance(cond, str):
-                nodes[i].loop_condition = _compile(
-                    evaluator, cond, f"nodes[{i}].params.condition", problems
-                )
+                extra["fallback_key"] = fb
+        if extra:
+            rare[i] = extra
+
+    def loops_of(index: int) -> tuple[int, ...]:
+        extra = rare.get(index)
+        return extra.get("loops", ()) if extra is not None else ()
 
     edges: list[EdgePlan] = []
     out: list[list[EdgePlan]] = [[] for _ in nodes]
@@ -195,45 +274,58 @@ def _build_plan(bp: Blueprint, evaluator: Evaluator | None) -> ExecutionPlan:
         if s is None or t is None:
             problems.append(Problem(f"edges[{j}]", "UNKNOWN_EDGE_TARGET", "unknown node"))
             continue
-        s_loops, t_loops = nodes[s].loops, nodes[t].loops
-        common = 0
-        while (
-            common < len(s_loops) and common < len(t_loops) and s_loops[common] == t_loops[common]
-        ):
-            common += 1
         kind = BACK if j in back_edges else FORWARD
         if kind == FORWARD:
             preds[t][s] = None
-        exit_header = s_loops[common] if kind == FORWARD and common < len(s_loops) else None
-        ep = EdgePlan(
-            index=j,
-            source=s,
-            target=t,
-            source_id=e.source,
-            target_id=e.target,
-            action=e.action,
-            condition_text=e.condition,
-            condition=_compile(evaluator, e.condition, f"edges[{j}].condition", problems)
-            if e.condition is not None
-            else None,
-            transform_text=e.transform,
-            transform=_compile(evaluator, e.transform, f"edges[{j}].transform", problems)
-            if e.transform is not None
-            else None,
-            kind=kind,
-            common=common,
-            enter=len(t_loops) - common if kind == FORWARD else 0,
-            exit_header=exit_header,
-        )
+        ep: EdgePlan
+        if (
+            has_loops
+            or kind != FORWARD
+            or e.action is not None
+            or e.condition is not None
+            or e.transform is not None
+        ):
+            s_loops, t_loops = loops_of(s), loops_of(t)
+            common = 0
+            while (
+                common < len(s_loops)
+                and common < len(t_loops)
+                and s_loops[common] == t_loops[common]
+            ):
+                common += 1
+            exit_header = s_loops[common] if kind == FORWARD and common < len(s_loops) else None
+            ep = _FullEdgePlan(
+                index=j,
+                source=s,
+                target=t,
+                source_id=e.source,
+                target_id=e.target,
+                action=e.action,
+                condition_text=e.condition,
+                condition=_compile(evaluator, e.condition, f"edges[{j}].condition", problems)
+                if e.condition is not None
+                else None,
+                transform_text=e.transform,
+                transform=_compile(evaluator, e.transform, f"edges[{j}].transform", problems)
+                if e.transform is not None
+                else None,
+                kind=kind,
+                common=common,
+                enter=len(t_loops) - common if kind == FORWARD else 0,
+                exit_header=exit_header,
+            )
+            if exit_header is not None:
+                exits.setdefault(exit_header, []).append(ep)
+        else:  # no loops, no action or expressions: every other attribute is the default
+            ep = EdgePlan(index=j, source=s, target=t, source_id=e.source, target_id=e.target)
         edges.append(ep)
         out[s].append(ep)
-        if exit_header is not None:
-            exits.setdefault(exit_header, []).append(ep)
     if problems:
         raise BlueprintError(bp.id, problems)
 
     for node in nodes:
-        node_out = out[node.index]
+        i = node.index
+        node_out = out[i]
         node.out_edges = tuple(node_out)
         if len(node_out) <= 1:
             node.distinct_out = node.out_edges
@@ -245,20 +337,27 @@ def _build_plan(bp: Blueprint, evaluator: Evaluator | None) -> ExecutionPlan:
                     seen.add((ep.target, ep.kind))
                     distinct.append(ep)
             node.distinct_out = tuple(distinct)
-        if exits:
-            node.exit_edges = tuple(exits.get(node.index, ()))
-        node.preds = tuple(preds[node.index])
-        node.has_expressions = node.is_loop_controller or any(
+        if exits and i in exits:
+            rare.setdefault(i, {})["exit_edges"] = tuple(exits[i])
+        node.preds = tuple(preds[i])
+        if (i in rare and "is_loop_controller" in rare[i]) or any(
             e.condition is not None or e.transform is not None for e in node_out
-        )
+        ):
+            rare.setdefault(i, {})["has_expressions"] = True
+    del out, preds
     fed_by_exit = {ep.target for ep in edges if ep.exit_header is not None}
     for node in nodes:
-        node.tracked = len(node.preds) > 1 or node.index in fed_by_exit or node.is_gather
-    for node in nodes:
-        if node.is_scatter:
-            gather = node.params.get("gatherNodeId")
+        i = node.index
+        node.tracked = (
+            len(node.preds) > 1 or i in fed_by_exit or (i in rare and "is_gather" in rare[i])
+        )
+    for i, extra in list(rare.items()):
+        if extra.get("is_scatter"):
+            gather = nodes[i].params.get("gatherNodeId")
             if isinstance(gather, str) and gather in by_id:
-                nodes[by_id[gather]].scatter_of_gather = node.index
+                rare.setdefault(by_id[gather], {})["scatter_of_gather"] = i
+    for i, extra in rare.items():
+        nodes[i] = _full_node(nodes[i], extra)
 
     return ExecutionPlan(
         blueprint=bp,
