@@ -277,16 +277,10 @@ def _build_plan(bp: Blueprint, evaluator: Evaluator | None) -> ExecutionPlan:
         kind = BACK if j in back_edges else FORWARD
         if kind == FORWARD:
             preds[t][s] = None
-        ep: EdgePlan
-        if (
-            has_loops
-            or kind != FORWARD
-            or e.action is not None
-            or e.condition is not None
-            or e.transform is not None
-        ):
+        common = enter = 0
+        exit_header = None
+        if has_loops:
             s_loops, t_loops = loops_of(s), loops_of(t)
-            common = 0
             while (
                 common < len(s_loops)
                 and common < len(t_loops)
@@ -294,6 +288,17 @@ def _build_plan(bp: Blueprint, evaluator: Evaluator | None) -> ExecutionPlan:
             ):
                 common += 1
             exit_header = s_loops[common] if kind == FORWARD and common < len(s_loops) else None
+            enter = len(t_loops) - common if kind == FORWARD else 0
+        ep: EdgePlan
+        if (
+            kind != FORWARD
+            or common
+            or enter
+            or exit_header is not None
+            or e.action is not None
+            or e.condition is not None
+            or e.transform is not None
+        ):
             ep = _FullEdgePlan(
                 index=j,
                 source=s,
@@ -311,12 +316,12 @@ def _build_plan(bp: Blueprint, evaluator: Evaluator | None) -> ExecutionPlan:
                 else None,
                 kind=kind,
                 common=common,
-                enter=len(t_loops) - common if kind == FORWARD else 0,
+                enter=enter,
                 exit_header=exit_header,
             )
             if exit_header is not None:
                 exits.setdefault(exit_header, []).append(ep)
-        else:  # no loops, no action or expressions: every other attribute is the default
+        else:  # a plain forward edge outside loops: every other attribute is the default
             ep = EdgePlan(index=j, source=s, target=t, source_id=e.source, target_id=e.target)
         edges.append(ep)
         out[s].append(ep)
