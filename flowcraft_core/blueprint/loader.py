@@ -299,18 +299,23 @@ def _validate_compact(doc: dict[str, Any], context: dict[str, Any]) -> Blueprint
     try:
         nodes: list[NodeDefinition] = []
         for start in range(0, len(raw_nodes), _BATCH):
-            node_batch = _NODES.validate_python(raw_nodes[start : start + _BATCH], context=context)
-            for node in node_batch:
-                _share_fields_set(node, fields_sets)
+            raw = raw_nodes[start : start + _BATCH]
+            node_batch = _NODES.validate_python(raw, context=context)
+            for node, given in zip(node_batch, raw, strict=True):
                 values = node.__dict__
-                uses = values["uses"]
-                values["uses"] = strings.setdefault(uses, uses)
                 node_ids.setdefault(values["id"], values["id"])
+                if node is not given:  # a model passed in is the caller's: left as it is
+                    _share_fields_set(node, fields_sets)
+                    uses = values["uses"]
+                    values["uses"] = strings.setdefault(uses, uses)
             nodes.extend(node_batch)
         edges: list[EdgeDefinition] = []
         for start in range(0, len(raw_edges), _BATCH):
-            edge_batch = _EDGES.validate_python(raw_edges[start : start + _BATCH], context=context)
-            for edge in edge_batch:
+            raw = raw_edges[start : start + _BATCH]
+            edge_batch = _EDGES.validate_python(raw, context=context)
+            for edge, given in zip(edge_batch, raw, strict=True):
+                if edge is given:
+                    continue
                 _share_fields_set(edge, fields_sets)
                 values = edge.__dict__
                 values["source"] = node_ids.get(values["source"], values["source"])
