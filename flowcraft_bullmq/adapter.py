@@ -49,6 +49,7 @@ from flowcraft_core.runtime.executor import RetryLater
 
 from . import control
 from .codec import encode
+from .composed import ComposedAdd
 from .connection import ConnectionLike, RedisConnector, check_eviction_policy, named_error
 from .control import INITIAL_CONTEXT, run_options
 from .event_stream import RunEventStream, follow
@@ -353,6 +354,7 @@ class BullMQAdapter:
                 via=self._multiplexer,
                 queue_for=self.bullmq_queue,
             )
+            self._compose(store)
             self._client_worker = DistributedWorker(
                 store=self._store, queue=self._job_queue, **self._client_worker_args
             )
@@ -362,6 +364,20 @@ class BullMQAdapter:
                 registry=self._registry,
                 **self._worker_args,
             )
+
+    def _compose(self, store: CoordinationStore) -> None:
+        """`complete` adds the successors' jobs itself (composed.py) when every job it would
+        add is plain: no per-job retry options, and no event bus, whose events of a completion
+        are emitted before its successors are enqueued (SPEC 7.1) only if the worker adds them
+        after emitting. Only on the multiplexed connection (one Redis, not a cluster)."""
+        if (
+            isinstance(store, RedisCoordinationStore)
+            and self._multiplexer is not None
+            and self.retry_mode != "queue"
+            and self._worker_args["event_bus"] is None
+        ):
+            assert self._job_queue is not None
+            store.adds = ComposedAdd.build(store.client, self._queue, self._job_queue.job_options)
 
     def bullmq_queue(self, name: str) -> Any:
         """The `bullmq.Queue` named `name` (made on first use, one connection each), where

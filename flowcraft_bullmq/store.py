@@ -21,6 +21,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
 from flowcraft_core.context import MISSING
+from flowcraft_core.distributed import protocol
 from flowcraft_core.distributed.frontier import FrontierEntry
 from flowcraft_core.distributed.protocol import (
     DEFAULT_ROUTE,
@@ -34,6 +35,7 @@ from flowcraft_core.distributed.protocol import (
 from flowcraft_core.errors import RunNotFoundError
 
 from . import codec
+from .composed import ComposedAdd
 from .context import RedisContext
 from .keys import RunKeys, validate_prefix
 from .multiplex import Multiplexer
@@ -73,6 +75,9 @@ class RedisCoordinationStore:
         self._mux = scripts_via
         #: RunKeys by run id: every job of a run names the same keys (`keys`).
         self._run_keys: dict[str, RunKeys] = {}
+        #: Set by the adapter (composed.py): `complete` also adds the ready activations' BullMQ
+        #: jobs in the same script, and its Applied.ready lists only the ones it did not add.
+        self.adds: ComposedAdd | None = None
 
     def keys(self, run_id: str) -> RunKeys:
         """The run's keys (an invalid run id raises ValueError). Remembered for the next
@@ -180,18 +185,28 @@ class RedisCoordinationStore:
     async def complete(self, run_id: str, transition: Transition) -> Applied:
         header, values, targets = codec.pack_transition(transition)
         keys = self.keys(run_id)
-        kind, text = await self._call(
-            run_id,
-            self._scripts.complete,
+        run_keys = (
             keys.fixed
             + [keys.join(target) for target in targets]
-            # A waiting transition may take a buffered resume: the list is the last key.
-            + ([keys.resume] if transition.waiting is not None else []),
-            [header, self.state_ttl_s, keys.join_prefix, *values],
+            # A waiting transition may take a buffered resume: the list is the last run key.
+            + ([keys.resume] if transition.waiting is not None else [])
         )
+        args = [header, self.state_ttl_s, keys.join_prefix, *values]
+        adds = self.adds
+        if (
+            adds is not None and protocol.job_trace_hook is None
+        ):  # traced jobs carry a trace: not plain
+            reply = await self._call(run_id, adds.script, run_keys + adds.keys, args + adds.args())
+        else:
+            reply = await self._call(run_id, self._scripts.complete, run_keys, args)
+        kind, text = reply[0], reply[1]
         if kind == "ignored":
             return Applied(ignored=True, finished=text)
-        return codec.unpack_applied(text, replay=kind == "replay")
+        applied = codec.unpack_applied(text, replay=kind == "replay")
+        if len(reply) > 2 and "1" in reply[2]:  # complete+add: drop the jobs it added
+            mask = reply[2]
+            applied.ready = [f for f, a in zip(applied.ready, mask, strict=True) if a == "0"]
+        return applied
 
     # ----------------------------------------------------------------- context
     async def get(self, run_id: str, key: str) -> Any:

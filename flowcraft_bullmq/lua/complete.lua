@@ -41,7 +41,14 @@ ARGV[3]      join key prefix (keys.RunKeys.join_prefix)
 ARGV[4..]    JSON texts referenced by index: context values, the output, join entries
              ([status, value]), the error record, the waiting details
 
-Returns {"applied", Applied JSON}, {"replay", recorded Applied JSON} or {"ignored", status}.
+Composed with BullMQ's addStandardJob (composed.py, the script `complete+add`): after those keys
+and arguments come the add's, KEYS[#KEYS-8..#KEYS] the queue's keys (composed.ADD_KEYS) and
+ARGV[#ARGV-5..#ARGV] its job key prefix, its name, the job name, the packed job options before
+and after the job id, and the timestamp (ms); the reply then has a third element (below).
+
+Returns {"applied", Applied JSON}, {"replay", recorded Applied JSON} or {"ignored", status};
+composed, {"applied", Applied JSON, mask}: mask has one character per ready follow-up, "1" if
+its BullMQ job was added here (the worker adds the others).
 Error NORUN if the run does not exist.
 Applied JSON: {"r": [[followup, 0], ...], "s": [[followup, status], ...],
                "l": [[[header id, prefix], [delivered edge indices], [Close, ...]], ...],
@@ -51,6 +58,10 @@ flight. Returns {"ignored", status} for a subflow wait that is ignored (see "p")
 A run that would end failed with completions to compensate (meta compN, no noCompensate) is
 set compensating instead (docs/compensation.md); a paused run that would await stays paused.
 ]==]
+
+-- composed.py assigns BullMQ's addStandardJob (a function of (KEYS, ARGV)) to ADD_JOB right
+-- after this line, and ADD_KEYS its number of keys: the queue's keys come last in KEYS.
+local ADD_JOB, ADD_KEYS = nil, 0
 
 local TAKEN, FAILED_RES = 0, 2
 local DEAD_ENTRY = '[1,null]'
@@ -87,7 +98,7 @@ end
 -- none (SPEC 9.7). Entries are "<node id JSON or null>\n<[output, action] JSON>".
 local taken = nil
 if t.q then
-  local resume_list, fallback = KEYS[#KEYS], nil
+  local resume_list, fallback = KEYS[#KEYS - ADD_KEYS], nil
   for _, item in ipairs(redis.call('LRANGE', resume_list, 0, -1)) do
     local head = string.sub(item, 1, string.find(item, '\n', 1, true) - 1)
     if head == t.q then
@@ -419,4 +430,66 @@ if final then
     end
   end
 end
-return {'applied', applied}
+if not ADD_JOB then
+  return {'applied', applied}
+end
+
+-- Composed (composed.py): the ready activations' BullMQ jobs, added by BullMQ's own script
+-- after every write above (an add that fails leaves the transition applied and recorded; the
+-- worker adds that job). Only what `BullMQJobQueue.entry` would add with the queue's plain
+-- options: the run's queue is this one, it has no priority and no node with a queue of its own
+-- (routed), and the node id needs no JSON escaping. The job data is `Job.to_data`'s JSON as json.dumps writes it.
+local mask = {}
+local n = #ARGV
+local job_prefix, queue_name, job_name, opts_head, opts_tail, stamp =
+  ARGV[n - 5], ARGV[n - 4], ARGV[n - 3], ARGV[n - 2], ARGV[n - 1], tonumber(ARGV[n])
+local route = redis.call('HMGET', meta, 'queue', 'priority', 'routed')
+local plain = (not route[1] or route[1] == queue_name) and not (route[2] or route[3])
+local queue_keys = {unpack(KEYS, #KEYS - ADD_KEYS + 1, #KEYS)}
+local run_id = string.match(meta, '{([^{}]*)}:meta$')
+
+-- A msgpack str (as msgpack-python packs it).
+local function mp_str(s)
+  local len = #s
+  if len < 32 then
+    return string.char(0xa0 + len) .. s
+  elseif len < 256 then
+    return '\217' .. string.char(len) .. s
+  elseif len < 65536 then
+    return '\218' .. string.char(math.floor(len / 256), len % 256) .. s
+  end
+  return '\219' .. string.char(math.floor(len / 16777216), math.floor(len / 65536) % 256,
+    math.floor(len / 256) % 256, len % 256) .. s
+end
+
+local function add(entry)
+  local f = cjson.decode(entry)[1]
+  local node, iteration = f[2], f[3]
+  if type(node) ~= 'string' or string.find(node, '[%c"\\\128-\255]') then
+    return false
+  end
+  for _, i in ipairs(iteration) do
+    if type(i) ~= 'number' or i < 0 or i >= 1e9 or math.floor(i) ~= i then
+      return false
+    end
+  end
+  local token = string.gsub(node, '[^A-Za-z0-9_.]', function(c)
+    return string.format('~%02x', string.byte(c))
+  end)
+  local job_id = run_id .. '-' .. token .. '-'
+    .. (#iteration == 0 and '0' or table.concat(iteration, '.'))
+  local data = '{"runId":"' .. run_id .. '","nodeId":"' .. node .. '","iteration":['
+    .. table.concat(iteration, ',') .. '],"kind":"node","seq":0}'
+  local ok, result = pcall(ADD_JOB, queue_keys, {
+    cmsgpack.pack({job_prefix, job_id, job_name, stamp}),
+    data,
+    opts_head .. mp_str(job_id) .. opts_tail,
+    stamp,
+  })
+  return ok and result == job_id
+end
+
+for i, entry in ipairs(ready) do
+  mask[i] = (plain and run_id and add(entry)) and '1' or '0'
+end
+return {'applied', applied, table.concat(mask)}

@@ -14,7 +14,13 @@ from typing import Any
 
 import pytest
 from distributed.test_memory_parity import CASES, comparable, make_registry, n
-from reconcile_support import adapter, age, counted_registry, lose_follow_ups_once
+from reconcile_support import (
+    adapter,
+    age,
+    counted_registry,
+    lose_follow_ups_once,
+    without_composed_adds,
+)
 from redis.asyncio import Redis
 
 from flowcraft_bullmq import (
@@ -171,6 +177,7 @@ async def test_a_crash_between_complete_and_enqueue_is_healed_by_redelivery(
                 await queue.add_bulk(jobs)
 
         a._worker.queue = FlakyQueue()
+        without_composed_adds(a)
         run_id = await a.start_run("chain")
         result = await a.wait_for_result(run_id, timeout_s=15)
     assert failures == [1]
@@ -364,6 +371,7 @@ async def test_a_deleted_item_job_is_found_and_its_batch_finishes(
                 await queue.add_bulk([job for job in jobs if job.job_id not in deleted])
 
         a._worker.queue = DeletingQueue()
+        without_composed_adds(a)
         run_id = await a.start_run(blueprint["id"], context)
         await _until(lambda: _idle(a))
         assert deleted == [f"{run_id}-s~5b2~5d-0"]

@@ -1,0 +1,237 @@
+"""`complete+add` (flowcraft_bullmq/composed.py): the successors' BullMQ jobs added inside
+`complete` must be exactly what BullMQ's own `Queue.add` writes with our options.
+
+Two adapters on the same server, with the same run ids under two key prefixes: one composes
+(multiplexed), one adds every job with `Queue.add` (multiplex=False never composes). Both run
+the same jobs one at a time in the same order (no BullMQ worker: `handle` is called on the job
+at the tail of the wait list), then every BullMQ key they wrote is compared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis.asyncio as redis
+from adapter_support import adapter, chain, e, n
+from bullmq import Job as BullMQJob
+from bullmq import Queue
+from distributed.test_memory_parity import CASES, make_registry
+
+from flowcraft_bullmq import composed
+from flowcraft_bullmq.adapter import BullMQAdapter
+from flowcraft_bullmq.multiplex import Multiplexer
+from flowcraft_bullmq.store import RedisCoordinationStore
+from flowcraft_core.distributed import Job
+
+#: Node ids of every kind: plain, needing a job-id token, quotes and backslashes (JSON escapes:
+#: not composed), non-ASCII (json.dumps escapes it: not composed), long (a msgpack str16 id:
+#: each "-" is "~2d" in the job id).
+ODD_IDS = ["n0", "a-b c/d", 'q"uote', "back\\slash", "caf\u00e9", "a-" * 100, "tail"]
+
+ODD_CHAIN: dict[str, Any] = {
+    "id": "odd",
+    "nodes": [n(node_id, "inc") for node_id in ODD_IDS],
+    "edges": [e(a, b) for a, b in itertools.pairwise(ODD_IDS)],
+}
+
+BLUEPRINTS = [chain(4), ODD_CHAIN, CASES["loop"][0], CASES["nested_loops"][0]]
+
+
+def record_commands(via: Multiplexer) -> list[str]:
+    """What `via` sends from now on: each command's name, an EVALSHA's SHA1."""
+    sent: list[str] = []
+    enqueue = via._enqueue
+
+    def recording(command: bytes) -> asyncio.Future[Any]:
+        parts = command.split(b"\r\n")
+        sent.append((parts[4] if parts[2] == b"EVALSHA" else parts[2]).decode())
+        return enqueue(command)
+
+    via._enqueue = recording  # type: ignore[method-assign]
+    return sent
+
+
+def _store(a: BullMQAdapter) -> RedisCoordinationStore:
+    store = a._store.store  # type: ignore[union-attr]
+    assert isinstance(store, RedisCoordinationStore)
+    return store
+
+
+async def _drive(
+    a: BullMQAdapter, client: redis.Redis, queue_prefix: str, *, redeliver: bool = False
+) -> list[str]:
+    """Handle the oldest unhandled job of the wait list until none is left (with `redeliver`,
+    each twice in a row: the second replays it); the job ids in the order they were handled."""
+    assert a._worker is not None
+    handled: list[str] = []
+    while True:
+        waiting = await client.lrange(queue_prefix + "wait", 0, -1)
+        waiting.reverse()  # LPUSH: the oldest is last
+        waiting += await client.zrange(queue_prefix + "prioritized", 0, -1)
+        todo = [job_id for job_id in waiting if job_id not in handled]
+        if not todo:
+            return handled
+        data = json.loads(await client.hget(queue_prefix + todo[0], "data"))
+        await a._worker.handle(Job.from_data(data))
+        if redeliver:
+            await a._worker.handle(Job.from_data(data))
+        handled.append(todo[0])
+
+
+async def _bullmq_state(client: redis.Redis, queue_prefix: str, job_ids: list[str]) -> Any:
+    """Everything BullMQ keeps of these jobs: their hashes (without the add time), the wait
+    list, the marker, the queue's meta and id counter, and the events (without stream ids)."""
+    jobs = {}
+    for job_id in job_ids:
+        fields = await client.hgetall(queue_prefix + job_id)
+        fields.pop("timestamp")
+        jobs[job_id] = fields
+    events = [fields for _, fields in await client.xrange(queue_prefix + "events")]
+    return {
+        "jobs": jobs,
+        "wait": await client.lrange(queue_prefix + "wait", 0, -1),
+        "prioritized": await client.zrange(queue_prefix + "prioritized", 0, -1, withscores=True),
+        "marker": await client.zrange(queue_prefix + "marker", 0, -1, withscores=True),
+        "meta": await client.hgetall(queue_prefix + "meta"),
+        "id": await client.get(queue_prefix + "id"),
+        "events": events,
+    }
+
+
+async def _run_both(
+    redis_url: str,
+    prefix: str,
+    client: redis.Redis,
+    blueprint_id: str,
+    *,
+    start: Callable[[BullMQAdapter, str], Any] | None = None,
+    redeliver: bool = True,
+) -> tuple[Any, Any, list[str]]:
+    """The BullMQ state after running one run in both adapters (composed, then Queue.add);
+    with `redeliver`, every job is handled twice (the second time replays its follow-ups)."""
+    states = []
+    handled: list[str] = []
+    for tag, multiplex in (("c", True), ("q", False)):
+        async with adapter(
+            redis_url,
+            prefix + tag,
+            registry=make_registry(),
+            blueprints=BLUEPRINTS,
+            consume=False,
+            multiplex=multiplex,
+        ) as a:
+            assert (_store(a).adds is not None) == multiplex
+            queue_prefix = f"{prefix}{tag}:flowcraft:"
+            if start is None:
+                await a.start_run(blueprint_id, {"count": 0}, run_id="run-1")
+            else:
+                await start(a, "run-1")
+            handled = await _drive(a, client, queue_prefix, redeliver=redeliver)
+            assert (await a.get_result("run-1")).status == "completed"  # type: ignore[union-attr]
+            states.append(await _bullmq_state(client, queue_prefix, handled))
+    return states[0], states[1], handled
+
+
+@pytest.mark.parametrize("blueprint_id", ["chain", "odd", "loop", "nested"])
+async def test_jobs_added_by_complete_are_those_queue_add_writes(
+    redis_url: str, prefix: str, client: redis.Redis, blueprint_id: str
+) -> None:
+    ours, bullmq, handled = await _run_both(redis_url, prefix, client, blueprint_id)
+    assert len(handled) >= 4
+    assert ours == bullmq
+    # The replays re-added every successor: BullMQ ignored them ("duplicated", by job id).
+    assert any(event["event"] == "duplicated" for event in ours["events"])
+
+
+async def test_runs_with_a_priority_keep_the_workers_add(
+    redis_url: str, prefix: str, client: redis.Redis
+) -> None:
+    async def start(a: BullMQAdapter, run_id: str) -> None:
+        await a.start_run("chain", {}, run_id=run_id, priority=5)
+
+    ours, bullmq, _ = await _run_both(redis_url, prefix, client, "chain", start=start)
+    assert ours == bullmq
+
+
+async def test_a_chain_step_adds_its_successor_inside_complete(
+    redis_url: str, prefix: str, client: redis.Redis
+) -> None:
+    """The composed path is the one taken: no add script of BullMQ's is sent for a chain."""
+    async with adapter(
+        redis_url, prefix, registry=make_registry(), blueprints=[chain(4)], consume=False
+    ) as a:
+        via = a._multiplexer
+        assert isinstance(via, Multiplexer)
+        adds = _store(a).adds
+        assert adds is not None
+        await a.start_run("chain", {}, run_id="run-1")
+        sent = record_commands(via)
+        handled = await _drive(a, client, f"{prefix}:flowcraft:")
+        assert (await a.get_result("run-1")).status == "completed"  # type: ignore[union-attr]
+    assert len(handled) == 4
+    assert a._queue.scripts.commands["addStandardJob"].script.sha not in sent
+    assert sent.count(adds.script.sha) == 4
+
+
+@pytest.mark.parametrize(
+    "missing", ["no script", "other arity", "no hook"], ids=lambda text: text.replace(" ", "-")
+)
+async def test_without_bullmqs_add_script_the_worker_adds_every_job(
+    redis_url: str, prefix: str, monkeypatch: pytest.MonkeyPatch, missing: str
+) -> None:
+    if missing == "no script":
+        monkeypatch.setattr(composed, "bullmq_script", lambda name: None)
+    elif missing == "other arity":
+        monkeypatch.setattr(composed, "ADD_SCRIPT", "addStandardJob-10.lua")
+    else:
+        monkeypatch.setattr(composed, "_HOOK", "-- nothing like it\n")
+    if missing == "no hook":
+        with pytest.raises(ValueError, match="hook"):
+            composed.complete_add_source("return 1")
+        monkeypatch.setattr(composed, "bullmq_script", lambda name: "cmsgpack.unpack(ARGV[1])")
+        with pytest.raises(ValueError, match="hook"):
+            async with adapter(redis_url, prefix, blueprints=[chain(2)], consume=False):
+                pass
+        return
+    async with adapter(redis_url, prefix, registry=make_registry(), blueprints=[chain(3)]) as a:
+        assert _store(a).adds is None
+        run_id = await a.start_run("chain", {"_inputs.n0": 1})
+        result = await a.wait_for_result(run_id, timeout_s=30)
+    assert (result.status, result.context["_outputs.n2"]) == ("completed", 4)
+
+
+async def test_an_event_bus_or_queue_retries_keep_the_workers_add(
+    redis_url: str, prefix: str
+) -> None:
+    """The completion's events are emitted before its successors exist (SPEC 7.1), and
+    per-job retry options are the worker's to compute: neither is composed."""
+    events: list[Any] = []
+
+    class Bus:
+        async def emit(self, event: Any) -> None:
+            events.append(event)
+
+    for options in ({"event_bus": Bus()}, {"event_stream": True}, {"retry_mode": "queue"}):
+        async with adapter(redis_url, prefix, blueprints=[chain(2)], consume=False, **options) as a:
+            assert _store(a).adds is None
+
+
+async def test_the_options_template_is_bullmqs_packing_split_at_the_job_id(
+    redis_url: str, prefix: str
+) -> None:
+    options = {"removeOnComplete": {"count": 5}, "attempts": 3, "backoff": {"type": "fixed"}}
+    queue = Queue("q", {"connection": redis_url, "prefix": prefix})
+    try:
+        template = composed.options_template(queue, options)
+        assert template is not None
+        for job_id in ("short", "r" * 32 + "-n-0", "z" * 300, "y" * 70_000):
+            job = BullMQJob(queue, "node", {}, {**options, "jobId": job_id})
+            packed = queue.scripts.addJobArgs(job)[2]
+            assert packed == template[0] + composed.msgpack_str(job_id) + template[1]
+    finally:
+        await queue.close()
