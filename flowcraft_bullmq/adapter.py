@@ -49,7 +49,7 @@ from flowcraft_core.runtime.executor import RetryLater
 
 from . import control
 from .codec import encode
-from .composed import ComposedAdd
+from .composed import ActiveLoad, ComposedAdd, Preloads
 from .connection import ConnectionLike, RedisConnector, check_eviction_policy, named_error
 from .control import INITIAL_CONTEXT, run_options
 from .event_stream import RunEventStream, follow
@@ -379,6 +379,18 @@ class BullMQAdapter:
             assert self._job_queue is not None
             store.adds = ComposedAdd.build(store.client, self._queue, self._job_queue.job_options)
 
+    def _compose_fetch(self, commands: dict[str, Any]) -> None:
+        """BullMQ's fetch of a job also loads it (composed.ActiveLoad)."""
+        store = self._store.store if self._store is not None else None
+        if not isinstance(store, RedisCoordinationStore) or self._multiplexer is None:
+            return
+        if store.preloads is None:
+            store.preloads = Preloads(self.prefix, self._multiplexer)
+        if not ActiveLoad.install(
+            commands, store.client, self._multiplexer, store.preloads, self.prefix
+        ):
+            store.preloads = None
+
     def bullmq_queue(self, name: str) -> Any:
         """The `bullmq.Queue` named `name` (made on first use, one connection each), where
         jobs routed to it are added (docs/scheduling.md)."""
@@ -469,6 +481,7 @@ class BullMQAdapter:
         if self._multiplexer is not None and worker.scripts is not None:
             # BullMQ's two per-job scripts share our pipelined connection (multiplex.py).
             route_scripts(worker.scripts.commands, _PER_JOB_SCRIPTS, self._multiplexer)
+            self._compose_fetch(worker.scripts.commands)
         worker.on("error", self._on_error)
         worker.on("failed", self._on_failed)
         try:

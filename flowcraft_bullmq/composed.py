@@ -1,5 +1,11 @@
 """Our scripts composed with BullMQ's, so a node job waits on fewer dependent round trips.
 
+A node job used to wait on five dependent round trips (BullMQ's moveToActive, our load, our
+complete, BullMQ's add of the successor, BullMQ's moveToFinished); a bare BullMQ job on two.
+Two compositions take two of them away; each falls back to the separate calls it replaces.
+
+`complete+add`.
+
 A chain step used to wait for `complete` and then for BullMQ's add of the successor's job. The
 `complete+add` script is `lua/complete.lua` with the *installed* BullMQ's `addStandardJob`
 Lua (read from the bullmq package at runtime, never copied here) wrapped as a local function:
@@ -10,20 +16,33 @@ options (no priority, delay, per-job retry options or trace context). complete.l
 run's route and each node id, and tells which ready follow-ups it added; the worker adds the
 others with `BullMQJobQueue` as before. If the installed BullMQ has no such script, or its
 options cannot be templated, nothing is composed (`ComposedAdd.build` returns None).
+
+`moveToActive+load`. BullMQ's fetch of a job runs through `ActiveLoad`: the installed
+`moveToActive-11.lua` and our `load.lua`, both wrapped as functions, then `lua/active_load.lua`,
+which loads the fetched job's activation with the context keys its node needs, read from a
+cache hash that workers fill as they learn them (`Preloads.publish`, once per blueprint pin and
+node). BullMQ gets its reply unchanged; the load waits in `Preloads` for the job's
+`RedisCoordinationStore.load`, which takes it once (a missing, stale or narrower one: a real
+load). A load read at fetch time is one read a few milliseconds earlier: what could change in
+between could as well change between a load and the node's execution.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import time
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from importlib import resources
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from bullmq import Job as BullMQJob
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from . import scripts
+from .multiplex import Multiplexer
 from .queue import JOB_NAME
 
 #: BullMQ's add script for a job without delay or priority, and its keys (in its order; its
@@ -132,10 +151,135 @@ class ComposedAdd:
         return [*self._args, round(time.time() * 1000)]
 
 
+#: BullMQ's fetch script and its number of keys.
+MOVE_SCRIPT: Final = "moveToActive-11.lua"
+MOVE_KEYS: Final = 11
+
+#: A load waiting for its job longer than this is not used (seconds).
+PRELOAD_MAX_AGE_S: Final = 1.0
+#: Loads kept at most (unused ones: a job whose processing never loaded; the oldest go).
+PRELOAD_MAX: Final = 1000
+
+#: Batch item node ids (`<scatterId>[<i>]`): one per item, never cached.
+_ITEM = re.compile(r"\[\d+\]\Z")
+
+
+def active_load_source(move_body: str) -> str:
+    """BullMQ's moveToActive and our load.lua as functions, then lua/active_load.lua."""
+    ours = resources.files(__package__).joinpath("lua", "active_load.lua").read_text("utf-8")
+    return (
+        "local MOVE_TO_ACTIVE, LOAD\n"
+        + as_function(move_body, "MOVE_TO_ACTIVE")
+        + as_function(scripts.source("load"), "LOAD")
+        + ours
+    )
+
+
+class Preloads:
+    """Loads done with a job's fetch, until the job's `load` takes them; and the preload cache
+    (`<prefix>:preload`) this process has published to."""
+
+    def __init__(self, prefix: str, via: Multiplexer) -> None:
+        self.via = via
+        self.cache_key = f"{prefix}:preload"
+        self._waiting: OrderedDict[tuple[str, str], tuple[float, str, list[Any]]] = OrderedDict()
+        self._published: set[tuple[str, str, str]] = set()
+        self._texts: dict[tuple[str, ...], str] = {}
+
+    def keep(self, run_id: str, akey: str, keys_text: str, reply: list[Any]) -> None:
+        waiting = self._waiting
+        waiting[(run_id, akey)] = (time.monotonic(), keys_text, reply)
+        while len(waiting) > PRELOAD_MAX:
+            waiting.popitem(last=False)
+
+    def take(self, run_id: str, akey: str, keys: Sequence[str] | None) -> list[Any] | None:
+        """load.lua's reply for this activation if its fetch loaded it recently with at least
+        `keys` (None: the caller does not know its node's keys; the cache did)."""
+        if not self._waiting:
+            return None
+        found = self._waiting.pop((run_id, akey), None)
+        if found is None:
+            return None
+        at, keys_text, reply = found
+        if time.monotonic() - at > PRELOAD_MAX_AGE_S:
+            return None
+        if keys is not None and keys_text != "null" and keys_text != self._text(keys):
+            return None
+        return reply
+
+    def _text(self, keys: Sequence[str]) -> str:
+        key = tuple(keys)
+        text = self._texts.get(key)
+        if text is None:
+            if len(self._texts) > 10_000:
+                self._texts.clear()
+            text = self._texts[key] = json.dumps(list(key))
+        return text
+
+    async def publish(self, reply: list[Any], akey: str, keys: Sequence[str]) -> None:
+        """After a real load with `keys`: the cache learns them for this node (once)."""
+        blueprint_id, pin = reply[1], reply[2]
+        node_id = akey.rpartition("@")[0]
+        name = (blueprint_id, pin, node_id)
+        if name in self._published:
+            return
+        self._published.add(name)
+        if "\n" in blueprint_id or "\n" in pin or _ITEM.search(node_id):
+            return
+        field = f"{blueprint_id}\n{pin}\n{node_id}"
+        await self.via.execute("HSET", self.cache_key, field, self._text(keys))
+
+
+class ActiveLoad:
+    """Stands for BullMQ's moveToActive in its worker's command table: runs `moveToActive+load`
+    on the multiplexer, keeps the load, returns BullMQ's reply."""
+
+    __slots__ = ("prefix", "preloads", "script", "via")
+
+    def __init__(self, script: AsyncScript, via: Multiplexer, preloads: Preloads, prefix: str):
+        self.script = script
+        self.via = via
+        self.preloads = preloads
+        self.prefix = prefix
+
+    @classmethod
+    def install(
+        cls,
+        commands: dict[str, Any],
+        client: Redis,
+        via: Multiplexer,
+        preloads: Preloads,
+        prefix: str,
+    ) -> bool:
+        """Replace `commands["moveToActive"]` (BullMQ's) by the composition; False (nothing
+        changed) when the installed BullMQ has no moveToActive-11.lua."""
+        body = bullmq_script(MOVE_SCRIPT)
+        if body is None or "moveToActive" not in commands:
+            return False
+        script = client.register_script(active_load_source(body))
+        commands["moveToActive"] = cls(script, via, preloads, prefix)
+        return True
+
+    async def __call__(self, keys: Any = None, args: Any = None, client: Any = None) -> Any:
+        reply = await self.script(
+            keys=keys,
+            args=[*args, self.prefix, self.preloads.cache_key],
+            client=cast(Any, self.via),
+        )
+        if len(reply) > 4:
+            self.preloads.keep(reply[5], reply[6], reply[7], reply[4])
+            return reply[:4]
+        return reply
+
+
 __all__ = [
     "ADD_KEYS",
     "ADD_SCRIPT",
+    "MOVE_SCRIPT",
+    "ActiveLoad",
     "ComposedAdd",
+    "Preloads",
+    "active_load_source",
     "as_function",
     "bullmq_script",
     "complete_add_source",

@@ -35,7 +35,7 @@ from flowcraft_core.distributed.protocol import (
 from flowcraft_core.errors import RunNotFoundError
 
 from . import codec
-from .composed import ComposedAdd
+from .composed import ComposedAdd, Preloads
 from .context import RedisContext
 from .keys import RunKeys, validate_prefix
 from .multiplex import Multiplexer
@@ -78,6 +78,9 @@ class RedisCoordinationStore:
         #: Set by the adapter (composed.py): `complete` also adds the ready activations' BullMQ
         #: jobs in the same script, and its Applied.ready lists only the ones it did not add.
         self.adds: ComposedAdd | None = None
+        #: Set by the adapter (composed.py): loads done with BullMQ's fetch of a job, which
+        #: `load` takes instead of a round trip; it publishes what each node loads.
+        self.preloads: Preloads | None = None
 
     def keys(self, run_id: str) -> RunKeys:
         """The run's keys (an invalid run id raises ValueError). Remembered for the next
@@ -172,14 +175,19 @@ class RedisCoordinationStore:
         return keys.fixed, args
 
     async def load(self, run_id: str, akey: str, keys: Sequence[str] | None) -> Loaded:
-        run = self.keys(run_id)
-        args = [akey, "1"] if keys is None else [akey, "0", *keys]
-        reply = await self._call(
-            run_id,
-            self._scripts.load,
-            [run.meta, run.ctx, run.acts, run.fired, run.waiting, run.join(akey)],
-            args,
-        )
+        preloads = self.preloads
+        reply = None if preloads is None else preloads.take(run_id, akey, keys)
+        if reply is None:
+            run = self.keys(run_id)
+            args = [akey, "1"] if keys is None else [akey, "0", *keys]
+            reply = await self._call(
+                run_id,
+                self._scripts.load,
+                [run.meta, run.ctx, run.acts, run.fired, run.waiting, run.join(akey)],
+                args,
+            )
+            if preloads is not None and keys is not None:
+                await preloads.publish(reply, akey, keys)
         return _loaded(reply)
 
     async def complete(self, run_id: str, transition: Transition) -> Applied:

@@ -696,7 +696,8 @@ async def test_the_store_validates_its_options(redis_client: Redis, redis_port: 
 def test_every_script_starts_with_its_keys_and_argv() -> None:
     lua = resources.files("flowcraft_bullmq").joinpath("lua")
     names = sorted(p.name for p in lua.iterdir() if p.name.endswith(".lua"))
-    assert names == sorted([f"{name}.lua" for name in NAMES] + ["lib.lua"])
+    # lib.lua is put in front of scripts; active_load.lua after BullMQ's (composed.py).
+    assert names == sorted([f"{name}.lua" for name in NAMES] + ["lib.lua", "active_load.lua"])
     for name in names:
         head = lua.joinpath(name).read_text("utf-8").split("]==]", 1)[0]
         assert head.startswith(f"--[==[ {name.removesuffix('.lua')}"), name

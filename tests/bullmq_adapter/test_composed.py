@@ -235,3 +235,72 @@ async def test_the_options_template_is_bullmqs_packing_split_at_the_job_id(
             assert packed == template[0] + composed.msgpack_str(job_id) + template[1]
     finally:
         await queue.close()
+
+
+# ----------------------------------------------------------------- moveToActive+load
+
+
+async def test_a_fetched_job_is_loaded_with_its_fetch(
+    redis_url: str, prefix: str, client: redis.Redis
+) -> None:
+    """Once the workers published what each node loads, a job's load comes with BullMQ's
+    fetch: of a chain's four jobs only the entry's loads on its own (its run is not known to
+    the worker yet, so it asks for the whole context, and publishes nothing)."""
+    async with adapter(redis_url, prefix, registry=make_registry(), blueprints=[chain(4)]) as a:
+        via = a._multiplexer
+        assert isinstance(via, Multiplexer)
+        store = _store(a)
+        assert store.preloads is not None
+        fetch = a._bull_worker.scripts.commands["moveToActive"]
+        assert isinstance(fetch, composed.ActiveLoad)
+        for _ in range(2):  # the cache learns n1..n3
+            run_id = await a.start_run("chain", {"_inputs.n0": 1})
+            assert (await a.wait_for_result(run_id, timeout_s=30)).status == "completed"
+        cached = await client.hgetall(f"{prefix}:preload")
+        assert sorted(field.rpartition("\n")[2] for field in cached) == ["n1", "n2", "n3"]
+        sent = record_commands(via)
+        run_id = await a.start_run("chain", {"_inputs.n0": 1})
+        result = await a.wait_for_result(run_id, timeout_s=30)
+    assert (result.status, result.context["_outputs.n3"]) == ("completed", 5)
+    assert sent.count(store._scripts.load.sha) == 1
+    assert sent.count(fetch.script.sha) >= 4
+
+
+async def test_a_fetched_load_is_the_load_the_job_would_make(
+    redis_url: str, prefix: str, client: redis.Redis
+) -> None:
+    """The fetch's load is load.lua's, taken once; not when stale or when the job wants other
+    keys; nothing is loaded for a node the cache does not know."""
+    async with adapter(
+        redis_url, prefix, registry=make_registry(), blueprints=[chain(3)], consume=False
+    ) as a:
+        store, via, scripts = _store(a), a._multiplexer, a._queue.scripts
+        assert via is not None and a._worker is not None
+        preloads = store.preloads = composed.Preloads(prefix, via)
+        original = scripts.commands["moveToActive"]
+        assert composed.ActiveLoad.install(scripts.commands, client, via, preloads, prefix)
+        try:
+            await a.start_run("chain", {"_inputs.n0": 1, "other": 2}, run_id="run-1")
+            pin = await client.hget(f"{prefix}:{{run-1}}:meta", "blueprintVersion")
+            keys = ["_inputs.n1", "_outputs.n0", "missing"]
+            await preloads.publish(["running", "chain", pin], "n1@", keys)
+            await a._worker.handle(Job("run-1", "n0", ()))  # adds n1 (complete+add)
+            first = await scripts.moveToActive("token", {"lockDuration": 10_000})
+            assert first[1] == "run-1-n0-0" and not preloads._waiting  # n0: not cached
+            second = await scripts.moveToActive("token", {"lockDuration": 10_000})
+            assert second[1] == "run-1-n1-0" and second[0]["data"]  # BullMQ's reply
+            fetched = preloads._waiting[("run-1", "n1@")][2]
+        finally:
+            scripts.commands["moveToActive"] = original
+        assert await store.load("run-1", "n1@", keys) == await store.load("run-1", "n1@", keys)
+        assert not preloads._waiting  # taken by the first load
+        text = json.dumps(keys)
+        preloads.keep("run-1", "n1@", text, fetched)
+        assert preloads.take("run-1", "n1@", ["other"]) is None  # other keys: a real load
+        preloads.keep("run-1", "n1@", text, fetched)
+        assert preloads.take("run-1", "n1@", None) is fetched  # a job that does not know
+        assert preloads.take("run-1", "n1@", keys) is None  # once
+        preloads.keep("run-1", "n1@", text, fetched)
+        at, *rest = preloads._waiting[("run-1", "n1@")]
+        preloads._waiting[("run-1", "n1@")] = (at - composed.PRELOAD_MAX_AGE_S - 1, *rest)
+        assert preloads.take("run-1", "n1@", keys) is None  # stale
