@@ -32,7 +32,7 @@ from flowcraft_core.blueprint import Blueprint
 from flowcraft_core.distributed import CoordinationStore, DistributedWorker, Job, akey
 from flowcraft_core.distributed.durable import NotDue
 from flowcraft_core.distributed.events import send_event
-from flowcraft_core.distributed.protocol import COMPENSATING, FINISHED_STATUSES, PAUSED
+from flowcraft_core.distributed.protocol import COMPENSATING, FINISHED_STATUSES, NODE, PAUSED
 from flowcraft_core.distributed.subflows import notify_ended
 from flowcraft_core.distributed.worker import error_json
 from flowcraft_core.errors import (
@@ -49,7 +49,7 @@ from flowcraft_core.runtime.executor import RetryLater
 
 from . import control
 from .codec import encode
-from .composed import ActiveLoad, ComposedAdd, Preloads
+from .composed import CURRENT_JOB, ActiveLoad, ComposedAdd, FinishedOnce, Preloads
 from .connection import ConnectionLike, RedisConnector, check_eviction_policy, named_error
 from .control import INITIAL_CONTEXT, run_options
 from .event_stream import RunEventStream, follow
@@ -380,10 +380,13 @@ class BullMQAdapter:
             store.adds = ComposedAdd.build(store.client, self._queue, self._job_queue.job_options)
 
     def _compose_fetch(self, commands: dict[str, Any]) -> None:
-        """BullMQ's fetch of a job also loads it (composed.ActiveLoad)."""
+        """BullMQ's fetch of a job also loads it (composed.ActiveLoad); a job that complete+add
+        finished is not finished again (composed.FinishedOnce)."""
         store = self._store.store if self._store is not None else None
         if not isinstance(store, RedisCoordinationStore) or self._multiplexer is None:
             return
+        if store.adds is not None and store.adds.finishes and "moveToFinished" in commands:
+            commands["moveToFinished"] = FinishedOnce(commands["moveToFinished"], store.adds)
         if store.preloads is None:
             store.preloads = Preloads(self.prefix, self._multiplexer)
         if not ActiveLoad.install(
@@ -556,6 +559,11 @@ class BullMQAdapter:
             logger.error("job %s has malformed data %r: %s", job.id, job.data, exc)
             raise UnrecoverableError(f"malformed flowcraft job data: {exc}") from exc
         attempt = queue_attempt(job, data) if self.retry_mode == "queue" else None
+        # Its completion may also finish it (composed.py): only a node job's, as BullMQ's
+        # worker would finish it after this returns (the result None).
+        current = CURRENT_JOB.set(
+            (akey(data.node_id, data.iteration), job, token) if data.kind == NODE else None
+        )
         try:
             await self._watched(data, attempt)
         except RunNotFoundError:
@@ -582,6 +590,8 @@ class BullMQAdapter:
             if final:
                 await self._fail_run(data, exc)
             raise
+        finally:
+            CURRENT_JOB.reset(current)
 
     async def _watched(self, job: Job, attempt: int | None = None) -> None:
         """Handle a job; while it runs, check the run every lock_duration/2 and cancel the

@@ -34,12 +34,15 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from importlib import resources
 from typing import Any, Final, cast
 
 from bullmq import Job as BullMQJob
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+
+from flowcraft_core.distributed.protocol import Transition
 
 from . import scripts
 from .multiplex import Multiplexer
@@ -60,8 +63,21 @@ ADD_KEYS: Final = (
     "marker",
 )
 
-#: complete.lua's line after which the add function is assigned.
-_HOOK: Final = "local ADD_JOB, ADD_KEYS = nil, 0\n"
+#: BullMQ's script that finishes a job, and its number of keys.
+FINISH_SCRIPT: Final = "moveToFinished-14.lua"
+FINISH_KEYS: Final = 14
+
+#: complete.lua's lines after which the add and finish functions are assigned.
+_HOOK: Final = "local ADD_JOB, FINISH_JOB = nil, nil\nlocal ADD_KEYS, FINISH_KEYS = 0, 0\n"
+
+#: The node job the current task handles (the adapter's processor sets it): its akey, BullMQ
+#: job and lock token. Its own completion may then finish it (`ComposedAdd.tail`).
+CURRENT_JOB: ContextVar[tuple[str, Any, str] | None] = ContextVar(
+    "flowcraft_bullmq_current_job", default=None
+)
+
+#: Jobs finished by complete+add whose BullMQ moveToFinished has not come yet, kept at most.
+FINISHED_MAX: Final = 1000
 
 #: Stands for the job id in the options template (it is an option, `jobId`); as long as a
 #: typical job id (a str8 in msgpack, like most of them).
@@ -82,12 +98,15 @@ def as_function(body: str, variable: str) -> str:
     return f"{variable} = function(KEYS, ARGV)\n{body}\nend\n"
 
 
-def complete_add_source(add_body: str) -> str:
-    """complete.lua (with lib.lua) with BullMQ's add script as its ADD_JOB."""
+def complete_add_source(add_body: str, finish_body: str | None = None) -> str:
+    """complete.lua (with lib.lua) with BullMQ's add script as its ADD_JOB and, if given, its
+    moveToFinished as its FINISH_JOB."""
     base = scripts.source("complete")
     if base.count(_HOOK) != 1:
-        raise ValueError("complete.lua lost its ADD_JOB hook line")
+        raise ValueError("complete.lua lost its ADD_JOB hook lines")
     composed = _HOOK + as_function(add_body, "ADD_JOB") + f"ADD_KEYS = {len(ADD_KEYS)}\n"
+    if finish_body is not None:
+        composed += as_function(finish_body, "FINISH_JOB")
     return base.replace(_HOOK, composed)
 
 
@@ -121,8 +140,20 @@ class ComposedAdd:
     """What `RedisCoordinationStore.complete` needs to run `complete+add` for one queue: the
     registered script, the queue's keys and the arguments after ours."""
 
-    def __init__(self, script: AsyncScript, queue: Any, template: tuple[bytes, bytes]) -> None:
+    def __init__(
+        self,
+        script: AsyncScript,
+        queue: Any,
+        template: tuple[bytes, bytes],
+        *,
+        finishes: bool = False,
+    ) -> None:
         self.script = script
+        #: The script also finishes the job it completes (BullMQ's moveToFinished inside).
+        self.finishes = finishes
+        #: moveToFinished's replies for jobs the script finished, by job id: (the job's lock
+        #: token, the reply), until BullMQ's worker asks to finish them (`FinishedOnce`).
+        self.finished: OrderedDict[str, tuple[str, Any]] = OrderedDict()
         self.keys: list[str] = queue.scripts.getKeys(list(ADD_KEYS))
         self._args: list[Any] = [
             queue.scripts.keys[""],
@@ -142,13 +173,60 @@ class ComposedAdd:
         template = options_template(queue, job_options)
         if template is None:
             return None
-        return cls(client.register_script(complete_add_source(body)), queue, template)
+        finish = bullmq_script(FINISH_SCRIPT)
+        source = complete_add_source(body, finish)
+        return cls(client.register_script(source), queue, template, finishes=finish is not None)
 
-    def args(self) -> list[Any]:
-        """The add's arguments (the last of the script's ARGV): BullMQ's job key prefix, the
-        queue's name (a run whose queue it is not is not composed), the job name, the options
-        around the job id, the timestamp (ms, as Job.timestamp)."""
-        return [*self._args, round(time.time() * 1000)]
+    def tail(self, transition: Transition) -> tuple[list[str], list[Any], tuple[str, str] | None]:
+        """The keys and arguments after complete's: the add's (BullMQ's job key prefix, the
+        queue's name: a run whose queue it is not is not composed, the job name, the options
+        around the job id, the timestamp in ms as Job.timestamp), then, when `transition`
+        completes the current node job's activation and nothing but the follow-ups comes after
+        it (not a sleep, a wait or a parked subflow), the job's moveToFinished (as BullMQ's
+        worker would call it next, the processor's result None); and (job id, token) then."""
+        keys = self.keys
+        args = [*self._args, round(time.time() * 1000)]
+        current = CURRENT_JOB.get()
+        if (
+            current is None
+            or not self.finishes
+            or current[0] != transition.akey
+            or transition.sleep is not None
+            or transition.child is not None
+            or transition.waiting is not None
+        ):
+            args.append(0)
+            return keys, args, None
+        _, job, token = current
+        finish_keys, finish_args = job.queue.scripts.moveToCompletedArgs(
+            job, None, job.opts.get("removeOnComplete", False), token, False
+        )
+        return [*keys, *finish_keys], [*args, *finish_args, len(finish_args)], (job.id, token)
+
+    def finished_here(self, job: tuple[str, str], reply: Any) -> None:
+        finished = self.finished
+        finished[job[0]] = (job[1], reply)
+        while len(finished) > FINISHED_MAX:
+            finished.popitem(last=False)
+
+
+class FinishedOnce:
+    """Stands for BullMQ's moveToFinished in its worker's command table: a job complete+add
+    finished already gets the reply it got there (once), any other call runs `command`."""
+
+    __slots__ = ("adds", "command")
+
+    def __init__(self, command: Any, adds: ComposedAdd) -> None:
+        self.command = command
+        self.adds = adds
+
+    async def __call__(self, keys: Any = None, args: Any = None, client: Any = None) -> Any:
+        if args and self.adds.finished:
+            found = self.adds.finished.pop(args[0], None)
+            # Its moveToCompleted with the same lock token (in the packed options, args[7]).
+            if found is not None and args[4] == "completed" and found[0].encode() in args[7]:
+                return found[1]
+        return await self.command(keys=keys, args=args, client=client)
 
 
 #: BullMQ's fetch script and its number of keys.
@@ -275,9 +353,12 @@ class ActiveLoad:
 __all__ = [
     "ADD_KEYS",
     "ADD_SCRIPT",
+    "CURRENT_JOB",
+    "FINISH_SCRIPT",
     "MOVE_SCRIPT",
     "ActiveLoad",
     "ComposedAdd",
+    "FinishedOnce",
     "Preloads",
     "active_load_source",
     "as_function",

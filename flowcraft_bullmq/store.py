@@ -201,10 +201,11 @@ class RedisCoordinationStore:
         )
         args = [header, self.state_ttl_s, keys.join_prefix, *values]
         adds = self.adds
-        if (
-            adds is not None and protocol.job_trace_hook is None
-        ):  # traced jobs carry a trace: not plain
-            reply = await self._call(run_id, adds.script, run_keys + adds.keys, args + adds.args())
+        if adds is not None and protocol.job_trace_hook is None:  # a traced job is not plain
+            more_keys, more_args, job = adds.tail(transition)
+            reply = await self._call(run_id, adds.script, run_keys + more_keys, args + more_args)
+            if len(reply) > 3 and job is not None:  # it also finished the job
+                adds.finished_here(job, reply[3])
         else:
             reply = await self._call(run_id, self._scripts.complete, run_keys, args)
         kind, text = reply[0], reply[1]

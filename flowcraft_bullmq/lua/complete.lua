@@ -42,13 +42,17 @@ ARGV[4..]    JSON texts referenced by index: context values, the output, join en
              ([status, value]), the error record, the waiting details
 
 Composed with BullMQ's addStandardJob (composed.py, the script `complete+add`): after those keys
-and arguments come the add's, KEYS[#KEYS-8..#KEYS] the queue's keys (composed.ADD_KEYS) and
-ARGV[#ARGV-5..#ARGV] its job key prefix, its name, the job name, the packed job options before
-and after the job id, and the timestamp (ms); the reply then has a third element (below).
+and arguments come the add's, 9 keys (the queue's, composed.ADD_KEYS) and 6 arguments (its job
+key prefix, its name, the job name, the packed job options before and after the job id, the
+timestamp in ms), then BullMQ's moveToFinished's 14 keys and F arguments for the job being
+completed (none with F = 0), and last F. The reply then has a third element (below), and a
+fourth when the job was finished here.
 
 Returns {"applied", Applied JSON}, {"replay", recorded Applied JSON} or {"ignored", status};
-composed, {"applied", Applied JSON, mask}: mask has one character per ready follow-up, "1" if
-its BullMQ job was added here (the worker adds the others).
+composed, {"applied", Applied JSON, mask[, finish]}: mask has one character per ready follow-up,
+"1" if its BullMQ job was added here (the worker adds the others); finish is moveToFinished's
+reply when this script also finished the job: only if nothing is left for the worker to do
+(every ready job added, nothing skipped, no loop end, the run goes on, no resume taken).
 Error NORUN if the run does not exist.
 Applied JSON: {"r": [[followup, 0], ...], "s": [[followup, status], ...],
                "l": [[[header id, prefix], [delivered edge indices], [Close, ...]], ...],
@@ -59,9 +63,13 @@ A run that would end failed with completions to compensate (meta compN, no noCom
 set compensating instead (docs/compensation.md); a paused run that would await stays paused.
 ]==]
 
--- composed.py assigns BullMQ's addStandardJob (a function of (KEYS, ARGV)) to ADD_JOB right
--- after this line, and ADD_KEYS its number of keys: the queue's keys come last in KEYS.
-local ADD_JOB, ADD_KEYS = nil, 0
+-- composed.py assigns BullMQ's addStandardJob (a function of (KEYS, ARGV)) to ADD_JOB and its
+-- moveToFinished to FINISH_JOB right after this line; their keys come last in KEYS.
+local ADD_JOB, FINISH_JOB = nil, nil
+local ADD_KEYS, FINISH_KEYS = 0, 0
+if ADD_JOB and tonumber(ARGV[#ARGV]) > 0 then
+  FINISH_KEYS = 14
+end
 
 local TAKEN, FAILED_RES = 0, 2
 local DEAD_ENTRY = '[1,null]'
@@ -98,7 +106,7 @@ end
 -- none (SPEC 9.7). Entries are "<node id JSON or null>\n<[output, action] JSON>".
 local taken = nil
 if t.q then
-  local resume_list, fallback = KEYS[#KEYS - ADD_KEYS], nil
+  local resume_list, fallback = KEYS[#KEYS - ADD_KEYS - FINISH_KEYS], nil
   for _, item in ipairs(redis.call('LRANGE', resume_list, 0, -1)) do
     local head = string.sub(item, 1, string.find(item, '\n', 1, true) - 1)
     if head == t.q then
@@ -440,12 +448,14 @@ end
 -- options: the run's queue is this one, it has no priority and no node with a queue of its own
 -- (routed), and the node id needs no JSON escaping. The job data is `Job.to_data`'s JSON as json.dumps writes it.
 local mask = {}
-local n = #ARGV
+local finish_args = tonumber(ARGV[#ARGV])
+local n = #ARGV - 1 - finish_args
 local job_prefix, queue_name, job_name, opts_head, opts_tail, stamp =
   ARGV[n - 5], ARGV[n - 4], ARGV[n - 3], ARGV[n - 2], ARGV[n - 1], tonumber(ARGV[n])
 local route = redis.call('HMGET', meta, 'queue', 'priority', 'routed')
 local plain = (not route[1] or route[1] == queue_name) and not (route[2] or route[3])
-local queue_keys = {unpack(KEYS, #KEYS - ADD_KEYS + 1, #KEYS)}
+local queue_end = #KEYS - FINISH_KEYS
+local queue_keys = {unpack(KEYS, queue_end - ADD_KEYS + 1, queue_end)}
 local run_id = string.match(meta, '{([^{}]*)}:meta$')
 
 -- A msgpack str (as msgpack-python packs it).
@@ -489,7 +499,20 @@ local function add(entry)
   return ok and result == job_id
 end
 
+local all_added = true
 for i, entry in ipairs(ready) do
   mask[i] = (plain and run_id and add(entry)) and '1' or '0'
+  all_added = all_added and mask[i] == '1'
 end
-return {'applied', applied, table.concat(mask)}
+mask = table.concat(mask)
+-- The job itself (composed.py): finished here when the worker has nothing left to do for it,
+-- so no crash between this script and the worker's own moveToFinished can lose anything.
+if FINISH_JOB and FINISH_KEYS > 0 and all_added and not final and #skipped == 0
+    and #loop_ends == 0 and not taken then
+  local ok, finished = pcall(FINISH_JOB, {unpack(KEYS, #KEYS - FINISH_KEYS + 1, #KEYS)},
+    {unpack(ARGV, #ARGV - finish_args, #ARGV - 1)})
+  if ok and type(finished) == 'number' then
+    return {'applied', applied, mask, finished}
+  end
+end
+return {'applied', applied, mask}

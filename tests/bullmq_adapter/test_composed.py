@@ -253,6 +253,8 @@ async def test_a_fetched_job_is_loaded_with_its_fetch(
         assert store.preloads is not None
         fetch = a._bull_worker.scripts.commands["moveToActive"]
         assert isinstance(fetch, composed.ActiveLoad)
+        finish = a._bull_worker.scripts.commands["moveToFinished"]
+        assert isinstance(finish, composed.FinishedOnce)
         for _ in range(2):  # the cache learns n1..n3
             run_id = await a.start_run("chain", {"_inputs.n0": 1})
             assert (await a.wait_for_result(run_id, timeout_s=30)).status == "completed"
@@ -264,6 +266,19 @@ async def test_a_fetched_job_is_loaded_with_its_fetch(
     assert (result.status, result.context["_outputs.n3"]) == ("completed", 5)
     assert sent.count(store._scripts.load.sha) == 1
     assert sent.count(fetch.script.sha) >= 4
+    # complete+add finished n0..n2's jobs too; n3's completion ended the run (the worker then
+    # has more to do), so BullMQ's worker finished that one.
+    assert not finish.adds.finished
+    assert sent.count(finish.command.script.sha) == 1
+    queue_prefix = f"{prefix}:flowcraft:"
+    jobs = [f"{run_id}-n{i}-0" for i in range(4)]
+    assert all([await client.zscore(queue_prefix + "completed", job) for job in jobs])
+    assert not await client.lrange(queue_prefix + "active", 0, -1)
+    here = await client.hgetall(queue_prefix + jobs[1])  # finished by complete+add
+    there = await client.hgetall(queue_prefix + jobs[3])  # by BullMQ's worker
+    assert here.keys() == there.keys()
+    same = ("returnvalue", "atm", "ats", "name", "pb")
+    assert {k: here.get(k) for k in same} == {k: there.get(k) for k in same}
 
 
 async def test_a_fetched_load_is_the_load_the_job_would_make(

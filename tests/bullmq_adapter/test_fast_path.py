@@ -55,7 +55,8 @@ async def test_bullmq_per_job_scripts_run_on_the_multiplexed_connection(
         via = a._multiplexer
         assert isinstance(via, Multiplexer)
         commands = a._bull_worker.scripts.commands
-        assert {commands["moveToActive"].via, commands["moveToFinished"].via} == {via}
+        # moveToActive+load and moveToFinished (composed.py) over the routed script.
+        assert {commands["moveToActive"].via, commands["moveToFinished"].command.via} == {via}
         adds = a._queue.scripts.commands
         assert {adds[name].via for name in ("addStandardJob", "addDelayedJob")} == {via}
         sent: list[bytes] = []
@@ -69,7 +70,7 @@ async def test_bullmq_per_job_scripts_run_on_the_multiplexed_connection(
         run_id = await a.start_run("chain")
         assert (await a.wait_for_result(run_id, timeout_s=30)).status == "completed"
     store = a._store.store  # type: ignore[union-attr]
-    shas = {commands[name].script.sha for name in ("moveToActive", "moveToFinished")}
+    shas = {commands["moveToActive"].script.sha, commands["moveToFinished"].command.script.sha}
     # The entry job is added by BullMQ's add script; its successors by complete+add.
     shas |= {store._scripts.load.sha, store.adds.script.sha, adds["addStandardJob"].script.sha}
     evalshas = {c.split(b"\r\n")[4].decode() for c in sent if b"\r\nEVALSHA\r\n" in c}
