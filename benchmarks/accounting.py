@@ -39,9 +39,11 @@ class Accounting:
 
 def our_scripts() -> dict[str, str]:
     """SHA1 -> name of flowcraft_bullmq's Lua scripts (as sent to Redis)."""
-    from flowcraft_bullmq import scripts
+    from flowcraft_bullmq import composed, scripts
 
-    return {hashlib.sha1(scripts.source(name).encode()).hexdigest(): name for name in scripts.NAMES}
+    texts = {name: scripts.source(name) for name in scripts.NAMES}
+    texts.update(composed.sources())  # ours with BullMQ's inside (composed.py)
+    return {hashlib.sha1(text.encode()).hexdigest(): name for name, text in texts.items()}
 
 
 def bullmq_scripts() -> dict[str, str]:

@@ -253,6 +253,21 @@ def active_load_source(move_body: str) -> str:
     )
 
 
+def sources() -> dict[str, str]:
+    """The composed scripts' texts as sent to Redis, by name (none the installed BullMQ
+    cannot make): for tools that name scripts by SHA1 (the benchmark's MONITOR sample)."""
+    out = {}
+    add, finish = bullmq_script(ADD_SCRIPT), bullmq_script(FINISH_SCRIPT)
+    if add is not None:
+        out["complete+add" if finish is None else "complete+add+finish"] = complete_add_source(
+            add, finish
+        )
+    move = bullmq_script(MOVE_SCRIPT)
+    if move is not None:
+        out["moveToActive+load"] = active_load_source(move)
+    return out
+
+
 class Preloads:
     """Loads done with a job's fetch, until the job's `load` takes them; and the preload cache
     (`<prefix>:preload`) this process has published to."""
@@ -366,4 +381,5 @@ __all__ = [
     "complete_add_source",
     "msgpack_str",
     "options_template",
+    "sources",
 ]
