@@ -30,6 +30,7 @@ between could as well change between a load and the node's execution.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections import OrderedDict
@@ -41,12 +42,15 @@ from typing import Any, Final, cast
 from bullmq import Job as BullMQJob
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError
 
 from flowcraft_core.distributed.protocol import Transition
 
 from . import scripts
 from .multiplex import Multiplexer
 from .queue import JOB_NAME
+
+logger = logging.getLogger("flowcraft_bullmq.composed")
 
 #: BullMQ's add script for a job without delay or priority, and its keys (in its order; its
 #: name says how many: BullMQ's Scripts.addStandardJob builds the same list).
@@ -320,7 +324,10 @@ class Preloads:
         if "\n" in blueprint_id or "\n" in pin or _ITEM.search(node_id):
             return
         field = f"{blueprint_id}\n{pin}\n{node_id}"
-        await self.via.execute("HSET", self.cache_key, field, self._text(keys))
+        try:
+            await self.via.execute("HSET", self.cache_key, field, self._text(keys))
+        except RedisError:  # only an optimization: the job's own load succeeded
+            logger.debug("could not publish the preload keys of node %r", node_id)
 
 
 class ActiveLoad:

@@ -45,6 +45,11 @@ key                    type   content
 ``P:{R}:lock:reconcile`` string  the reconcile lease (a token, 60 s TTL; not a fixed key)
 ``P:{R}:events``       stream the run's events, with ``event_stream=True`` (not a fixed
                               key: each append gives it the run's TTL)
+``P:preload``          hash   not a run's: ``<blueprintId>\n<pin>\n<nodeId>`` -> the
+                              context keys a job of that node loads (JSON list), as
+                              workers learn them; read by the composed fetch
+                              (composed.py, lua/active_load.lua). No TTL: one field per
+                              node of each blueprint version run
 ====================== ====== ==========================================================
 
 Scripts that can end a run take the fixed keys (`RunKeys.fixed`, in that order) as

@@ -499,9 +499,12 @@ local function add(entry)
   return ok and result == job_id
 end
 
+-- At most ADD_MAX here: a fan-out's thousand adds would hold Redis in one script for tens
+-- of milliseconds; the worker adds the others, pipelined.
+local ADD_MAX = 100
 local all_added = true
 for i, entry in ipairs(ready) do
-  mask[i] = (plain and run_id and add(entry)) and '1' or '0'
+  mask[i] = (plain and run_id and i <= ADD_MAX and add(entry)) and '1' or '0'
   all_added = all_added and mask[i] == '1'
 end
 mask = table.concat(mask)

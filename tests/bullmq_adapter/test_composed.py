@@ -39,7 +39,15 @@ ODD_CHAIN: dict[str, Any] = {
     "edges": [e(a, b) for a, b in itertools.pairwise(ODD_IDS)],
 }
 
-BLUEPRINTS = [chain(4), ODD_CHAIN, CASES["loop"][0], CASES["nested_loops"][0]]
+#: More successors than complete+add adds itself (ADD_MAX in complete.lua): the worker adds
+#: the others.
+WIDE: dict[str, Any] = {
+    "id": "wide",
+    "nodes": [n("a", "inc"), *(n(f"p{i}", "inc") for i in range(120))],
+    "edges": [e("a", f"p{i}") for i in range(120)],
+}
+
+BLUEPRINTS = [chain(4), ODD_CHAIN, CASES["loop"][0], CASES["nested_loops"][0], WIDE]
 
 
 def record_commands(via: Multiplexer) -> list[str]:
@@ -137,7 +145,7 @@ async def _run_both(
     return states[0], states[1], handled
 
 
-@pytest.mark.parametrize("blueprint_id", ["chain", "odd", "loop", "nested"])
+@pytest.mark.parametrize("blueprint_id", ["chain", "odd", "loop", "nested", "wide"])
 async def test_jobs_added_by_complete_are_those_queue_add_writes(
     redis_url: str, prefix: str, client: redis.Redis, blueprint_id: str
 ) -> None:
