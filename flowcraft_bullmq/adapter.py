@@ -46,6 +46,8 @@ from flowcraft_core.registry import as_registry
 from flowcraft_core.results import RunStatus, WorkflowResult
 from flowcraft_core.runtime import FlowRuntime
 from flowcraft_core.runtime.executor import RetryLater
+from flowcraft_core.runtime.plan import get_plan
+from flowcraft_core.versioning import blueprint_pin
 
 from . import control
 from .codec import encode
@@ -394,6 +396,20 @@ class BullMQAdapter:
         ):
             store.preloads = None
 
+    async def _publish_preloads(self) -> None:
+        """The composed fetch learns what each node of this worker's blueprints loads."""
+        store = self._store.store if self._store is not None else None
+        if not isinstance(store, RedisCoordinationStore) or store.preloads is None:
+            return
+        assert self._worker is not None
+        runtime = self._worker.runtime
+        await store.preloads.publish_plans(
+            [
+                (bp.id, blueprint_pin(bp), get_plan(bp, runtime.evaluator))
+                for bp in runtime.blueprints.values()
+            ]
+        )
+
     def bullmq_queue(self, name: str) -> Any:
         """The `bullmq.Queue` named `name` (made on first use, one connection each), where
         jobs routed to it are added (docs/scheduling.md)."""
@@ -443,6 +459,7 @@ class BullMQAdapter:
             self._run_tasks.clear()
             raise
         self._bull_worker = self._bull_workers[0]
+        await self._publish_preloads()
         assert self._client is not None
         self._progress = ProgressHeartbeat(self._client, self.prefix, self.progress_interval_s)
         self._progress.start()

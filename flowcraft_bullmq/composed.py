@@ -44,6 +44,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
+from flowcraft_core.distributed.preload import preload_keys
 from flowcraft_core.distributed.protocol import Transition
 
 from . import scripts
@@ -328,6 +329,27 @@ class Preloads:
             await self.via.execute("HSET", self.cache_key, field, self._text(keys))
         except RedisError:  # only an optimization: the job's own load succeeded
             logger.debug("could not publish the preload keys of node %r", node_id)
+
+    async def publish_plans(self, plans: Sequence[tuple[str, str, Any]]) -> None:
+        """Publish what every node of these (blueprint id, pin, plan) loads, as the worker's
+        `handle` asks for it (`preload_keys`; None: the whole context): a run's entry job
+        finds its keys too (its worker has not seen the run, so it cannot say them)."""
+        fields: list[str] = []
+        for blueprint_id, pin, plan in plans:
+            if "\n" in blueprint_id or "\n" in pin:
+                continue
+            for node in plan.nodes:
+                keys = preload_keys(plan, node)
+                self._published.add((blueprint_id, pin, node.id))
+                fields += (
+                    f"{blueprint_id}\n{pin}\n{node.id}",
+                    "null" if keys is None else self._text(keys),
+                )
+        if fields:
+            try:
+                await self.via.execute("HSET", self.cache_key, *fields)
+            except RedisError:  # only an optimization
+                logger.debug("could not publish the preload keys of the blueprints")
 
 
 class ActiveLoad:

@@ -71,10 +71,12 @@ async def test_bullmq_per_job_scripts_run_on_the_multiplexed_connection(
         assert (await a.wait_for_result(run_id, timeout_s=30)).status == "completed"
     store = a._store.store  # type: ignore[union-attr]
     shas = {commands["moveToActive"].script.sha, commands["moveToFinished"].command.script.sha}
-    # The entry job is added by BullMQ's add script; its successors by complete+add.
-    shas |= {store._scripts.load.sha, store.adds.script.sha, adds["addStandardJob"].script.sha}
+    # The entry job is added by BullMQ's add script; its successors by complete+add; every
+    # job's load comes with its fetch (moveToActive+load).
+    shas |= {store.adds.script.sha, adds["addStandardJob"].script.sha}
     evalshas = {c.split(b"\r\n")[4].decode() for c in sent if b"\r\nEVALSHA\r\n" in c}
     assert shas <= evalshas
+    assert store._scripts.load.sha not in evalshas
 
 
 async def test_one_job_is_added_without_script_exists(redis_url: str, prefix: str) -> None:
