@@ -37,7 +37,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from importlib import resources
-from typing import Any, Final, cast
+from typing import Any, Final
 
 from bullmq import Job as BullMQJob
 from redis.asyncio import Redis
@@ -383,10 +383,8 @@ class ActiveLoad:
         return True
 
     async def __call__(self, keys: Any = None, args: Any = None, client: Any = None) -> Any:
-        reply = await self.script(
-            keys=keys,
-            args=[*args, self.prefix, self.preloads.cache_key],
-            client=cast(Any, self.via),
+        reply = await self.via.run_script(
+            self.script, keys or (), [*args, self.prefix, self.preloads.cache_key]
         )
         if len(reply) > 4:
             self.preloads.keep(reply[5], reply[6], reply[7], reply[4])
