@@ -3,10 +3,13 @@
 Every node job makes three Redis calls of ours: load, complete and add (SPEC 9.4). Through
 redis-py each call borrows a pooled connection (a lock, a readiness probe of the socket, a
 timeout, a retry wrapper) and writes alone, so ten jobs in flight are ten connections writing
-ten times. `Multiplexer` sends them all on one connection: the commands issued during one
-event-loop iteration leave in one write, and the replies, which Redis sends in order, resolve
-their callers' futures in order. hiredis parses the replies when it is installed (the `fast`
-extra), else redis-py's own parser does.
+ten times. `Multiplexer` sends them all on one connection: each command is written the moment
+it is issued, and the replies, which Redis sends in order, resolve their callers' futures in
+order. (Holding a loop iteration's commands for one write saved system calls but held the
+worker and Redis in lock-step: Redis idled while the worker built the batch, the worker while
+Redis ran it. Written at once, Redis runs one job's script while the worker works on the next:
+chain10 on one worker ran 1.3-1.6x faster, docs/performance.md.) hiredis parses the replies
+when it is installed (the `fast` extra), else redis-py's own parser does.
 
 Only EVALSHA, SCRIPT LOAD and other single-reply commands go through it: never a blocking
 command, MULTI or a subscription, which would hold the shared connection.
@@ -219,8 +222,6 @@ class Multiplexer:
         self._transport: Any = None
         self._replies: _Replies | None = None
         self._pending: deque[asyncio.Future[Any]] = deque()
-        self._buffer: list[bytes] = []
-        self._flushing = False
         self._connect_lock = asyncio.Lock()
         self._closed = False
         self._retry = _retry_policy(client)
@@ -274,15 +275,21 @@ class Multiplexer:
         return await self._enqueue(command)
 
     def _enqueue(self, command: bytes) -> asyncio.Future[Any]:
-        """Queue `command` for this loop iteration's write; the future of its reply."""
-        loop = self._loop
-        future = loop.create_future()
+        """Write `command` now; the future of its reply."""
+        future = self._loop.create_future()
         self._pending.append(future)
-        self._buffer.append(command)
-        if not self._flushing:
-            self._flushing = True
-            loop.call_soon(self._flush)
+        self._write(command)
         return future
+
+    def _write(self, data: bytes) -> None:
+        transport = self._transport
+        if self._writer is None or transport.is_closing():
+            self._fail(RedisConnectionError("the multiplexed Redis connection was lost"))
+            return
+        try:
+            transport.write(data)
+        except Exception as exc:
+            self._fail(exc)
 
     async def evalsha(self, sha: str, numkeys: int, *args: Any) -> Any:
         return await self.execute("EVALSHA", sha, numkeys, *args)
@@ -326,20 +333,6 @@ class Multiplexer:
                     self._read_via_redis_py(connection), name="flowcraft-redis-multiplexer"
                 )
 
-    def _flush(self) -> None:
-        self._flushing = False
-        if not self._buffer:
-            return
-        data, self._buffer = b"".join(self._buffer), []
-        transport = self._transport
-        if self._writer is None or transport.is_closing():
-            self._fail(RedisConnectionError("the multiplexed Redis connection was lost"))
-            return
-        try:
-            transport.write(data)
-        except Exception as exc:
-            self._fail(exc)
-
     async def _read_via_redis_py(self, connection: Any) -> None:
         """Without hiredis: a task reads one reply at a time with redis-py's parser."""
         pending = self._pending
@@ -377,7 +370,6 @@ class Multiplexer:
             self._replies.alive = False  # what its connection still delivers is not ours
             self._replies = None
         pending, self._pending = self._pending, deque()
-        self._buffer = []
         for future in pending:
             if not future.done():
                 future.set_exception(exc)
