@@ -293,9 +293,14 @@ class DistributedWorker:
         if child_id is not None:  # it may wait on its child, out of flight (subflows.py)
             transition.episode = await subflows.child_episode(self.store, child_id)
         applied = await self.store.complete(run_id, transition)
+        if applied.replay or applied.ignored:
+            # Two jobs of this activation stalled at once (its node job and a `-~child`
+            # notification) and another failer applied it first: that one reports it and
+            # follows up (as the `loaded.done` return above, when they do not overlap).
+            return
         await host.flush()
         await self.follow(plan, run_id, applied, notify=loaded)
-        if child_id is not None and not applied.ignored:
+        if child_id is not None:
             await subflows.cancel_if_started(self, child_id)
 
     async def _plan(self, run_id: str, blueprint_id: str, pin: str) -> ExecutionPlan | None:

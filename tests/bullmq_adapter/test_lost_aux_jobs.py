@@ -53,14 +53,26 @@ async def _kill_during(redis_url: str, prefix: str, case: str, kind: str) -> str
         assert doomed._worker is not None
         handle = doomed._worker.handle
 
+        x_job: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
         async def hanging(job: Job, **kw: Any) -> None:
             if job.kind == kind and job.node_id == "x":
                 blocked.set()
                 await asyncio.Event().wait()
+            if job.node_id in ("c1", "w"):
+                # The child's node runs once x's own node job has finished (x parked), so
+                # only the lost notification can tell x how its child ended. Otherwise a
+                # child that ends first is seen by x's node job, which completes x itself.
+                queue = doomed.bullmq_queue("flowcraft")
+                for _ in range(1000):  # 10 s at most
+                    if await queue.getJobState(await x_job) == "completed":
+                        break
+                    await asyncio.sleep(0.01)
             await handle(job, **kw)
 
         doomed._worker.handle = hanging  # type: ignore[method-assign]
         run_id = await doomed.start_run("aux")
+        x_job.set_result(Job(run_id=run_id, node_id="x", iteration=()).job_id)
         if kind == RESUME:
             assert (await doomed.wait_for_result(run_id, timeout_s=10)).status == "awaiting"
             assert await doomed.resume_with_action(run_id, output="ok") == "resumed"
