@@ -1,15 +1,16 @@
 """One shared Redis connection for the worker's hot commands (auto-pipelining).
 
-Every node job makes three Redis calls of ours: load, complete and add (SPEC 9.4). Through
-redis-py each call borrows a pooled connection (a lock, a readiness probe of the socket, a
-timeout, a retry wrapper) and writes alone, so ten jobs in flight are ten connections writing
-ten times. `Multiplexer` sends them all on one connection: each command is written the moment
-it is issued, and the replies, which Redis sends in order, resolve their callers' futures in
-order. (Holding a loop iteration's commands for one write saved system calls but held the
-worker and Redis in lock-step: Redis idled while the worker built the batch, the worker while
-Redis ran it. Written at once, Redis runs one job's script while the worker works on the next:
-chain10 on one worker ran 1.3-1.6x faster, docs/performance.md.) hiredis parses the replies
-when it is installed (the `fast` extra), else redis-py's own parser does.
+Every node job makes Redis calls of ours and BullMQ's: load, complete, add, fetch, finish
+(composed into two scripts when possible, composed.py). Through redis-py each call borrows a
+pooled connection (a lock, a readiness probe of the socket, a timeout, a retry wrapper), so ten
+jobs in flight use ten connections. `Multiplexer` sends them all on one connection: each
+command is written the moment it is issued, and the replies, which Redis sends in order,
+resolve their callers' futures in order. (Holding a loop iteration's commands for one write
+saved system calls but held the worker and Redis in lock-step: Redis idled while the worker
+built the batch, the worker while Redis ran it. Written at once, Redis runs one job's script
+while the worker works on the next: chain10 on one worker ran 1.3-1.6x faster,
+docs/performance.md.) hiredis parses the replies when it is installed (the `fast` extra), else
+redis-py's own parser does.
 
 Only EVALSHA, SCRIPT LOAD and other single-reply commands go through it: never a blocking
 command, MULTI or a subscription, which would hold the shared connection.
