@@ -3,6 +3,7 @@ the same status, errors and final context as the in-process runtime (SPEC 9.1)."
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import re
@@ -708,3 +709,46 @@ async def test_resuming_a_grandchild_directly_resumes_its_ancestors() -> None:
         assert await cluster.store.status(run_id) == "running", run_id
     await cluster.drain()
     same([first, await cluster.result("run1")], local)
+
+
+async def test_an_activation_failed_twice_at_once_is_reported_once() -> None:
+    """Two jobs of one activation can stall at once (its node job and a `-~child`
+    notification): both failers load before either completes; the one that loses the race
+    neither reports the failure again nor follows up (no second node:error or node:skipped)."""
+    from flowcraft_core import InMemoryEventBus
+    from flowcraft_core.errors import WorkerLostError
+
+    blueprint = {
+        "id": "lost-twice",
+        "nodes": [n("a", "inc"), n("x", "inc"), n("b", "inc"), n("side", "inc")],
+        "edges": [e("a", "x"), e("x", "b"), e("a", "side")],
+    }
+    bus = InMemoryEventBus()
+    cluster = LocalCluster(
+        registry=make_registry(), blueprints=[blueprint], workers=1, event_bus=bus
+    )
+    handle, complete = cluster.worker.handle, cluster.store.complete
+
+    async def yielding_complete(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0)  # the other failer runs up to its own complete meanwhile
+        return await complete(*args, **kwargs)
+
+    async def lose_x_twice(job: Job, **options: Any) -> None:
+        if job.node_id == "x":
+            lost = WorkerLostError("stalled")
+            await asyncio.gather(
+                cluster.worker.fail_activation(job, lost),
+                cluster.worker.fail_activation(job, lost),
+            )
+            return
+        await handle(job, **options)
+
+    cluster.worker.handle = lose_x_twice  # type: ignore[method-assign]
+    cluster.store.complete = yielding_complete  # type: ignore[method-assign]
+    result = await cluster.run("lost-twice", run_id="r-lost-twice")
+    assert result.status == "failed"
+    assert [(x.node_id, x.type) for x in result.errors] == [("x", "WorkerLostError")]
+    assert [ev.node_id for ev in bus.of_type("node:error")] == ["x"]
+    assert [(ev.node_id, ev.reason) for ev in bus.of_type("node:skipped")] == [
+        ("b", "upstream_failed")
+    ]
