@@ -9,7 +9,7 @@ per evaluator.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -57,19 +57,6 @@ class EdgePlan(_EdgeDefaults):
     target_id: str
 
 
-@dataclass(slots=True, eq=False)
-class _FullEdgePlan(EdgePlan):
-    action: str | None = None
-    condition_text: str | None = None
-    condition: Compiled | None = None
-    transform_text: str | None = None
-    transform: Compiled | None = None
-    kind: int = FORWARD
-    common: int = 0
-    enter: int = 0
-    exit_header: int | None = None
-
-
 class _NodeDefaults:
     __slots__ = ()
     join_any: bool = False
@@ -110,21 +97,23 @@ class NodePlan(_NodeDefaults):
     token: str | None = None
 
 
-@dataclass(slots=True, eq=False)
-class _FullNodePlan(NodePlan):
-    join_any: bool = False
-    loops: tuple[int, ...] = ()
-    is_header: bool = False
-    is_loop_controller: bool = False
-    loop_condition: Compiled | None = None
-    fallback_node: int | None = None
-    fallback_key: str | None = None
-    is_fallback: bool = False
-    is_scatter: bool = False
-    is_gather: bool = False
-    scatter_of_gather: int | None = None
-    has_expressions: bool = False
-    exit_edges: tuple[EdgePlan, ...] = ()
+def _with_slots_for(base: type, defaults: type) -> Any:
+    """`base` with a slot for every attribute `defaults` holds at class level, defaulting to
+    it: the class of plans that set some. Derived, so a new default cannot be forgotten here."""
+    names = defaults.__annotations__
+    namespace: dict[str, Any] = {
+        "__annotations__": dict(names),
+        "__module__": __name__,
+        "__qualname__": f"_Full{base.__name__}",
+        **{name: getattr(defaults, name) for name in names},
+    }
+    return dataclass(slots=True, eq=False)(type(f"_Full{base.__name__}", (base,), namespace))
+
+
+_FullEdgePlan = _with_slots_for(EdgePlan, _EdgeDefaults)
+_FullNodePlan = _with_slots_for(NodePlan, _NodeDefaults)
+#: NodePlan's own fields, which a plan that sets a rare attribute copies into its _Full one.
+_NODE_FIELDS: Final = tuple(f.name for f in fields(NodePlan))
 
 
 @dataclass(slots=True, eq=False)
@@ -174,21 +163,8 @@ _NO_PARAMS: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
 def _full_node(base: NodePlan, extra: dict[str, Any]) -> NodePlan:
-    return _FullNodePlan(
-        index=base.index,
-        id=base.id,
-        definition=base.definition,
-        uses=base.uses,
-        params=base.params,
-        config=base.config,
-        out_edges=base.out_edges,
-        distinct_out=base.distinct_out,
-        preds=base.preds,
-        tracked=base.tracked,
-        reachable=base.reachable,
-        token=base.token,
-        **extra,
-    )
+    node: NodePlan = _FullNodePlan(**{name: getattr(base, name) for name in _NODE_FIELDS}, **extra)
+    return node
 
 
 def _build_plan(bp: Blueprint, evaluator: Evaluator | None) -> ExecutionPlan:
