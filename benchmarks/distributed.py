@@ -243,21 +243,22 @@ async def timed(
     `drain`: measured as the bare baseline is. The runs are created while the queue is
     paused (their entry jobs wait, as the bare worker's jobs are added first), then the queue
     is resumed and the clock runs from there. What this leaves out of the window is the
-    client's `start_run` work, which the bare baseline has no counterpart for; every node
+    client's `start_runs` work, which the bare baseline has no counterpart for; every node
     job (fetched, run, finished) stays in it."""
     runs = work.runs if runs is None else runs
-    queue = client.adapter.bullmq_queue(QUEUE) if drain else None
-    if queue is not None:
+    if drain:
+        queue = client.adapter.bullmq_queue(QUEUE)
         await queue.pause()
-    before = stats.snapshot()
-    started, cpu = time.perf_counter(), time.process_time()
-    try:
-        run_ids = await client.start(work.id, runs)
-    finally:
-        if queue is not None:
+        try:
+            run_ids = await client.start(work.id, runs)
+        finally:
             before = stats.snapshot()
             started, cpu = time.perf_counter(), time.process_time()
             await queue.resume()
+    else:
+        before = stats.snapshot()
+        started, cpu = time.perf_counter(), time.process_time()
+        run_ids = await client.start(work.id, runs)
     statuses = await client.wait_all(run_ids)
     elapsed = time.perf_counter() - started
     delta = RedisStats.delta(before, stats.snapshot())
