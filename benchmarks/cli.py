@@ -161,7 +161,8 @@ def main(argv: list[str] | None = None) -> None:
         )
         if results.libraries:
             print(f"worker: {results.libraries}")
-        distributed_table([*results.rows, *([results.bare] if results.bare else [])])
+        bare_rows = [row for row in (results.bare, results.bare_scaled) if row is not None]
+        distributed_table([*results.rows, *bare_rows])
         if results.variants:
             print("\nworker event loop and Redis parser (chain10, 1 worker process):")
             distributed_table([row for row, _ in results.variants])
@@ -303,6 +304,17 @@ def distributed_targets(results: Results) -> list[Target]:
                 _ratio(_rate(results, workload, "2"), _rate(results, workload, "1")),
                 ">= 1.6",
                 lambda v: v >= 1.6,
+            )
+        )
+    if results.bare and results.bare_scaled:
+        # What the machine allows: the same jobs drained by bare BullMQ workers, 1 and then
+        # 2 processes, on the same Redis and cores (docs/performance.md, "What limits").
+        out.append(
+            Target(
+                f"bare BullMQ scaling 1 -> {results.bare_scaled.procs} processes",
+                _ratio(results.bare_scaled.node_rate, results.bare.node_rate),
+                "(ceiling)",
+                None,
             )
         )
     return out

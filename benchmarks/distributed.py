@@ -120,6 +120,7 @@ class Measured:
 class Results:
     rows: list[Measured] = field(default_factory=list)
     bare: Measured | None = None
+    bare_scaled: Measured | None = None  # the bare worker's jobs drained by 2 processes
     accounting: Accounting | None = None
     notes: list[str] = field(default_factory=list)
     libraries: str = ""  # what the worker processes loaded (uvloop, hiredis)
@@ -391,19 +392,31 @@ LOOP: _Loop  # set by run()
 
 
 def bare_baseline(
-    procs: Processes, url: str, stats: RedisStats, sizes: Sizes, round_: int = 0
+    procs: Processes,
+    url: str,
+    stats: RedisStats,
+    sizes: Sizes,
+    round_: int = 0,
+    processes: int = 1,
 ) -> Measured:
-    """Add `bare_jobs` empty jobs (as flowcraft adds its node jobs), drain them in a process."""
+    """Add `bare_jobs` empty jobs (as flowcraft adds its node jobs), drain them in a process.
+
+    `processes` > 1: the machine's own ceiling for scaling (issue 6: "scales 1.6x from 1 to 2
+    worker processes"). The jobs are added to a paused queue, that many bare worker processes
+    start on it, and the queue is resumed; the window runs from the first job any of them
+    started to the last job any of them ran."""
     from bullmq import Queue
 
     from flowcraft_bullmq.connection import RedisConnector
     from flowcraft_bullmq.queue import DEFAULT_ATTEMPTS, DEFAULT_RETENTION
 
+    queue_opts = {"connection": RedisConnector(url).new_client(), "prefix": PREFIX}
+
     async def add() -> None:
         options = {**DEFAULT_RETENTION, **DEFAULT_ATTEMPTS}
-        queue = Queue(
-            BARE_QUEUE, {"connection": RedisConnector(url).new_client(), "prefix": PREFIX}
-        )
+        queue = Queue(BARE_QUEUE, queue_opts)
+        if processes > 1:
+            await queue.pause()
         for start in range(0, sizes.bare_jobs, 1000):
             end = min(start + 1000, sizes.bare_jobs)
             await queue.addBulk(
@@ -411,37 +424,62 @@ def bare_baseline(
                     {
                         "name": "node",
                         "data": {"i": i},
-                        "opts": {**options, "jobId": f"j{round_}-{i}"},
+                        "opts": {**options, "jobId": f"j{processes}-{round_}-{i}"},
                     }
                     for i in range(start, end)
                 ]
             )
         await queue.close()
 
+    async def resume() -> None:
+        queue = Queue(BARE_QUEUE, queue_opts)
+        await queue.resume()
+        await queue.close()
+
     before = stats.snapshot()  # the adds count: flowcraft's node jobs add their successors
     LOOP.run(add())
-    proc = procs.python(
-        "bare BullMQ worker",
-        "-m",
-        "benchmarks.bare",
-        "--redis",
-        url,
-        "--queue",
-        BARE_QUEUE,
-        "--prefix",
-        PREFIX,
-        "--jobs",
-        str(sizes.bare_jobs),
-        "--concurrency",
-        str(sizes.concurrency),
-    )
-    proc.wait_for("drained", timeout=600)
-    proc.stop()
+    shared = ("--shared",) if processes > 1 else ()
+    workers = [
+        procs.python(
+            f"bare BullMQ worker {i + 1}",
+            "-m",
+            "benchmarks.bare",
+            "--redis",
+            url,
+            "--queue",
+            BARE_QUEUE,
+            "--prefix",
+            PREFIX,
+            "--jobs",
+            str(sizes.bare_jobs),
+            "--concurrency",
+            str(sizes.concurrency),
+            *shared,
+        )
+        for i in range(processes)
+    ]
+    if shared:
+        for proc in workers:
+            proc.wait_for("consuming", timeout=60)
+        LOOP.run(resume())
+    mark = "shared" if shared else "drained"
+    for proc in workers:
+        proc.wait_for(mark, timeout=600)
+        proc.stop()
     delta = RedisStats.delta(before, stats.snapshot())
-    line = next(line for line in proc.lines if line.startswith("drained"))
-    seconds = float(line.split()[4].rstrip(","))
-    delta["_wcpu_s"] = float(line.split()[-2])
-    return Measured("bare-bullmq", "1", 0, sizes.bare_jobs, seconds, delta, "drained")
+    lines = [next(x for x in p.lines if x.startswith(mark)).replace(",", "").split() for p in workers]
+    if shared:  # "shared K jobs first F last L cpu C"
+        count = sum(int(line[1]) for line in lines)
+        if count != sizes.bare_jobs:
+            raise RuntimeError(f"bare workers ran {count} of {sizes.bare_jobs} jobs")
+        seconds = max(float(line[6]) for line in lines) - min(float(line[4]) for line in lines)
+        delta["_wcpu_s"] = sum(float(line[8]) for line in lines)
+    else:  # "drained N jobs in S s cpu C s"
+        seconds = float(lines[0][4])
+        delta["_wcpu_s"] = float(lines[0][-2])
+    return Measured(
+        "bare-bullmq", str(processes), 0, sizes.bare_jobs, seconds, delta, "drained"
+    )
 
 
 def run(procs: Processes, url: str, sizes: Sizes, log: Any = sys.stderr) -> Results:
@@ -504,6 +542,14 @@ def run(procs: Processes, url: str, sizes: Sizes, log: Any = sys.stderr) -> Resu
         results.bare = median(
             lambda: bare_baseline(procs, url, stats, sizes, next(rounds)), sizes.repeat
         )
+        most = max(sizes.workers)
+        if most > 1:
+            print(f"  bare BullMQ worker x {most} processes...", file=log, flush=True)
+            rounds = iter(range(sizes.repeat))
+            results.bare_scaled = median(
+                lambda: bare_baseline(procs, url, stats, sizes, next(rounds), most),
+                sizes.repeat,
+            )
     finally:
         LOOP.run(client.__aexit__())
         stats.close()
