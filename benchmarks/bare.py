@@ -9,14 +9,17 @@ span.
 With `--shared`, N is the total that several such processes drain together: each stops once
 it has seen no job for `IDLE_S` and prints `shared K jobs, first F, last L, cpu C` (its own
 count, the wall-clock times of its first job's start and last job's end, its CPU time between
-them); the benchmark adds the counts and takes the window from the earliest F to the latest L. The worker options are those `flowcraft worker` uses (lock, stalled interval,
-retention), so the difference to flowcraft is flowcraft's own work.
+them); the benchmark adds the counts and takes the window from the earliest F to the latest L.
+
+The worker options are those `flowcraft worker` uses (lock, stalled interval, retention), so
+the difference to flowcraft is flowcraft's own work.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import time
 import warnings
 from typing import Any
@@ -38,6 +41,7 @@ async def drain(
     processes."""
     clock = time.time if shared else time.perf_counter
     done = asyncio.Event()
+    busy = asyncio.Event()  # set by every job (`shared`: idle once it stays clear IDLE_S)
     count = 0
     first = last = 0.0
     first_cpu = last_cpu = 0.0
@@ -49,6 +53,7 @@ async def drain(
             first_cpu = time.process_time()
         count += 1
         last, last_cpu = clock(), time.process_time()
+        busy.set()
         if count >= jobs:
             done.set()
 
@@ -72,8 +77,11 @@ async def drain(
     print("bare worker: consuming", flush=True)
     task = asyncio.create_task(worker.run())
     if shared:  # the others take jobs too: drained once none came for IDLE_S
-        while count == 0 or clock() - last < IDLE_S:
-            await asyncio.sleep(IDLE_S / 5)
+        await busy.wait()
+        while busy.is_set():
+            busy.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(busy.wait(), IDLE_S)
     else:
         await done.wait()
         last, last_cpu = clock(), time.process_time()

@@ -467,7 +467,10 @@ def bare_baseline(
         proc.wait_for(mark, timeout=600)
         proc.stop()
     delta = RedisStats.delta(before, stats.snapshot())
-    lines = [next(x for x in p.lines if x.startswith(mark)).replace(",", "").split() for p in workers]
+    lines = [
+        next(x for x in proc.lines if x.startswith(mark)).replace(",", "").split()
+        for proc in workers
+    ]
     if shared:  # "shared K jobs first F last L cpu C"
         count = sum(int(line[1]) for line in lines)
         if count != sizes.bare_jobs:
@@ -477,9 +480,7 @@ def bare_baseline(
     else:  # "drained N jobs in S s cpu C s"
         seconds = float(lines[0][4])
         delta["_wcpu_s"] = float(lines[0][-2])
-    return Measured(
-        "bare-bullmq", str(processes), 0, sizes.bare_jobs, seconds, delta, "drained"
-    )
+    return Measured("bare-bullmq", str(processes), 0, sizes.bare_jobs, seconds, delta, "drained")
 
 
 def run(procs: Processes, url: str, sizes: Sizes, log: Any = sys.stderr) -> Results:
