@@ -14,6 +14,7 @@ started by cron through BullMQ job schedulers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -94,18 +95,39 @@ class RateLimitedWorker(Worker):  # type: ignore[misc]
     BullMQ for Python 3.4.4 records the limiter's remaining window (`limitUntil`, ms) when a
     fetch is rate limited but never waits for it: the worker blocks on the queue's marker for
     `drainDelay` (5 s) instead, so `max/duration` ran at about `max` per 5 s. Like BullMQ for
-    Node, this waits out the window, then fetches again."""
+    Node, this waits out the window, then fetches again; a pause or close ends the wait
+    without fetching (BullMQ's own pause cancels only its marker wait, so a stopping worker
+    slept out a window of up to `duration`, then took a job)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._stopping = asyncio.Event()
+        super().__init__(*args, **kwargs)
 
     async def getNextJob(self, token: str) -> Any:
         wait_ms = int(getattr(self, "limitUntil", 0) or 0)
         if wait_ms <= 0 or self.closing or self.paused:
             return await super().getNextJob(token)
         self.limitUntil = 0
-        await asyncio.sleep(wait_ms / 1000)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), wait_ms / 1000)
+        if self._stopping.is_set() or self.closing or self.paused:
+            return None
         job = await self.moveToActive(token)
         if job:
             self.emit("active", job, "waiting")
         return job
+
+    async def pause(self, do_not_wait_active: bool = False) -> None:
+        self._stopping.set()
+        await super().pause(do_not_wait_active)
+
+    def resume(self) -> None:
+        self._stopping.clear()
+        super().resume()
+
+    async def close(self, force: bool = False) -> None:
+        self._stopping.set()
+        await super().close(force)
 
 
 def parse_rate_limit(text: str) -> tuple[int, int]:

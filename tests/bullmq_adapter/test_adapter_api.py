@@ -229,3 +229,30 @@ async def test_warns_when_redis_may_evict(
         r for r in caplog.records if r.name == "flowcraft_bullmq.adapter" and r.levelno == 30
     ]
     assert any("allkeys-lru" in r.getMessage() and "noeviction" in r.getMessage() for r in warnings)
+
+
+async def test_an_idle_worker_closes_promptly(redis_url: str, prefix: str) -> None:
+    """An idle worker sits in BullMQ's blocking wait on its queue's marker (BZPOPMIN, up to
+    drainDelay = 5 s); close() interrupts that wait instead of sleeping it out (a SIGTERM
+    stops an idle `flowcraft worker` at once)."""
+    admin = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+
+        async def blocked() -> int:
+            return sum(c.get("cmd") == "bzpopmin" for c in await admin.client_list())
+
+        before = await blocked()
+        async with adapter(
+            redis_url, prefix, blueprints=[CHAIN], registry=make_registry(), queues=["a", "b"]
+        ) as a:
+            for _ in range(100):  # both queues' workers reach their blocking wait
+                if await blocked() == before + 2:
+                    break
+                await asyncio.sleep(0.05)
+            assert await blocked() == before + 2
+            started = asyncio.get_running_loop().time()
+            await a.close(timeout_s=30)
+            assert asyncio.get_running_loop().time() - started < 2.0
+        assert await blocked() == before
+    finally:
+        await admin.aclose()

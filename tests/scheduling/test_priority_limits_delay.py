@@ -96,6 +96,34 @@ def test_the_rate_limit_spaces_jobs(redis_url: str, prefix: str) -> None:
     assert free < 1.5, free
 
 
+def test_a_rate_limited_worker_stops_without_waiting_out_the_window(
+    redis_url: str, prefix: str
+) -> None:
+    """A worker waiting out its limiter's window (1 job per 30 s, a second job waiting) stops
+    at once: close() does not sleep the window out, and the waiting job is not taken during
+    the close but left for the next worker."""
+    bp = chain("one", 1)
+
+    async def scenario() -> None:
+        async with adapter(redis_url, prefix, blueprints=[bp], consume=False) as client:
+            first, second = await client.start_runs([("one", {}, None)] * 2)
+            TAKEN.clear()
+            async with adapter(
+                redis_url, prefix, blueprints=[bp], registry=registry, rate_limit=(1, 30_000)
+            ) as worker:
+                await client.wait_for_result(first, timeout_s=30)
+                await asyncio.sleep(0.3)  # the worker is now in the window's wait
+                started = time.monotonic()
+                await worker.close(timeout_s=30)
+                assert time.monotonic() - started < 2.0
+            assert [run_id for run_id, _ in TAKEN] == [first]
+            async with adapter(redis_url, prefix, blueprints=[bp], registry=registry):
+                assert (await client.wait_for_result(second, timeout_s=30)).status == "completed"
+            assert [run_id for run_id, _ in TAKEN] == [first, second]
+
+    asyncio.run(scenario())
+
+
 def test_a_delayed_start_runs_later_and_is_not_stalled_meanwhile(
     redis_url: str, prefix: str
 ) -> None:
