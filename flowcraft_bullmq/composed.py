@@ -29,6 +29,7 @@ between could as well change between a load and the node's execution.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -242,6 +243,9 @@ MOVE_KEYS: Final = 11
 PRELOAD_MAX_AGE_S: Final = 1.0
 #: Loads kept at most (unused ones: a job whose processing never loaded; the oldest go).
 PRELOAD_MAX: Final = 1000
+#: Fields per HSET when a worker publishes its blueprints' preload keys: Redis runs one
+#: command at a time, so one HSET of a 100,000-node blueprint would stall every client.
+PRELOAD_PUBLISH_FIELDS: Final = 1000
 
 #: Batch item node ids (`<scatterId>[<i>]`): one per item, never cached.
 _ITEM = re.compile(r"\[\d+\]\Z")
@@ -345,11 +349,20 @@ class Preloads:
                     f"{blueprint_id}\n{pin}\n{node.id}",
                     "null" if keys is None else self._text(keys),
                 )
-        if fields:
-            try:
-                await self.via.execute("HSET", self.cache_key, *fields)
-            except RedisError:  # only an optimization
-                logger.debug("could not publish the preload keys of the blueprints")
+        step = 2 * PRELOAD_PUBLISH_FIELDS
+        sent = await asyncio.gather(
+            *(
+                self.via.execute("HSET", self.cache_key, *fields[at : at + step])
+                for at in range(0, len(fields), step)
+            ),
+            return_exceptions=True,  # pipelined on the multiplexer's connection
+        )
+        failed = [outcome for outcome in sent if isinstance(outcome, BaseException)]
+        for error in failed:
+            if not isinstance(error, RedisError):
+                raise error
+        if failed:  # only an optimization
+            logger.debug("could not publish the preload keys of the blueprints")
 
 
 class ActiveLoad:

@@ -26,7 +26,11 @@ from flowcraft_bullmq import composed
 from flowcraft_bullmq.adapter import BullMQAdapter
 from flowcraft_bullmq.multiplex import Multiplexer
 from flowcraft_bullmq.store import RedisCoordinationStore
+from flowcraft_core import load_blueprint
 from flowcraft_core.distributed import Job
+from flowcraft_core.distributed.preload import preload_keys
+from flowcraft_core.runtime.plan import get_plan
+from flowcraft_core.versioning import blueprint_pin
 
 #: Node ids of every kind: plain, needing a job-id token, quotes and backslashes (JSON escapes:
 #: not composed), non-ASCII (json.dumps escapes it: not composed), long (a msgpack str16 id:
@@ -283,6 +287,40 @@ async def test_a_fetched_job_is_loaded_with_its_fetch(
     assert here.keys() == there.keys()
     same = ("returnvalue", "atm", "ats", "name", "pb")
     assert {k: here.get(k) for k in same} == {k: there.get(k) for k in same}
+
+
+async def test_a_large_blueprints_plans_are_published_in_bounded_hsets(
+    prefix: str, client: redis.Redis
+) -> None:
+    """A worker of a 2,500-node blueprint publishes every node's preload keys at start, in
+    HSETs of at most PRELOAD_PUBLISH_FIELDS fields each: one HSET per blueprint's nodes would
+    block Redis for a blueprint of 100,000 nodes."""
+    big = load_blueprint(chain(2_500, "big"))
+    small = load_blueprint(chain(3, "small"))
+    plans = [(bp.id, blueprint_pin(bp), get_plan(bp)) for bp in (big, small)]
+    via = Multiplexer(client)
+    hsets: list[int] = []
+    execute = via.execute
+
+    async def recording(*args: Any) -> Any:
+        if args[0] == "HSET":
+            hsets.append((len(args) - 2) // 2)
+        return await execute(*args)
+
+    via.execute = recording  # type: ignore[method-assign]
+    try:
+        await composed.Preloads(prefix, via).publish_plans(plans)
+    finally:
+        await via.aclose()
+    assert sum(hsets) == 2_503 and len(hsets) >= 3
+    assert max(hsets) <= composed.PRELOAD_PUBLISH_FIELDS
+    expected = {
+        f"{bp_id}\n{pin}\n{node.id}": json.dumps(list(keys)) if keys is not None else "null"
+        for bp_id, pin, plan in plans
+        for node in plan.nodes
+        for keys in [preload_keys(plan, node)]
+    }
+    assert await client.hgetall(f"{prefix}:preload") == expected
 
 
 async def test_a_fetched_load_is_the_load_the_job_would_make(
