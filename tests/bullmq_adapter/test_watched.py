@@ -46,6 +46,21 @@ def _adapter(body: Callable[[], Awaitable[None]], statuses: list[str | Exception
     return a
 
 
+def _long_node(interrupted: list[str], *, swallow: bool = False) -> Callable[[], Awaitable[None]]:
+    """A node body that sleeps 10 s; its cancellation is recorded in `interrupted`, then goes
+    on (re-raised), or ends there with `swallow` (a node that ignores the cancel)."""
+
+    async def body() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            interrupted.append("node")
+            if not swallow:
+                raise
+
+    return body
+
+
 async def test_a_short_job_is_never_checked() -> None:
     done: list[str] = []
 
@@ -60,15 +75,7 @@ async def test_a_short_job_is_never_checked() -> None:
 
 async def test_a_run_that_ended_cancels_the_node_not_the_processor() -> None:
     interrupted: list[str] = []
-
-    async def body() -> None:
-        try:
-            await asyncio.sleep(10)
-        except asyncio.CancelledError:
-            interrupted.append("node")
-            raise
-
-    a = _adapter(body, ["running", "running", "cancelled"])
+    a = _adapter(_long_node(interrupted), ["running", "running", "cancelled"])
     assert await a._watched(JOB) is None
     assert interrupted == ["node"] and a._store.checks == 3
     task = asyncio.current_task()
@@ -77,14 +84,10 @@ async def test_a_run_that_ended_cancels_the_node_not_the_processor() -> None:
 
 
 async def test_a_node_that_swallows_the_cancel_still_ends_quietly() -> None:
-    async def body() -> None:
-        try:
-            await asyncio.sleep(10)
-        except asyncio.CancelledError:
-            pass
-
-    a = _adapter(body, ["completed"])
+    interrupted: list[str] = []
+    a = _adapter(_long_node(interrupted, swallow=True), ["completed"])
     assert await a._watched(JOB) is None
+    assert interrupted == ["node"]
     task = asyncio.current_task()
     assert task is not None and task.cancelling() == 0
 
@@ -100,15 +103,7 @@ async def test_a_failed_check_cancels_the_node_and_raises() -> None:
 
 async def test_cancelling_the_processor_cancels_the_node() -> None:
     interrupted: list[str] = []
-
-    async def body() -> None:
-        try:
-            await asyncio.sleep(10)
-        except asyncio.CancelledError:
-            interrupted.append("node")
-            raise
-
-    a = _adapter(body, ["running"])
+    a = _adapter(_long_node(interrupted), ["running"])
     processor = asyncio.ensure_future(a._watched(JOB))
     await asyncio.sleep(0.12)
     processor.cancel()
