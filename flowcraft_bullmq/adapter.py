@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import redis.asyncio as redis
-from bullmq import DelayedError, Queue, UnrecoverableError, Worker
+from bullmq import DelayedError, Queue, UnrecoverableError
 from redis.exceptions import RedisError
 
 from flowcraft_core.blueprint import Blueprint
@@ -51,7 +51,14 @@ from flowcraft_core.versioning import blueprint_pin
 
 from . import control
 from .codec import encode
-from .composed import CURRENT_JOB, ActiveLoad, ComposedAdd, FinishedOnce, Preloads
+from .composed import (
+    CURRENT_JOB,
+    ActiveLoad,
+    ComposedAdd,
+    FetchingWorker,
+    FinishedOnce,
+    Preloads,
+)
 from .connection import ConnectionLike, RedisConnector, check_eviction_policy, named_error
 from .control import INITIAL_CONTEXT, run_options
 from .event_stream import RunEventStream, follow
@@ -379,16 +386,22 @@ class BullMQAdapter:
             and self._worker_args["event_bus"] is None
         ):
             assert self._job_queue is not None
-            store.adds = ComposedAdd.build(store.client, self._queue, self._job_queue.job_options)
+            store.adds = ComposedAdd.build(
+                store.client, self._queue, self._job_queue.job_options, store.prefix
+            )
 
-    def _compose_fetch(self, commands: dict[str, Any]) -> None:
+    def _compose_fetch(self, worker: Any) -> None:
         """BullMQ's fetch of a job also loads it (composed.ActiveLoad); a job that complete+add
-        finished is not finished again (composed.FinishedOnce)."""
+        finished is not finished again (composed.FinishedOnce), and its slot runs the job that
+        finish fetched (composed.FetchingWorker)."""
+        commands = worker.scripts.commands
         store = self._store.store if self._store is not None else None
         if not isinstance(store, RedisCoordinationStore) or self._multiplexer is None:
             return
         if store.adds is not None and store.adds.finishes and "moveToFinished" in commands:
             commands["moveToFinished"] = FinishedOnce(commands["moveToFinished"], store.adds)
+            if isinstance(worker, FetchingWorker):  # its finishes fetch the slot's next job
+                worker.adds = store.adds
         if store.preloads is None:
             store.preloads = Preloads(self.prefix, self._multiplexer)
         if not ActiveLoad.install(
@@ -478,7 +491,8 @@ class BullMQAdapter:
         options: dict[str, Any] = {}
         if self.rate_limit is not None:
             options["limiter"] = {"max": self.rate_limit[0], "duration": self.rate_limit[1]}
-        worker = (Worker if self.rate_limit is None else RateLimitedWorker)(
+        # A rate-limited worker fetches through its run loop only (it waits out the window).
+        worker = (FetchingWorker if self.rate_limit is None else RateLimitedWorker)(
             name,
             self._process,
             {
@@ -501,7 +515,7 @@ class BullMQAdapter:
         if self._multiplexer is not None and worker.scripts is not None:
             # BullMQ's two per-job scripts share our pipelined connection (multiplex.py).
             route_scripts(worker.scripts.commands, _PER_JOB_SCRIPTS, self._multiplexer)
-            self._compose_fetch(worker.scripts.commands)
+            self._compose_fetch(worker)
         worker.on("error", self._on_error)
         worker.on("failed", self._on_failed)
         try:

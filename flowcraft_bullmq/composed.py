@@ -41,6 +41,8 @@ from importlib import resources
 from typing import Any, Final
 
 from bullmq import Job as BullMQJob
+from bullmq import Worker
+from bullmq.scripts import raw2NextJobData
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
@@ -75,6 +77,8 @@ FINISH_KEYS: Final = 14
 
 #: complete.lua's lines after which the add and finish functions are assigned.
 _HOOK: Final = "local ADD_JOB, FINISH_JOB = nil, nil\nlocal ADD_KEYS, FINISH_KEYS = 0, 0\n"
+#: complete.lua's line after which the fetched job's load is assigned (with a finish).
+_LOAD_HOOK: Final = "local LOAD_FETCHED = nil\n"
 
 #: The node job the current task handles (the adapter's processor sets it): its akey, BullMQ
 #: job and lock token. Its own completion may then finish it (`ComposedAdd.tail`).
@@ -104,16 +108,29 @@ def as_function(body: str, variable: str) -> str:
     return f"{variable} = function(KEYS, ARGV)\n{body}\nend\n"
 
 
+def _ours(name: str) -> str:
+    return resources.files(__package__).joinpath("lua", name).read_text("utf-8")
+
+
+def _load_functions() -> str:
+    """load.lua as the function LOAD, then lua/fetched_load.lua (`load_fetched`, which calls
+    it): our load of a job a BullMQ script just fetched."""
+    return "local LOAD\n" + as_function(scripts.source("load"), "LOAD") + _ours("fetched_load.lua")
+
+
 def complete_add_source(add_body: str, finish_body: str | None = None) -> str:
     """complete.lua (with lib.lua) with BullMQ's add script as its ADD_JOB and, if given, its
-    moveToFinished as its FINISH_JOB."""
+    moveToFinished as its FINISH_JOB and our load of the job that finish fetches next as its
+    LOAD_FETCHED."""
     base = scripts.source("complete")
-    if base.count(_HOOK) != 1:
-        raise ValueError("complete.lua lost its ADD_JOB hook lines")
+    if base.count(_HOOK) != 1 or base.count(_LOAD_HOOK) != 1:
+        raise ValueError("complete.lua lost its ADD_JOB or LOAD_FETCHED hook lines")
     composed = _HOOK + as_function(add_body, "ADD_JOB") + f"ADD_KEYS = {len(ADD_KEYS)}\n"
-    if finish_body is not None:
-        composed += as_function(finish_body, "FINISH_JOB")
-    return base.replace(_HOOK, composed)
+    if finish_body is None:
+        return base.replace(_HOOK, composed)
+    composed += as_function(finish_body, "FINISH_JOB")
+    load = _LOAD_HOOK + _load_functions() + "LOAD_FETCHED = load_fetched\n"
+    return base.replace(_HOOK, composed).replace(_LOAD_HOOK, load)
 
 
 def msgpack_str(text: str) -> bytes:
@@ -153,13 +170,18 @@ class ComposedAdd:
         template: tuple[bytes, bytes],
         *,
         finishes: bool = False,
+        prefix: str = "",
     ) -> None:
         self.script = script
-        #: The script also finishes the job it completes (BullMQ's moveToFinished inside).
+        #: The script also finishes the job it completes (BullMQ's moveToFinished inside), and
+        #: may fetch the slot's next job there (`FetchingWorker`).
         self.finishes = finishes
         #: moveToFinished's replies for jobs the script finished, by job id: (the job's lock
         #: token, the reply), until BullMQ's worker asks to finish them (`FinishedOnce`).
         self.finished: OrderedDict[str, tuple[str, Any]] = OrderedDict()
+        #: The next jobs those finishes fetched (moveToActive's reply), by the finished job's
+        #: id, until its slot runs them (`FetchingWorker.processJob`).
+        self.fetched: OrderedDict[str, list[Any]] = OrderedDict()
         self.keys: list[str] = queue.scripts.getKeys(list(ADD_KEYS))
         self._args: list[Any] = [
             queue.scripts.keys[""],
@@ -168,11 +190,15 @@ class ComposedAdd:
             template[0],
             template[1],
         ]
+        self._load_args: list[Any] = [prefix, preload_cache_key(prefix)]
 
     @classmethod
-    def build(cls, client: Redis, queue: Any, job_options: Mapping[str, Any]) -> ComposedAdd | None:
+    def build(
+        cls, client: Redis, queue: Any, job_options: Mapping[str, Any], prefix: str = ""
+    ) -> ComposedAdd | None:
         """The composition for jobs added to `queue` with `job_options`, or None when the
-        installed BullMQ cannot be composed with (the worker then adds every job itself)."""
+        installed BullMQ cannot be composed with (the worker then adds every job itself).
+        `prefix`: our key prefix, for the load of a job the finish fetches."""
         body = bullmq_script(ADD_SCRIPT)
         if body is None or "cmsgpack.unpack(ARGV[1])" not in body:
             return None
@@ -181,7 +207,13 @@ class ComposedAdd:
             return None
         finish = bullmq_script(FINISH_SCRIPT)
         source = complete_add_source(body, finish)
-        return cls(client.register_script(source), queue, template, finishes=finish is not None)
+        return cls(
+            client.register_script(source),
+            queue,
+            template,
+            finishes=finish is not None,
+            prefix=prefix,
+        )
 
     def tail(self, transition: Transition) -> tuple[list[str], list[Any], tuple[str, str] | None]:
         """The keys and arguments after complete's: the add's (BullMQ's job key prefix, the
@@ -191,7 +223,7 @@ class ComposedAdd:
         it (not a sleep, a wait or a parked subflow), the job's moveToFinished (as BullMQ's
         worker would call it next, the processor's result None); and (job id, token) then."""
         keys = self.keys
-        args = [*self._args, round(time.time() * 1000)]
+        args = [*self._args, round(time.time() * 1000), *self._load_args]
         current = CURRENT_JOB.get()
         if (
             current is None
@@ -204,16 +236,60 @@ class ComposedAdd:
             args.append(0)
             return keys, args, None
         _, job, token = current
-        finish_keys, finish_args = job.queue.scripts.moveToCompletedArgs(
-            job, None, job.opts.get("removeOnComplete", False), token, False
+        worker = job.queue  # the BullMQ worker that fetched the job
+        fetch_next = (
+            isinstance(worker, FetchingWorker)
+            and worker.adds is self  # its slots run what the finish fetches
+            and not (worker.closing or worker.paused)
+        )
+        finish_keys, finish_args = worker.scripts.moveToCompletedArgs(
+            job, None, job.opts.get("removeOnComplete", False), token, fetch_next
         )
         return [*keys, *finish_keys], [*args, *finish_args, len(finish_args)], (job.id, token)
 
-    def finished_here(self, job: tuple[str, str], reply: Any) -> None:
+    def finished_here(self, job: tuple[str, str], reply: Any, preloads: Preloads | None) -> None:
+        """complete+add+finish finished `job` (id, token) with moveToFinished's `reply`; one
+        that fetched the next job keeps it for the slot, and its load for the job's `load`."""
+        if isinstance(reply, list):  # fetched next: moveToActive's reply (+ load_fetched's)
+            if len(reply) > 4 and preloads is not None:
+                preloads.keep(reply[5], reply[6], reply[7], reply[4])
+            if reply[0]:
+                fetched = self.fetched
+                fetched[job[0]] = reply[:4]
+                while len(fetched) > FINISHED_MAX:
+                    fetched.popitem(last=False)
+            reply = 0  # what BullMQ's worker gets: a finish that fetched nothing
         finished = self.finished
         finished[job[0]] = (job[1], reply)
         while len(finished) > FINISHED_MAX:
             finished.popitem(last=False)
+
+
+class FetchingWorker(Worker):  # type: ignore[misc]
+    """A BullMQ worker whose slot runs the job its finished job's moveToFinished fetched.
+
+    BullMQ for Node finishes a job and fetches the next in one call (moveToFinished with fetch
+    next); BullMQ for Python 3.4.4 finishes without it and fetches again through its run loop
+    (two dependent round trips per job). When complete+add+finish finishes a job here, its
+    finish fetches the next job for the same lock token (`ComposedAdd.tail`); this worker then
+    runs that job in the same slot, as its run loop would have run a job it fetched. A job
+    fetched this way is active and locked like any other: a worker that dies first leaves it
+    to the stalled-job check."""
+
+    #: The composition whose finishes fetch (set by the adapter; None: a plain Worker).
+    adds: ComposedAdd | None = None
+
+    async def processJob(self, job: Any, token: str) -> None:
+        while True:
+            await super().processJob(job, token)
+            adds = self.adds
+            raw = adds.fetched.pop(job.id, None) if adds is not None and adds.fetched else None
+            if raw is None or self.forceClosing:
+                return
+            job = await self.nextJobFromJobData(*raw2NextJobData(raw), token)
+            if job is None:
+                return
+            self.emit("active", job, "waiting")
 
 
 class FinishedOnce:
@@ -252,14 +328,18 @@ _ITEM = re.compile(r"\[\d+\]\Z")
 
 
 def active_load_source(move_body: str) -> str:
-    """BullMQ's moveToActive and our load.lua as functions, then lua/active_load.lua."""
-    ours = resources.files(__package__).joinpath("lua", "active_load.lua").read_text("utf-8")
+    """BullMQ's moveToActive and our load as functions, then lua/active_load.lua."""
     return (
-        "local MOVE_TO_ACTIVE, LOAD\n"
+        "local MOVE_TO_ACTIVE\n"
         + as_function(move_body, "MOVE_TO_ACTIVE")
-        + as_function(scripts.source("load"), "LOAD")
-        + ours
+        + _load_functions()
+        + _ours("active_load.lua")
     )
+
+
+def preload_cache_key(prefix: str) -> str:
+    """The preload cache hash of key prefix `prefix` (keys.py lists it)."""
+    return f"{prefix}:preload"
 
 
 def sources() -> dict[str, str]:
@@ -283,7 +363,7 @@ class Preloads:
 
     def __init__(self, prefix: str, via: Multiplexer) -> None:
         self.via = via
-        self.cache_key = f"{prefix}:preload"
+        self.cache_key = preload_cache_key(prefix)
         self._waiting: OrderedDict[tuple[str, str], tuple[float, str, list[Any]]] = OrderedDict()
         self._published: set[tuple[str, str, str]] = set()
         self._texts: dict[tuple[str, ...], str] = {}
@@ -413,6 +493,7 @@ __all__ = [
     "MOVE_SCRIPT",
     "ActiveLoad",
     "ComposedAdd",
+    "FetchingWorker",
     "FinishedOnce",
     "Preloads",
     "active_load_source",
@@ -421,5 +502,6 @@ __all__ = [
     "complete_add_source",
     "msgpack_str",
     "options_template",
+    "preload_cache_key",
     "sources",
 ]

@@ -205,7 +205,7 @@ class RedisCoordinationStore:
             more_keys, more_args, job = adds.tail(transition)
             reply = await self._call(run_id, adds.script, run_keys + more_keys, args + more_args)
             if len(reply) > 3 and job is not None:  # it also finished the job
-                adds.finished_here(job, reply[3])
+                adds.finished_here(job, reply[3], self.preloads)
         else:
             reply = await self._call(run_id, self._scripts.complete, run_keys, args)
         kind, text = reply[0], reply[1]

@@ -42,17 +42,19 @@ ARGV[4..]    JSON texts referenced by index: context values, the output, join en
              ([status, value]), the error record, the waiting details
 
 Composed with BullMQ's addStandardJob (composed.py, the script `complete+add`): after those keys
-and arguments come the add's, 9 keys (the queue's, composed.ADD_KEYS) and 6 arguments (its job
+and arguments come the add's, 9 keys (the queue's, composed.ADD_KEYS) and 8 arguments (its job
 key prefix, its name, the job name, the packed job options before and after the job id, the
-timestamp in ms), then BullMQ's moveToFinished's 14 keys and F arguments for the job being
-completed (none with F = 0), and last F. The reply then has a third element (below), and a
-fourth when the job was finished here.
+timestamp in ms, our key prefix and the preload cache key for fetched_load.lua), then BullMQ's
+moveToFinished's 14 keys and F arguments for the job being completed (none with F = 0), and
+last F. The reply then has a third element (below), and a fourth when the job was finished
+here.
 
 Returns {"applied", Applied JSON}, {"replay", recorded Applied JSON} or {"ignored", status};
 composed, {"applied", Applied JSON, mask[, finish]}: mask has one character per ready follow-up,
 "1" if its BullMQ job was added here (the worker adds the others); finish is moveToFinished's
 reply when this script also finished the job: only if nothing is left for the worker to do
-(every ready job added, nothing skipped, no loop end, the run goes on, no resume taken).
+(every ready job added, nothing skipped, no loop end, the run goes on, no resume taken). With
+fetch next, that reply is the next job's fetch, as moveToActive's, with load_fetched's load.
 Error NORUN if the run does not exist.
 Applied JSON: {"r": [[followup, 0], ...], "s": [[followup, status], ...],
                "l": [[[header id, prefix], [delivered edge indices], [Close, ...]], ...],
@@ -67,6 +69,8 @@ set compensating instead (docs/compensation.md); a paused run that would await s
 -- moveToFinished to FINISH_JOB right after this line; their keys come last in KEYS.
 local ADD_JOB, FINISH_JOB = nil, nil
 local ADD_KEYS, FINISH_KEYS = 0, 0
+-- With FINISH_JOB, lua/fetched_load.lua's load_fetched, for the job the finish fetches next.
+local LOAD_FETCHED = nil
 if ADD_JOB and tonumber(ARGV[#ARGV]) > 0 then
   FINISH_KEYS = 14
 end
@@ -451,7 +455,8 @@ local mask = {}
 local finish_args = tonumber(ARGV[#ARGV])
 local n = #ARGV - 1 - finish_args
 local job_prefix, queue_name, job_name, opts_head, opts_tail, stamp =
-  ARGV[n - 5], ARGV[n - 4], ARGV[n - 3], ARGV[n - 2], ARGV[n - 1], tonumber(ARGV[n])
+  ARGV[n - 7], ARGV[n - 6], ARGV[n - 5], ARGV[n - 4], ARGV[n - 3], tonumber(ARGV[n - 2])
+local our_prefix, cache_key = ARGV[n - 1], ARGV[n]
 local route = redis.call('HMGET', meta, 'queue', 'priority', 'routed')
 local plain = (not route[1] or route[1] == queue_name) and not (route[2] or route[3])
 local queue_end = #KEYS - FINISH_KEYS
@@ -510,11 +515,19 @@ end
 mask = table.concat(mask)
 -- The job itself (composed.py): finished here when the worker has nothing left to do for it,
 -- so no crash between this script and the worker's own moveToFinished can lose anything.
+-- With fetch next in its arguments, the finish also fetches the slot's next job (a table
+-- reply, as moveToActive's), which is loaded here as moveToActive+load would load it.
 if FINISH_JOB and FINISH_KEYS > 0 and all_added and not final and #skipped == 0
     and #loop_ends == 0 and not taken then
   local ok, finished = pcall(FINISH_JOB, {unpack(KEYS, #KEYS - FINISH_KEYS + 1, #KEYS)},
     {unpack(ARGV, #ARGV - finish_args, #ARGV - 1)})
-  if ok and type(finished) == 'number' then
+  if ok and type(finished) == 'table' and LOAD_FETCHED then
+    local loaded, with_load = pcall(LOAD_FETCHED, finished, our_prefix, cache_key)
+    if loaded then -- else the job goes without its load: the worker loads it
+      finished = with_load
+    end
+  end
+  if ok and (type(finished) == 'number' or type(finished) == 'table') then
     return {'applied', applied, mask, finished}
   end
 end

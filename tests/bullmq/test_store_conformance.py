@@ -696,12 +696,18 @@ async def test_the_store_validates_its_options(redis_client: Redis, redis_port: 
 def test_every_script_starts_with_its_keys_and_argv() -> None:
     lua = resources.files("flowcraft_bullmq").joinpath("lua")
     names = sorted(p.name for p in lua.iterdir() if p.name.endswith(".lua"))
-    # lib.lua is put in front of scripts; active_load.lua after BullMQ's (composed.py).
-    assert names == sorted([f"{name}.lua" for name in NAMES] + ["lib.lua", "active_load.lua"])
+    # lib.lua is put in front of scripts; active_load.lua after BullMQ's, fetched_load.lua (a
+    # function, its parameters listed instead) in the scripts that fetch a job (composed.py).
+    functions = ["fetched_load.lua"]
+    extra = ["lib.lua", "active_load.lua", *functions]
+    assert names == sorted([f"{name}.lua" for name in NAMES] + extra)
     for name in names:
         head = lua.joinpath(name).read_text("utf-8").split("]==]", 1)[0]
         assert head.startswith(f"--[==[ {name.removesuffix('.lua')}"), name
-        assert "KEYS[1" in head and "ARGV" in head, name
+        if name in functions:
+            assert "load_fetched(reply" in head, name
+        else:
+            assert "KEYS[1" in head and "ARGV" in head, name
 
 
 # --------------------------------------------------------------------------- batches

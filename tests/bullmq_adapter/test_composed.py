@@ -24,11 +24,13 @@ from distributed.test_memory_parity import CASES, make_registry
 
 from flowcraft_bullmq import composed
 from flowcraft_bullmq.adapter import BullMQAdapter
+from flowcraft_bullmq.composed import CURRENT_JOB
 from flowcraft_bullmq.multiplex import Multiplexer
 from flowcraft_bullmq.store import RedisCoordinationStore
 from flowcraft_core import load_blueprint
 from flowcraft_core.distributed import Job
 from flowcraft_core.distributed.preload import preload_keys
+from flowcraft_core.distributed.protocol import Transition
 from flowcraft_core.runtime.plan import get_plan
 from flowcraft_core.versioning import blueprint_pin
 
@@ -273,7 +275,7 @@ async def test_a_fetched_job_is_loaded_with_its_fetch(
         result = await a.wait_for_result(run_id, timeout_s=30)
     assert (result.status, result.context["_outputs.n3"]) == ("completed", 5)
     assert sent.count(store._scripts.load.sha) == 0
-    assert sent.count(fetch.script.sha) >= 4
+    assert sent.count(fetch.script.sha) >= 1  # n0's; n1..n3 came with n0..n2's finishes
     # complete+add finished n0..n2's jobs too; n3's completion ended the run (the worker then
     # has more to do), so BullMQ's worker finished that one.
     assert not finish.adds.finished
@@ -361,3 +363,72 @@ async def test_a_fetched_load_is_the_load_the_job_would_make(
         at, *rest = preloads._waiting[("run-1", "n1@")]
         preloads._waiting[("run-1", "n1@")] = (at - composed.PRELOAD_MAX_AGE_S - 1, *rest)
         assert preloads.take("run-1", "n1@", keys) is None  # stale
+
+
+# ----------------------------------------------------------------- finish + fetch next
+
+
+async def test_a_finish_fetches_the_slots_next_job_with_its_load(
+    redis_url: str, prefix: str, client: redis.Redis
+) -> None:
+    """A chain step's finish fetches its successor's job for the same slot (moveToFinished
+    with fetch next, as BullMQ for Node does), loaded in the same script: the slot runs it
+    without a fetch or a load of its own. Without it every step is fetched by the run loop."""
+    async with adapter(
+        redis_url, prefix, registry=make_registry(), blueprints=[chain(8)], concurrency=1
+    ) as a:
+        worker = a._bull_worker
+        assert isinstance(worker, composed.FetchingWorker) and worker.adds is not None
+        via = a._multiplexer
+        assert isinstance(via, Multiplexer)
+        store = _store(a)
+        fetch = worker.scripts.commands["moveToActive"]
+        assert isinstance(fetch, composed.ActiveLoad)
+        active: list[str] = []
+        worker.on("active", lambda job, prev: active.append(job.id))
+        sent = record_commands(via)
+        run_id = await a.start_run("chain", {"_inputs.n0": 1})
+        result = await a.wait_for_result(run_id, timeout_s=30)
+        assert not worker.adds.fetched  # every fetched job was run
+    assert (result.status, result.context["_outputs.n7"]) == ("completed", 9)
+    jobs = [f"{run_id}-n{i}-0" for i in range(8)]
+    assert active == jobs  # each job once, in order, announced as BullMQ's fetch does
+    # n1..n7 came with n0..n6's finishes (each finish's reply carried the next job): the run
+    # loop fetched n0, and found nothing before it (when it started) and after n7 (8 without).
+    assert sent.count(fetch.script.sha) <= 3
+    assert sent.count(store._scripts.load.sha) == 0
+    queue_prefix = f"{prefix}:flowcraft:"
+    assert all([await client.zscore(queue_prefix + "completed", job) for job in jobs])
+    assert not await client.lrange(queue_prefix + "active", 0, -1)
+    assert not await client.keys(queue_prefix + "*:lock")
+
+
+async def test_a_closing_or_paused_worker_finishes_without_fetching(
+    redis_url: str, prefix: str
+) -> None:
+    """A worker that is closing or paused takes no new job with a finish: what it fetched
+    would wait for a slot that no longer asks for jobs."""
+    async with adapter(
+        redis_url, prefix, registry=make_registry(), blueprints=[chain(2)], consume=False
+    ) as a:
+        worker = await a._start_worker("flowcraft")
+        try:
+            assert isinstance(worker, composed.FetchingWorker)
+            adds = _store(a).adds
+            assert adds is not None and adds.finishes
+            job = BullMQJob(worker, "node", {}, {}, "run-1-n0-0")
+            transition = Transition("n0@", "n0", (), "completed")
+            fetches = []
+            for closing, paused in ((False, False), (True, False), (False, True)):
+                worker.closing, worker.paused = closing, paused
+                token = CURRENT_JOB.set(("n0@", job, "token-1"))
+                try:
+                    _, args, finished = adds.tail(transition)
+                finally:
+                    CURRENT_JOB.reset(token)
+                assert finished == ("run-1-n0-0", "token-1")
+                fetches.append(args[-1 - args[-1] + 5])  # moveToFinished's ARGV[6]
+            worker.closing = worker.paused = False
+        finally:
+            await worker.close(force=True)
+    assert fetches == ["1", "", ""]
