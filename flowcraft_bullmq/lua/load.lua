@@ -42,17 +42,17 @@ else
     end
   end
 end
+-- The activation's records in acts, one read: applied, sleep, claim, batch input, child.
+local acts = redis.call('HMGET', KEYS[3], akey, akey .. '~wake', akey .. '~claim',
+  akey .. '~in', akey .. '~sub')
 return {
   meta[1], meta[2], meta[3],
-  redis.call('HGET', KEYS[3], akey),
+  acts[1],
   redis.call('HGET', KEYS[4], akey),
   redis.call('HEXISTS', KEYS[5], akey),
   redis.call('HGETALL', KEYS[6]),
   values,
-  redis.call('HGET', KEYS[3], akey .. '~wake'),
-  redis.call('HGET', KEYS[3], akey .. '~claim'),
-  redis.call('HGET', KEYS[3], akey .. '~in'),
-  redis.call('HGET', KEYS[3], akey .. '~sub'),
+  acts[2], acts[3], acts[4], acts[5],
   meta[4] or '0', meta[5],
   meta[6], meta[7], meta[8],
 }
