@@ -80,6 +80,10 @@ _HOOK: Final = "local ADD_JOB, FINISH_JOB = nil, nil\nlocal ADD_KEYS, FINISH_KEY
 #: complete.lua's line after which the fetched job's load is assigned (with a finish).
 _LOAD_HOOK: Final = "local LOAD_FETCHED = nil\n"
 
+#: The start of load.lua's read of the run's meta fields; composed, it reads them only when
+#: fetched_load.lua has not (META).
+_LOAD_META: Final = "local meta = redis.call('HMGET', KEYS[1], "
+
 #: The node job the current task handles (the adapter's processor sets it): its akey, BullMQ
 #: job and lock token. Its own completion may then finish it (`ComposedAdd.tail`).
 CURRENT_JOB: ContextVar[tuple[str, Any, str] | None] = ContextVar(
@@ -114,8 +118,15 @@ def _ours(name: str) -> str:
 
 def _load_functions() -> str:
     """load.lua as the function LOAD, then lua/fetched_load.lua (`load_fetched`, which calls
-    it): our load of a job a BullMQ script just fetched."""
-    return "local LOAD\n" + as_function(scripts.source("load"), "LOAD") + _ours("fetched_load.lua")
+    it): our load of a job a BullMQ script just fetched. LOAD takes the meta fields
+    load_fetched read (META) instead of reading them again."""
+    load = scripts.source("load")
+    if load.count(_LOAD_META) != 1:
+        raise ValueError("load.lua lost its meta read line")
+    load = load.replace(
+        _LOAD_META, "local meta = META or " + _LOAD_META.removeprefix("local meta = ")
+    )
+    return "local LOAD, META\n" + as_function(load, "LOAD") + _ours("fetched_load.lua")
 
 
 def complete_add_source(add_body: str, finish_body: str | None = None) -> str:

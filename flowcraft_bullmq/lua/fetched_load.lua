@@ -1,7 +1,8 @@
 --[==[ fetched_load: our load of a job BullMQ just moved to active (composed.py). Not a script:
 composed.py puts it after load.lua (as the local function LOAD) in the scripts that fetch a job:
 `moveToActive+load` (lua/active_load.lua) and `complete+add+finish`, whose finish may fetch the
-slot's next job (BullMQ's moveToFinished with fetch next).
+slot's next job (BullMQ's moveToFinished with fetch next). LOAD takes the run's meta fields
+read here from the local META (one read of the hash, not two).
 
 load_fetched(reply, prefix, cache_key)
   reply      BullMQ's fetch reply {job fields, job id, limitUntil, delayUntil}
@@ -40,11 +41,13 @@ local function load_fetched(reply, prefix, cache_key)
     end
   end
   local base = prefix .. ':{' .. data.runId .. '}:'
-  local run = redis.call('HMGET', base .. 'meta', 'blueprintId', 'blueprintVersion')
-  if not run[1] or not run[2] then
+  -- load.lua's fields, in its order (it returns them): 2 and 3 are the blueprint and its pin.
+  local run = redis.call('HMGET', base .. 'meta', 'status', 'blueprintId', 'blueprintVersion',
+    'episode', 'parent', 'queue', 'priority', 'routed')
+  if not run[2] or not run[3] then
     return reply
   end
-  local keys = redis.call('HGET', cache_key, run[1] .. '\n' .. run[2] .. '\n' .. data.nodeId)
+  local keys = redis.call('HGET', cache_key, run[2] .. '\n' .. run[3] .. '\n' .. data.nodeId)
   if not keys then
     return reply
   end
@@ -57,6 +60,7 @@ local function load_fetched(reply, prefix, cache_key)
       argv[#argv + 1] = key
     end
   end
+  META = run
   local loaded = LOAD({base .. 'meta', base .. 'ctx', base .. 'acts', base .. 'fired',
     base .. 'waiting', base .. 'join:' .. akey}, argv)
   if loaded.err then

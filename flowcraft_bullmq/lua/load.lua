@@ -20,6 +20,9 @@ Returns {status, blueprintId, blueprintVersion (the pin), recorded Applied JSON 
 Error NORUN if the run does not exist.
 ]==]
 
+-- In the scripts that load a job they fetched (composed.py), lua/fetched_load.lua has read
+-- these fields already (for the pin) and passes them as META: composed.py turns this line into
+-- "local meta = META or redis.call(...".
 local meta = redis.call('HMGET', KEYS[1], 'status', 'blueprintId', 'blueprintVersion',
   'episode', 'parent', 'queue', 'priority', 'routed')
 if not meta[1] then
