@@ -83,7 +83,10 @@ local joins, decided, fired, live = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local back, exits, waiting = KEYS[9], KEYS[10], KEYS[11]
 local frontier = KEYS[12] -- what the run is owed (keys.py): this akey leaves, follow-ups enter
 
-local status = redis.call('HGET', meta, 'status')
+-- The run's status, and its route for the composed add below: one read (this script never
+-- writes the route, so reading it here is reading it there).
+local run = redis.call('HMGET', meta, 'status', 'queue', 'priority', 'routed')
+local status = run[1]
 if not status then
   return redis.error_reply('NORUN run not found')
 end
@@ -457,8 +460,7 @@ local n = #ARGV - 1 - finish_args
 local job_prefix, queue_name, job_name, opts_head, opts_tail, stamp =
   ARGV[n - 7], ARGV[n - 6], ARGV[n - 5], ARGV[n - 4], ARGV[n - 3], tonumber(ARGV[n - 2])
 local our_prefix, cache_key = ARGV[n - 1], ARGV[n]
-local route = redis.call('HMGET', meta, 'queue', 'priority', 'routed')
-local plain = (not route[1] or route[1] == queue_name) and not (route[2] or route[3])
+local plain = (not run[2] or run[2] == queue_name) and not (run[3] or run[4])
 local queue_end = #KEYS - FINISH_KEYS
 local queue_keys = {unpack(KEYS, queue_end - ADD_KEYS + 1, queue_end)}
 local run_id = string.match(meta, '{([^{}]*)}:meta$')
