@@ -83,9 +83,10 @@ local joins, decided, fired, live = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local back, exits, waiting = KEYS[9], KEYS[10], KEYS[11]
 local frontier = KEYS[12] -- what the run is owed (keys.py): this akey leaves, follow-ups enter
 
--- The run's status, and its route for the composed add below: one read (this script never
--- writes the route, so reading it here is reading it there).
-local run = redis.call('HMGET', meta, 'status', 'queue', 'priority', 'routed')
+-- The run's status, its route for the composed add below and its inFlight count: one read
+-- (this script writes neither the route nor inFlight before their use below, so reading them
+-- here is reading them there).
+local run = redis.call('HMGET', meta, 'status', 'queue', 'priority', 'routed', 'inFlight')
 local status = run[1]
 if not status then
   return redis.error_reply('NORUN run not found')
@@ -409,10 +410,10 @@ end
 -- A sleep, a parked subflow, or a wait that took a resume, stays in flight; a subflow that
 -- waited was not in flight.
 local ended = (t.z or t.y or taken or was_waiting) and 0 or 1
-local in_flight = redis.call('HINCRBY', meta, 'inFlight',
-  #ready + #skipped + #loop_ends - ended)
+-- HINCRBY's count, written with progressAt in one HSET (an integer, as HINCRBY stores it).
+local in_flight = tonumber(run[5] or '0') + #ready + #skipped + #loop_ends - ended
 local now = now_s()
-redis.call('HSET', meta, 'progressAt', now)
+redis.call('HSET', meta, 'inFlight', in_flight, 'progressAt', now)
 local final = nil
 if in_flight == 0 then
   if redis.call('LLEN', errors) > 0 then
