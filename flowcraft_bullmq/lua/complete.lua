@@ -289,22 +289,24 @@ end
 
 local function resolve(jkey, r)
   local target, pred, new_status, expected = r[1], r[2], r[3], r[5]
-  if redis.call('SISMEMBER', decided, target) == 1 then
-    if expected ~= 0 then -- kept aside, never read by a job: retry_run restores it
-      redis.call('HSETNX', acts, '~late:' .. cjson.encode({target, pred}), ARGV[r[4]])
-    end
-    return
-  end
   local outcome
   if expected == 0 then
-    -- One predecessor: this resolution decides the activation.
-    redis.call('SADD', decided, target)
+    -- One predecessor: this resolution decides the activation, unless it was decided already
+    -- (SADD's reply tells; nothing else is written then).
+    if redis.call('SADD', decided, target) == 0 then
+      return
+    end
     open(r[8])
     redis.call('DEL', jkey)
     redis.call('HSET', jkey, pred, ARGV[r[4]])
     redis.call('SADD', joins, target)
     outcome = new_status
   else
+    if redis.call('SISMEMBER', decided, target) == 1 then
+      -- A late arrival at a decided join: kept aside, never read by a job (retry_run restores it).
+      redis.call('HSETNX', acts, '~late:' .. cjson.encode({target, pred}), ARGV[r[4]])
+      return
+    end
     if redis.call('SADD', joins, target) == 1 then
       -- First seen: the record starts with the unreachable predecessors, dead.
       for _, dead in ipairs(r[7]) do
