@@ -132,17 +132,35 @@ if t.q then
   end
 end
 
--- Writes, output, error, waiting mark.
+-- Writes, output, error, waiting mark. The context's writes and outputs in order, a run of
+-- sets as one HSET (a delete, or SET_MAX pairs, writes the pending ones first).
+local SET_MAX = 500
+local sets, n_sets = {}, 0
+local function flush_sets()
+  if n_sets > 0 then
+    redis.call('HSET', ctx, unpack(sets, 1, n_sets))
+    n_sets = 0
+  end
+end
+local function set(key, value)
+  sets[n_sets + 1], sets[n_sets + 2] = key, value
+  n_sets = n_sets + 2
+  if n_sets >= 2 * SET_MAX then
+    flush_sets()
+  end
+end
 for _, op in ipairs(t.o) do
   if op[2] == 0 then
+    flush_sets()
     redis.call('HDEL', ctx, op[1])
   else
-    redis.call('HSET', ctx, op[1], ARGV[op[2]])
+    set(op[1], ARGV[op[2]])
   end
 end
 for _, key in ipairs(t.k) do
-  redis.call('HSET', ctx, key, ARGV[t.v])
+  set(key, ARGV[t.v])
 end
+flush_sets()
 if t.e and not t.I then -- an item's error counts only if it fails its batch (below)
   redis.call('RPUSH', errors, ARGV[t.e])
 end
