@@ -286,6 +286,10 @@ if t.I then
   settle(t.I.k, b)
 end
 
+-- A join of up to SMALL_JOIN predecessors reads its entries at each arrival (one HVALS: their
+-- count is HLEN's); a larger one counts them first (HLEN), so an arrival does not read them all.
+local SMALL_JOIN = 16
+
 -- memory.decide: the join rule of SPEC 3.4 after `new_status` was added; nil = pending.
 local function decide(jkey, expected, join_any, new_status)
   if join_any and new_status == TAKEN then
@@ -294,10 +298,18 @@ local function decide(jkey, expected, join_any, new_status)
   if new_status == FAILED_RES then
     return FAILED_RES
   end
-  if redis.call('HLEN', jkey) < expected then
+  local entries
+  if expected <= SMALL_JOIN then
+    entries = redis.call('HVALS', jkey)
+    if #entries < expected then
+      return nil
+    end
+  elseif redis.call('HLEN', jkey) < expected then
     return nil
+  else
+    entries = redis.call('HVALS', jkey)
   end
-  for _, entry in ipairs(redis.call('HVALS', jkey)) do
+  for _, entry in ipairs(entries) do
     if tonumber(string.match(entry, '^%[(%d+),')) == TAKEN then
       return TAKEN
     end
