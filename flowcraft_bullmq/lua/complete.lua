@@ -317,6 +317,15 @@ local function decide(jkey, expected, join_any, new_status)
   return 1 -- DEAD
 end
 
+-- A join record started over: `target` joins `joins`, and an older record of it is deleted. A
+-- join key exists only for a member of `joins` (lib.lua's each_run_key finds them there), so
+-- only a target that was a member already can have one: the DEL is needed only then.
+local function fresh_record(jkey, target)
+  if redis.call('SADD', joins, target) == 0 then
+    redis.call('DEL', jkey)
+  end
+end
+
 local function resolve(jkey, r)
   local target, pred, new_status, expected = r[1], r[2], r[3], r[5]
   local outcome
@@ -327,9 +336,8 @@ local function resolve(jkey, r)
       return
     end
     open(r[8])
-    redis.call('DEL', jkey)
+    fresh_record(jkey, target)
     redis.call('HSET', jkey, pred, ARGV[r[4]])
-    redis.call('SADD', joins, target)
     outcome = new_status
   else
     if redis.call('SISMEMBER', decided, target) == 1 then
@@ -386,9 +394,8 @@ for i, n in ipairs(t.n) do
   if redis.call('SADD', back, n[1]) == 1 then
     local jkey = KEYS[first_next + i]
     open(n[5])
-    redis.call('DEL', jkey)
+    fresh_record(jkey, n[2])
     redis.call('HSET', jkey, n[3], ARGV[n[4]])
-    redis.call('SADD', joins, n[2])
     redis.call('SADD', decided, n[2])
     ready[#ready + 1] = '[' .. n[6] .. ',' .. TAKEN .. ']'
     redis.call('HSET', frontier, n[2], '["r",' .. ready[#ready] .. ']')
