@@ -75,6 +75,14 @@ if ADD_JOB and tonumber(ARGV[#ARGV]) > 0 then
   FINISH_KEYS = 14
 end
 
+-- HSET `key` to the first `n` items of `list` (field, value, ...), at most 500 pairs a call.
+-- (No upvalues: a closure that captures some costs each run of the script.)
+local function hset_pairs(key, list, n)
+  for i = 1, n, 1000 do
+    redis.call('HSET', key, unpack(list, i, math.min(i + 999, n)))
+  end
+end
+
 local TAKEN, FAILED_RES = 0, 2
 local DEAD_ENTRY = '[1,null]'
 
@@ -133,34 +141,23 @@ if t.q then
 end
 
 -- Writes, output, error, waiting mark. The context's writes and outputs in order, a run of
--- sets as one HSET (a delete, or SET_MAX pairs, writes the pending ones first).
-local SET_MAX = 500
+-- sets as one HSET (a delete writes the pending ones first).
 local sets, n_sets = {}, 0
-local function flush_sets()
-  if n_sets > 0 then
-    redis.call('HSET', ctx, unpack(sets, 1, n_sets))
-    n_sets = 0
-  end
-end
-local function set(key, value)
-  sets[n_sets + 1], sets[n_sets + 2] = key, value
-  n_sets = n_sets + 2
-  if n_sets >= 2 * SET_MAX then
-    flush_sets()
-  end
-end
 for _, op in ipairs(t.o) do
   if op[2] == 0 then
-    flush_sets()
+    hset_pairs(ctx, sets, n_sets)
+    n_sets = 0
     redis.call('HDEL', ctx, op[1])
   else
-    set(op[1], ARGV[op[2]])
+    sets[n_sets + 1], sets[n_sets + 2] = op[1], ARGV[op[2]]
+    n_sets = n_sets + 2
   end
 end
 for _, key in ipairs(t.k) do
-  set(key, ARGV[t.v])
+  sets[n_sets + 1], sets[n_sets + 2] = key, ARGV[t.v]
+  n_sets = n_sets + 2
 end
-flush_sets()
+hset_pairs(ctx, sets, n_sets)
 if t.e and not t.I then -- an item's error counts only if it fails its batch (below)
   redis.call('RPUSH', errors, ARGV[t.e])
 end

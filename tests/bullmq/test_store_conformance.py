@@ -225,6 +225,21 @@ async def test_a_chain_enqueues_its_successor_and_finishes(store: CoordinationSt
     }
 
 
+async def test_many_context_writes_land_in_order(store: CoordinationStore) -> None:
+    """complete.lua writes a run of sets as one HSET of at most 500 pairs, and a delete
+    after the sets before it: a key set, deleted and set again ends with its last value."""
+    await start(store, "a@", context={"old": 0})
+    ops = [(f"k{i}", i, False) for i in range(1200)]
+    ops += [("k5", None, True), ("old", None, True), ("k7", "again", False), ("k5", 5.5, False)]
+    ops += [("k9", None, True)]
+    await store.complete(R, step("a@", ops=ops, output=1, output_keys=("k8", "_outputs.a")))
+    status, context, _, _ = await store.result(R)
+    expected: dict[str, Any] = {f"k{i}": i for i in range(1200)}
+    expected |= {"k5": 5.5, "k7": "again", "k8": 1, "_outputs.a": 1}
+    del expected["k9"]
+    assert (status, context) == ("completed", expected)
+
+
 async def test_a_redelivered_transition_replays_and_changes_nothing(
     store: CoordinationStore,
 ) -> None:
