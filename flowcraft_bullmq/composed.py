@@ -43,6 +43,7 @@ from typing import Any, Final
 from bullmq import Job as BullMQJob
 from bullmq import Worker
 from bullmq.scripts import raw2NextJobData
+from msgpack import Packer, packb, unpackb
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
@@ -96,6 +97,48 @@ FINISHED_MAX: Final = 1000
 #: Stands for the job id in the options template (it is an option, `jobId`); as long as a
 #: typical job id (a str8 in msgpack, like most of them).
 _PLACEHOLDER: Final = "\x00flowcraft-job-id-placeholder-0123456789\x00"
+
+
+#: moveToFinished's packed options as BullMQ packs them for a completion, in its order: those
+#: that vary by job, and the others with the only value `FinishTemplate` takes (else no template).
+_VARIES: Final = ("token", "keepJobs", "attempts", "attemptsMade")
+_FIXED: Final[dict[str, Any]] = {
+    "limiter": None,
+    "maxMetricsSize": "",
+    "fpof": False,
+    "cpof": False,
+    "idof": False,
+    "rdof": False,
+}
+_FINISH_OPTS: Final = (
+    "token",
+    "keepJobs",
+    "limiter",
+    "lockDuration",
+    "attempts",
+    "attemptsMade",
+    "maxMetricsSize",
+    "fpof",
+    "cpof",
+    "idof",
+    "rdof",
+)
+#: Job options BullMQ packs into them (as fpof, cpof, idof, rdof): a job with any is finished
+#: with BullMQ's own function.
+_FAILURE_OPTS: Final = frozenset(
+    (
+        "failParentOnFailure",
+        "continueParentOnFailure",
+        "ignoreDependencyOnFailure",
+        "removeDependencyOnFailure",
+    )
+)
+#: keepJobs of a removeOnComplete True, False or None, as BullMQ's getKeepJobs makes it.
+_KEEP_NONE: Final = packb({"count": 0})
+_KEEP_ALL: Final = packb({"count": -1})
+_KEEP_COUNT: Final = packb({"count": 0})[:-1]  # {"count": n} without its n
+#: The lock token of `FinishTemplate`'s probes (any token not found elsewhere in the options).
+_PROBE_TOKEN: Final = "\x00flowcraft-token-placeholder\x00"
 
 
 def bullmq_script(name: str) -> str | None:
@@ -170,6 +213,126 @@ def options_template(queue: Any, job_options: Mapping[str, Any]) -> tuple[bytes,
     return head, tail
 
 
+class FinishTemplate:
+    """moveToFinished's keys and arguments for a job one BullMQ worker completes (the result
+    None), as its `Scripts.moveToCompletedArgs` makes them, from parts made once per worker.
+
+    BullMQ's function builds 14 keys and packs an 11-field options map per job (~7 µs, a tenth
+    of a worker's CPU); here only the job key, the token, keepJobs and the attempts vary. The
+    parts come from BullMQ's own output for probe jobs, and `build` checks that they rebuild
+    it; `completed` returns None for what they cannot express (the caller then calls BullMQ).
+    The worker's options are read once: BullMQ's Worker never changes them."""
+
+    __slots__ = (
+        "_args",
+        "_job_key",
+        "_keys",
+        "_keys_head",
+        "_keys_tail",
+        "_pack",
+        "_parts",
+        "_prefix",
+        "_scripts",
+    )
+
+    def __init__(
+        self, scripts: Any, keys: list[str], job_key: str, args: list[Any], parts: list[bytes]
+    ) -> None:
+        self._scripts = scripts
+        self._keys = scripts.keys  # its queue's keys (a new dict if its queue is renamed)
+        self._prefix = scripts.keys[""]  # ARGV[7]
+        at = keys.index(job_key)
+        self._keys_head, self._keys_tail = keys[:at], keys[at + 1 :]
+        self._job_key = job_key.removesuffix(_PLACEHOLDER)  # the job key without the id
+        self._args = args  # "returnvalue", "null", "completed" (ARGV[3..5])
+        self._parts = parts  # the packed options around the 4 values that vary
+        #: packb's packing without packb's new Packer per call (a worker's: one thread).
+        self._pack = Packer().pack
+
+    @classmethod
+    def build(cls, worker: Any) -> FinishTemplate | None:
+        """The template of `worker`'s completions; None if it has a limiter or metrics, or
+        if BullMQ's output is not what the template rebuilds."""
+        scripts = worker.scripts
+        if scripts is None or worker.opts.get("limiter") is not None:
+            return None
+        if worker.opts.get("metrics") is not None:
+            return None
+        try:
+            probes = []
+            for remove, fetch, attempts in ((False, True, 3), (7, False, 70_000)):
+                job = BullMQJob(worker, JOB_NAME, {}, {"attempts": attempts}, _PLACEHOLDER)
+                job.attemptsMade = attempts - 1
+                keys, args = scripts.moveToCompletedArgs(job, None, remove, _PROBE_TOKEN, fetch)
+                probes.append((job, remove, fetch, keys, args))
+            job, _, _, keys, args = probes[0]
+            job_key = scripts.toKey(_PLACEHOLDER)
+            if len(args) != 8 or keys.count(job_key) != 1 or not job_key.endswith(_PLACEHOLDER):
+                return None
+            template = cls(scripts, keys, job_key, args[2:5], _option_parts(args[7]))
+            for job, remove, fetch, keys, args in probes:
+                made = template.completed(job, remove, _PROBE_TOKEN, fetch, args[1])
+                if made != (keys, args):
+                    return None
+        except (AttributeError, KeyError, TypeError, ValueError):
+            return None
+        return template
+
+    def completed(
+        self, job: Any, remove: Any, token: str, fetch_next: bool, timestamp: int
+    ) -> tuple[list[str], list[Any]] | None:
+        """`Scripts.moveToCompletedArgs(job, None, remove, token, fetch_next)` made at
+        `timestamp` (ms), or None for a job or a `remove` the template does not cover."""
+        job_id, attempts, made = job.id, job.attempts, job.attemptsMade
+        if (
+            type(job_id) is not str
+            or type(token) is not str
+            or type(attempts) is not int
+            or type(made) is not int
+            or not _FAILURE_OPTS.isdisjoint(job.opts)
+            or self._scripts.keys is not self._keys
+        ):
+            return None
+        pack = self._pack
+        kind = type(remove)
+        if kind is int:
+            keep = _KEEP_COUNT + pack(remove)
+        elif kind is dict:
+            keep = pack(remove)
+        elif kind is bool or remove is None:
+            keep = _KEEP_NONE if remove else _KEEP_ALL
+        else:
+            return None
+        p = self._parts
+        packed = b"".join(
+            (p[0], pack(token), p[1], keep, p[2], pack(attempts), p[3], pack(made), p[4])
+        )
+        keys = [*self._keys_head, self._job_key + job_id, *self._keys_tail]
+        fetch = "1" if fetch_next else ""
+        return keys, [job_id, timestamp, *self._args, fetch, self._prefix, packed]
+
+
+def _option_parts(packed: bytes) -> list[bytes]:
+    """BullMQ's packed options of a probe (`FinishTemplate.build`) as the 5 parts around the
+    values that vary; ValueError if they are not the fields and values the template knows."""
+    fields = unpackb(packed)
+    if not isinstance(fields, dict) or tuple(fields) != _FINISH_OPTS:
+        raise ValueError("BullMQ's moveToFinished options changed")
+    parts, part = [], packed[:1]  # the map's header (11 entries: one byte)
+    for name, value in fields.items():
+        expected = _FIXED.get(name, value)
+        if type(value) is not type(expected) or value != expected:
+            raise ValueError(f"moveToFinished option {name} is not {expected!r}")
+        part += packb(name)
+        if name in _VARIES:
+            parts.append(part)
+            part = b""
+        else:
+            part += packb(value)
+    parts.append(part)
+    return parts
+
+
 class ComposedAdd:
     """What `RedisCoordinationStore.complete` needs to run `complete+add` for one queue: the
     registered script, the queue's keys and the arguments after ours."""
@@ -202,6 +365,9 @@ class ComposedAdd:
             template[1],
         ]
         self._load_args: list[Any] = [prefix, preload_cache_key(prefix)]
+        #: The finish templates of the workers whose jobs this composition finished, by the
+        #: worker's id: (the worker, its template or None: BullMQ's function).
+        self._templates: dict[int, tuple[Any, FinishTemplate | None]] = {}
 
     @classmethod
     def build(
@@ -234,7 +400,8 @@ class ComposedAdd:
         it (not a sleep, a wait or a parked subflow), the job's moveToFinished (as BullMQ's
         worker would call it next, the processor's result None); and (job id, token) then."""
         keys = self.keys
-        args = [*self._args, round(time.time() * 1000), *self._load_args]
+        now = round(time.time() * 1000)
+        args = [*self._args, now, *self._load_args]
         current = CURRENT_JOB.get()
         if (
             current is None
@@ -253,10 +420,23 @@ class ComposedAdd:
             and worker.adds is self  # its slots run what the finish fetches
             and not (worker.closing or worker.paused)
         )
-        finish_keys, finish_args = worker.scripts.moveToCompletedArgs(
-            job, None, job.opts.get("removeOnComplete", False), token, fetch_next
+        remove = job.opts.get("removeOnComplete", False)
+        template = self._template(worker)
+        finish = (
+            None if template is None else template.completed(job, remove, token, fetch_next, now)
         )
+        if finish is None:
+            finish = worker.scripts.moveToCompletedArgs(job, None, remove, token, fetch_next)
+        finish_keys, finish_args = finish
         return [*keys, *finish_keys], [*args, *finish_args, len(finish_args)], (job.id, token)
+
+    def _template(self, worker: Any) -> FinishTemplate | None:
+        found = self._templates.get(id(worker))
+        if found is None or found[0] is not worker:
+            if len(self._templates) >= 16:  # workers come and go (tests): keep a few
+                self._templates.clear()
+            found = self._templates[id(worker)] = (worker, FinishTemplate.build(worker))
+        return found[1]
 
     def finished_here(self, job: tuple[str, str], reply: Any, preloads: Preloads | None) -> None:
         """complete+add+finish finished `job` (id, token) with moveToFinished's `reply`; one
@@ -505,6 +685,7 @@ __all__ = [
     "ActiveLoad",
     "ComposedAdd",
     "FetchingWorker",
+    "FinishTemplate",
     "FinishedOnce",
     "Preloads",
     "active_load_source",

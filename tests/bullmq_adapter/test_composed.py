@@ -14,13 +14,16 @@ import itertools
 import json
 from collections.abc import Callable
 from typing import Any
+from unittest import mock
 
 import pytest
 import redis.asyncio as redis
 from adapter_support import adapter, chain, e, n
 from bullmq import Job as BullMQJob
-from bullmq import Queue
+from bullmq import Queue, Worker
 from distributed.test_memory_parity import CASES, make_registry
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flowcraft_bullmq import composed
 from flowcraft_bullmq.adapter import BullMQAdapter
@@ -432,3 +435,175 @@ async def test_a_closing_or_paused_worker_finishes_without_fetching(
         finally:
             await worker.close(force=True)
     assert fetches == ["1", "", ""]
+
+
+# ----------------------------------------------------------------- finish template
+
+#: Ints BullMQ packs (msgpack's whole range: fixints, 8 to 64 bits, negative).
+_INTS = st.one_of(st.integers(-3, 130), st.integers(-(2**63), 2**64 - 1))
+#: Strings of every msgpack length class (fixstr, str8, str16, str32), odd characters too.
+_TEXTS = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(
+        ["r" * 32 + "-n3-0", "z" * 300, "y" * 70_000, "caf\u00e9:\U0001f600", "a{b}:c"]
+    ),
+)
+#: removeOnComplete as BullMQ's getKeepJobs reads it.
+_REMOVES = st.one_of(
+    st.booleans(),
+    st.none(),
+    _INTS,
+    st.builds(lambda count: {"count": count}, _INTS),
+    st.builds(lambda age: {"age": age}, _INTS),
+    st.builds(lambda age, count: {"age": age, "count": count}, _INTS, _INTS),
+)
+
+
+def _finish_part(adds: composed.ComposedAdd, keys: list[str], args: list[Any]) -> Any:
+    """moveToFinished's keys and arguments in `ComposedAdd.tail`'s."""
+    return keys[len(adds.keys) :], args[-1 - args[-1] : -1]
+
+
+def _tail(adds: composed.ComposedAdd, job: Any, token: str) -> Any:
+    context = CURRENT_JOB.set(("n0@", job, token))
+    try:
+        keys, args, finished = adds.tail(Transition("n0@", "n0", (), "completed"))
+    finally:
+        CURRENT_JOB.reset(context)
+    assert finished == (job.id, token)
+    return _finish_part(adds, keys, args)
+
+
+async def test_the_finish_template_makes_bullmqs_move_to_completed_args(
+    redis_url: str, prefix: str
+) -> None:
+    """For any job, token, attempts, removeOnComplete and fetch flag, the template's keys and
+    arguments of moveToFinished are those BullMQ's own function makes, byte for byte (the
+    packed options too), at the same time; for workers of odd queue names and key prefixes."""
+    workers = [
+        Worker(
+            name, None, {"connection": redis_url, "prefix": key_prefix, "autorun": False, **opts}
+        )
+        for name, key_prefix, opts in (
+            ("flowcraft", prefix, {}),
+            ("q:with:colons", prefix + "{slot}", {"lockDuration": 123}),
+            ("caf\u00e9", "p" * 40, {"lockDuration": 2**40, "removeOnComplete": 5}),
+        )
+    ]
+    templates = [composed.FinishTemplate.build(worker) for worker in workers]
+    try:
+
+        @settings(max_examples=400, deadline=None)
+        @given(
+            which=st.integers(0, len(workers) - 1),
+            job_id=_TEXTS.filter(bool),
+            token=_TEXTS,
+            attempts=_INTS,
+            made=_INTS,
+            remove=_REMOVES,
+            fetch=st.booleans(),
+            now=st.floats(0, 4e9),
+            from_json=st.booleans(),
+        )
+        def check(
+            which: int,
+            job_id: str,
+            token: str,
+            attempts: int,
+            made: int,
+            remove: Any,
+            fetch: bool,
+            now: float,
+            from_json: bool,
+        ) -> None:
+            worker, template = workers[which], templates[which]
+            assert template is not None
+            opts = {"attempts": attempts, "removeOnComplete": remove}
+            if from_json:  # as BullMQ's worker makes a job it fetched
+                raw = {"name": "node", "data": "{}", "opts": json.dumps(opts), "atm": str(made)}
+                job = BullMQJob.fromJSON(worker, raw, job_id)
+            else:
+                job = BullMQJob(worker, "node", {}, opts, job_id)
+                job.attemptsMade = made
+            with mock.patch("time.time", return_value=now):
+                expected = worker.scripts.moveToCompletedArgs(job, None, remove, token, fetch)
+            made_here = template.completed(job, remove, token, fetch, round(now * 1000))
+            assert made_here == expected
+            assert isinstance(made_here[1][7], bytes)
+
+        check()
+    finally:
+        for worker in workers:
+            await worker.close()
+
+
+async def test_what_the_finish_template_cannot_express_is_bullmqs_function(
+    redis_url: str, prefix: str
+) -> None:
+    """A worker with a limiter or metrics has no template; a job with failure options (set or
+    read from its stored options), or a value of a type the template does not pack, is
+    finished with BullMQ's own function: `tail` gives what it gives."""
+    async with adapter(
+        redis_url, prefix, registry=make_registry(), blueprints=[chain(2)], consume=False
+    ) as a:
+        plain = await a._start_worker("flowcraft")
+        options = {"connection": redis_url, "prefix": f"{prefix}:flowcraft", "autorun": False}
+        limited = composed.FetchingWorker(
+            "flowcraft", None, {**options, "limiter": {"max": 5, "duration": 1000}}
+        )
+        measured = composed.FetchingWorker(
+            "flowcraft", None, {**options, "metrics": {"maxDataPoints": 10}}
+        )
+        try:
+            adds = _store(a).adds
+            assert adds is not None and adds.finishes
+            assert composed.FinishTemplate.build(plain) is not None
+            assert composed.FinishTemplate.build(limited) is None
+            assert composed.FinishTemplate.build(measured) is None
+            calls: list[str] = []
+            for worker in (plain, limited, measured):
+                own = worker.scripts.moveToCompletedArgs
+
+                def spy(job: Any, *args: Any, own: Any = own) -> Any:
+                    calls.append(job.id)
+                    return own(job, *args)
+
+                worker.scripts.moveToCompletedArgs = spy
+            cases: list[tuple[Any, Any, str, bool]] = [  # worker, job, token, by BullMQ
+                (plain, BullMQJob(plain, "node", {}, {}, "plain"), "t", False),
+                (limited, BullMQJob(limited, "node", {}, {}, "limiter"), "t", True),
+                (measured, BullMQJob(measured, "node", {}, {}, "metrics"), "t", True),
+                (
+                    plain,
+                    BullMQJob(plain, "node", {}, {"removeOnComplete": "yes"}, "str"),
+                    "t",
+                    True,
+                ),
+                (
+                    plain,
+                    BullMQJob(plain, "node", {}, {"removeOnComplete": 1.5}, "float"),
+                    "t",
+                    True,
+                ),
+                (plain, BullMQJob(plain, "node", {}, {"attempts": 2.0}, "attempts"), "t", True),
+                (plain, BullMQJob(plain, "node", {}, {"attempts": True}, "bool"), "t", True),
+                (plain, BullMQJob(plain, "node", {}, {}, "token"), b"bytes-token", True),
+            ]
+            for name in composed._FAILURE_OPTS:
+                job = BullMQJob(plain, "node", {}, {name: True}, name)
+                cases.append((plain, job, "t", True))
+            raw = {"name": "node", "data": "{}", "opts": json.dumps({"fpof": False})}
+            cases.append((plain, BullMQJob.fromJSON(plain, raw, "stored"), "t", True))
+            for worker, job, token, by_bullmq in cases:
+                calls.clear()
+                with mock.patch("time.time", return_value=1_700_000_000.0004):
+                    found = _tail(adds, job, token)
+                    remove = job.opts.get("removeOnComplete", False)
+                    expected = worker.scripts.moveToCompletedArgs(job, None, remove, token, False)
+                assert found[0] == expected[0] and found[1][:5] + found[1][6:] == (
+                    expected[1][:5] + expected[1][6:]  # ARGV[6]: fetch next (a plain one)
+                )
+                assert calls.count(job.id) == (2 if by_bullmq else 1), job.id
+        finally:
+            for worker in (plain, limited, measured):
+                await worker.close(force=True)
