@@ -150,9 +150,9 @@ async def follow(
     settle_s: float = 0.5,
 ) -> AsyncIterator[ev.FlowEvent]:
     """The run's events from its stream, oldest first, as they come. Ends once the run has
-    finished and no event came for `settle_s` (the last node's events are appended right
-    after the final status is written). `status(run_id)` reads the status (RunNotFoundError
-    for an unknown run)."""
+    finished and no event came for `settle_s` (a stalled job's `node:error` is appended
+    after the failure it applies, which may end the run). `status(run_id)` reads the status
+    (RunNotFoundError for an unknown run)."""
     key = RunKeys.of(prefix, run_id).events
     last = since
     while True:

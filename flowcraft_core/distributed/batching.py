@@ -127,8 +127,8 @@ async def run_item(
             transition.output = error_slot(record)
         else:
             transition.error = record.to_json()
+    await host.flush()  # before `complete`, which may make the gather ready (SPEC 7.1)
     applied = await worker.store.complete(run_id, transition)
-    await host.flush()
     await worker.follow(plan, run_id, applied, notify=loaded)
 
 

@@ -140,6 +140,7 @@ async def _complete_with(
     transition = worker.outcome_transition(
         host, plan, node, iteration, outcome, (False, None), time.perf_counter()
     )
+    await host.flush()  # before `complete`, which may make successors ready (SPEC 7.1)
     return await worker.store.complete(host.run_id, transition)
 
 
@@ -179,6 +180,7 @@ async def handle_parked(
         transition = worker.outcome_transition(
             host, plan, node, iteration, outcome, (False, None), started
         )
+        await host.flush()  # before `complete`, which may make successors ready (SPEC 7.1)
         applied = await worker.store.complete(run_id, transition)
     elif job.kind in (RESUME, NODE) and loaded.claimed is not None:
         # A resume claimed it: its resume job, or its node job (if that job was lost).
@@ -193,7 +195,6 @@ async def handle_parked(
             extra={"run_id": run_id, "node_id": node.id},
         )
         return
-    await host.flush()
     await worker.follow(plan, run_id, applied, notify=loaded)
 
 

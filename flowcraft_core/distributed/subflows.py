@@ -156,8 +156,8 @@ async def sync(worker: DistributedWorker, plan: ExecutionPlan, job: Job, loaded:
     transition.episode = child.episode
     if transition.outcome == WAITING:  # once per child episode
         transition.akey = f"{akey(node.id, iteration)}~wait~{child.episode}"
+    await host.flush()  # before `complete`, which may make successors ready (SPEC 7.1)
     applied = await store.complete(run_id, transition)
-    await host.flush()
     await worker.follow(plan, run_id, applied, notify=loaded)
 
 

@@ -136,7 +136,8 @@ class _JobHost(ActivationRunner):
         emitter = self.runtime._emitter
         if emitter is None or not self.events:
             return
-        events, self.events = self.events, []
+        events = self.events[:]
+        self.events.clear()  # the same list: the executor appends to it
         for event in events:
             await emitter(event)
 
@@ -242,11 +243,11 @@ class DistributedWorker:
             except RetryLater:
                 await host.flush()  # node:retry; the queue runs the next attempt
                 raise
+        await host.flush()  # before `complete`: it may make successors ready (SPEC 7.1)
         applied = await self.store.complete(run_id, transition)
         applied = await durable.after_complete(
             self, host, plan, node, job.iteration, transition, applied
         )
-        await host.flush()
         await self.follow(plan, run_id, applied, notify=loaded)
         if transition.child is not None and not applied.ignored:  # parked: start the child
             loaded.child = transition.child
@@ -298,6 +299,8 @@ class DistributedWorker:
             # notification) and another failer applied it first: that one reports it and
             # follows up (as the `loaded.done` return above, when they do not overlap).
             return
+        # After `complete` (a node job flushes before it), so that only the failer whose
+        # failure counts reports it; its node:error may then follow a successor's node:start.
         await host.flush()
         await self.follow(plan, run_id, applied, notify=loaded)
         if child_id is not None:
@@ -465,13 +468,8 @@ class DistributedWorker:
                 not current.replay or notify is None or current.finished == notify.status
             ):
                 ended = current.finished
-            if current.ready:
-                await self.queue.add_bulk(
-                    [route.job(plan, run_id, f.node_id, f.iteration) for f in current.ready]
-                )
-            for f in current.skipped:
-                node = plan.nodes[plan.by_id[f.node_id]]
-                if emitter is not None:
+            if emitter is not None:  # its node:skipped events before its ready jobs (SPEC 7.1)
+                for f in current.skipped:
                     await emitter(
                         NodeSkipped(
                             run_id=run_id,
@@ -481,6 +479,12 @@ class DistributedWorker:
                             reason="dead_path" if f.status == DEAD else "upstream_failed",
                         )
                     )
+            if current.ready:
+                await self.queue.add_bulk(
+                    [route.job(plan, run_id, f.node_id, f.iteration) for f in current.ready]
+                )
+            for f in current.skipped:
+                node = plan.nodes[plan.by_id[f.node_id]]
                 t = transitions.skipped(plan, node, f.iteration, f.status)
                 todo.append(await self.store.complete(run_id, t))
             for end in current.loop_ends:

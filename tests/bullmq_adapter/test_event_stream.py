@@ -70,6 +70,44 @@ def test_a_client_follows_the_events_of_a_worker_process(
     assert 0 < ttl <= TTL_S  # it expires with the run
 
 
+class _SlowBus:
+    """Holds some events back: the adapter's stream appends each event after its bus took it."""
+
+    def __init__(self, delays: dict[tuple[str, str], float]) -> None:
+        self.delays = delays
+
+    async def emit(self, event: ev.FlowEvent) -> None:
+        await asyncio.sleep(self.delays.get((event.type, getattr(event, "node_id", "")), 0))
+
+
+@pytest.mark.parametrize(
+    "delays",
+    [{("node:skipped", "y"): 0.05}, {("node:skipped", "y"): 0.05, ("node:finish", "x"): 0.2}],
+    ids=["skip_late", "skip_and_finish_late"],
+)
+async def test_the_stream_keeps_the_order_when_appends_are_slow(
+    redis_url: str, prefix: str, delays: dict[tuple[str, str], float]
+) -> None:
+    """SPEC 7.1 across activations: a slow append of y's node:skipped (by s's job) or of x's
+    node:finish (by x's job) lands before x, or the join j, starts (a job emits its events
+    before its completion can make a successor ready)."""
+    bus = _SlowBus(delays)
+    async with adapter(
+        redis_url,
+        prefix,
+        blueprints=[ROUTED],
+        registry=make_registry(),
+        event_stream=True,
+        event_bus=bus,
+    ) as instance:
+        run_id = await instance.start_run("ifelse", CONTEXT, run_id="r1")
+        followed = [event async for event in instance.events(run_id, settle_s=0.3)]
+    runtime_bus = InMemoryEventBus()
+    runtime = FlowRuntime(registry=make_registry(), blueprints=[ROUTED], event_bus=runtime_bus)
+    await runtime.run("ifelse", CONTEXT, run_id="r1")
+    assert _seen(followed) == _seen(runtime_bus.events)
+
+
 def _samples() -> list[ev.FlowEvent]:
     at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     base: dict[str, Any] = {"run_id": "r", "blueprint_id": "b", "timestamp": at}
