@@ -376,9 +376,10 @@ class BullMQAdapter:
 
     def _compose(self, store: CoordinationStore) -> None:
         """`complete` adds the successors' jobs itself (composed.py) when every job it would
-        add is plain: no per-job retry options, and no event bus, whose events of a completion
-        are emitted before its successors are enqueued (SPEC 7.1) only if the worker adds them
-        after emitting. Only on the multiplexed connection (one Redis, not a cluster)."""
+        add is plain: no per-job retry options, and no event bus: a completion's node:skipped
+        events, known from its reply, come before its ready successors' jobs (SPEC 7.1) only
+        if the worker adds them after emitting. Only on the multiplexed connection (one Redis,
+        not a cluster)."""
         if (
             isinstance(store, RedisCoordinationStore)
             and self._multiplexer is not None
