@@ -155,10 +155,6 @@ def as_function(body: str, variable: str) -> str:
     return f"{variable} = function(KEYS, ARGV)\n{body}\nend\n"
 
 
-def _ours(name: str) -> str:
-    return resources.files(__package__).joinpath("lua", name).read_text("utf-8")
-
-
 def _load_functions() -> str:
     """load.lua as the function LOAD, then lua/fetched_load.lua (`load_fetched`, which calls
     it): our load of a job a BullMQ script just fetched. LOAD takes the meta fields
@@ -169,7 +165,7 @@ def _load_functions() -> str:
     load = load.replace(
         _LOAD_META, "local meta = META or " + _LOAD_META.removeprefix("local meta = ")
     )
-    return "local LOAD, META\n" + as_function(load, "LOAD") + _ours("fetched_load.lua")
+    return "local LOAD, META\n" + as_function(load, "LOAD") + scripts.read("fetched_load")
 
 
 def complete_add_source(add_body: str, finish_body: str | None = None) -> str:
@@ -524,7 +520,7 @@ def active_load_source(move_body: str) -> str:
         "local MOVE_TO_ACTIVE\n"
         + as_function(move_body, "MOVE_TO_ACTIVE")
         + _load_functions()
-        + _ours("active_load.lua")
+        + scripts.read("active_load")
     )
 
 

@@ -43,7 +43,8 @@ WITH_LIB = frozenset(
 )
 
 
-def _read(name: str) -> str:
+def read(name: str) -> str:
+    """The text of `lua/<name>.lua` as it is in the package (no lib.lua in front)."""
     return resources.files(__package__).joinpath("lua", f"{name}.lua").read_text("utf-8")
 
 
@@ -52,8 +53,8 @@ def source(name: str) -> str:
     """The text sent to Redis for script `name` (read from the package once)."""
     if name not in NAMES:
         raise KeyError(name)
-    text = _read(name)
-    return _read("lib") + "\n" + text if name in WITH_LIB else text
+    text = read(name)
+    return read("lib") + "\n" + text if name in WITH_LIB else text
 
 
 class Scripts:
@@ -77,4 +78,4 @@ class Scripts:
     run_control: AsyncScript
 
 
-__all__ = ["NAMES", "WITH_LIB", "Scripts", "source"]
+__all__ = ["NAMES", "WITH_LIB", "Scripts", "read", "source"]
